@@ -1,0 +1,54 @@
+"""Zero-cost proxies: score an untrained network on one minibatch, in a fraction of one
+training step, as a cheap predictor of its trained accuracy.
+
+Proxies (registry :data:`PROXIES`, all "higher is better"):
+
+- ``grad_norm``, ``snip``, ``synflow`` and the ``params`` / ``flops`` baselines: Abdelfattah,
+  Mehrotra, Dudziak, Lane, "Zero-Cost Proxies for Lightweight NAS", ICLR 2021. ``snip`` is the
+  saliency of Lee, Ajanthan, Torr, "SNIP: Single-shot Network Pruning based on Connection
+  Sensitivity", ICLR 2019; ``synflow`` that of Tanaka, Kunin, Yamins, Ganguli, "Pruning neural
+  networks without any data by iteratively conserving synaptic flow", NeurIPS 2020.
+- ``naswot``: Mellor, Turner, Storkey, Crowley, "Neural Architecture Search without Training",
+  ICML 2021 (the log-determinant of the ReLU-code kernel).
+- ``jacob_cov``: the score of that paper's first version (arXiv:2006.04647v1), as evaluated by
+  Abdelfattah et al.
+
+``compute_proxies(model_or_spec, images, labels)`` scores a network or spec with any subset;
+``get_proxy(name)(model, images, labels)`` runs one proxy on prepared float images. Every
+proxy leaves the model exactly as it found it (parameters, ``.grad``, train/eval modes,
+BatchNorm statistics).
+"""
+
+from __future__ import annotations
+
+from tgsage.proxies import cost, gradient, jacob_cov, naswot, synflow  # noqa: F401 (register)
+from tgsage.proxies.base import (
+    PROXIES,
+    Proxy,
+    get_proxy,
+    list_proxies,
+    preserved,
+    register_proxy,
+    scored_layers,
+)
+from tgsage.proxies.compute import compute_proxies
+from tgsage.proxies.jacob_cov import input_jacobian, jacob_cov_score
+from tgsage.proxies.naswot import RELU_TYPES, logdet_or_neg_inf, naswot_kernel
+from tgsage.proxies.synflow import linearized_copy
+
+__all__ = [
+    "PROXIES",
+    "RELU_TYPES",
+    "Proxy",
+    "compute_proxies",
+    "get_proxy",
+    "input_jacobian",
+    "jacob_cov_score",
+    "linearized_copy",
+    "list_proxies",
+    "logdet_or_neg_inf",
+    "naswot_kernel",
+    "preserved",
+    "register_proxy",
+    "scored_layers",
+]
