@@ -1,8 +1,9 @@
-"""Search spaces: the layer space and the cell space, as buildable, hashable specs.
+"""Search spaces: the layer space, the cell space and NAS-Bench-201, as buildable, hashable specs.
 
-``get_space("layer", max_layers=10)`` / ``get_space("cell", blocks=5)`` give a
-:class:`SearchSpace` that any strategy drives through ``sample(suggest)`` (an ``optuna.Trial``
-works as ``suggest``); ``build_model(spec, ...)`` turns a spec into a ``FeatureNet``.
+``get_space("layer", max_layers=10)`` / ``get_space("cell", blocks=5)`` / ``get_space("nb201")``
+give a :class:`SearchSpace` that any strategy drives through ``sample(suggest)`` (an
+``optuna.Trial`` works as ``suggest``); ``build_model(spec, ...)`` turns a spec into a
+``FeatureNet``.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ from tgsage.spaces.choices import (
     Suggester,
 )
 from tgsage.spaces.layer_space import ConvLayer, LayerNet, LayerSpace, LayerSpec
+from tgsage.spaces.nb201 import NB201_OPS, NB201Net, NB201Space, NB201Spec
 from tgsage.spaces.presets import PUBLISHED_CIFAR10_PARAMS, get_preset, list_presets
 from tgsage.spaces.specs import ArchSpec, canonical_json, spec_from_dict, spec_from_json
 
-SPACES: dict[str, Callable[..., SearchSpace]] = {"layer": LayerSpace, "cell": CellSpace}
+SPACES: dict[str, Callable[..., SearchSpace]] = {
+    "layer": LayerSpace,
+    "cell": CellSpace,
+    "nb201": NB201Space,
+}
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
@@ -46,6 +52,7 @@ def list_spaces() -> list[str]:
 
 
 __all__ = [
+    "NB201_OPS",
     "OPS",
     "PUBLISHED_CIFAR10_PARAMS",
     "SPACES",
@@ -63,6 +70,9 @@ __all__ = [
     "LayerSpace",
     "LayerSpec",
     "Link",
+    "NB201Net",
+    "NB201Space",
+    "NB201Spec",
     "RandomSuggester",
     "SearchSpace",
     "StepToken",

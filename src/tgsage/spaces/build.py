@@ -11,9 +11,14 @@ from torch.utils.flop_counter import FlopCounterMode
 from tgsage.errors import SpecError
 from tgsage.spaces.cell_space import CellNet, CellSpec
 from tgsage.spaces.layer_space import LayerNet, LayerSpec
+from tgsage.spaces.nb201 import NB201Net, NB201Spec
 from tgsage.spaces.specs import ArchSpec, spec_from_dict, spec_from_json
 
-BUILDERS: dict[type[ArchSpec], Callable[..., nn.Module]] = {LayerSpec: LayerNet, CellSpec: CellNet}
+BUILDERS: dict[type[ArchSpec], Callable[..., nn.Module]] = {
+    LayerSpec: LayerNet,
+    CellSpec: CellNet,
+    NB201Spec: NB201Net,
+}
 
 
 def build_model(
