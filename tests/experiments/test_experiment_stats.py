@@ -199,3 +199,66 @@ def test_pairwise_kendall_equals_definition_on_all_pairs():
     n1, n2 = tx + both, ty + both
     want = (conc - disc) / np.sqrt((n0 - n1) * (n0 - n2))
     assert kendall_tau_b(np.array(x, float), np.array(y, float))[0] == pytest.approx(want)
+
+
+# ---------------------------------------------------------------------- zero-cost proxies
+def _with_proxies(recs: list[PoolRecord], seed: int = 3) -> list[PoolRecord]:
+    rng = np.random.default_rng(seed)
+    for r in recs:
+        # one proxy loosely tied to mature accuracy, one unrelated; ties in "params"
+        r.proxies = {"synflow": float((r.mature_accuracy or 0) + rng.normal(0, 0.1)),
+                     "params": float(rng.integers(0, 5))}
+    return recs
+
+
+def test_proxy_scores_get_one_budget_free_row_matching_scipy() -> None:
+    recs = _with_proxies(toy_pool())
+    rows = predictivity_table(recs, n_boot=50)
+    proxy_rows = [r for r in rows if r.score.startswith("Z:")]
+    assert [(r.budget, r.score) for r in proxy_rows] == [("init", "Z:synflow"),
+                                                          ("init", "Z:params")]
+    ok = [r for r in recs if r.ok]
+    y = [r.mature_accuracy for r in ok]
+    for row in proxy_rows:
+        x = [r.proxies[row.score[2:]] for r in ok]
+        assert row.spearman == pytest.approx(sps.spearmanr(x, y).statistic)
+        assert row.kendall == pytest.approx(sps.kendalltau(x, y).statistic)
+    # the budget-dependent scores are still there for every budget
+    assert {(r.budget, r.score) for r in rows} >= {(b, "P+TG") for b in BUDGETS}
+
+
+def test_rank_combination_equals_hand_built_score() -> None:
+    recs = _with_proxies(toy_pool(25, seed=4))
+    recs[3].proxies["synflow"] = float("nan")  # not measured: left out of that score
+    beta, alpha = 0.5, 2.0
+    rows = predictivity_table(recs, scores=["P+TG+rank(synflow)", "P+rank(Z:params)"],
+                              budgets=["1ep"], alpha=alpha, beta=beta, n_boot=20)
+    keep = [r for i, r in enumerate(recs) if i != 3 and r.ok]
+    p = np.array([r.point("1ep").accuracy for r in keep])
+    tg = np.array([r.point("1ep").tg for r in keep])
+    syn = np.array([r.proxies["synflow"] for r in keep])
+    y = np.array([r.mature_accuracy for r in keep])
+    # ranks by brute force: 1 + number below + half the ties (average rank), over n
+    ranks = np.array([(np.sum(syn < v) + (np.sum(syn == v) + 1) / 2) for v in syn]) / syn.size
+    combo = p + alpha * tg + beta * ranks
+    assert rows[0].n == 24
+    assert rows[0].spearman == pytest.approx(sps.spearmanr(combo, y).statistic)
+    assert rows[0].pearson == pytest.approx(sps.pearsonr(combo, y).statistic)
+    assert rows[1].n == 25  # params was measured everywhere
+
+
+def test_side_by_side_grid_places_every_row() -> None:
+    from tgsage.experiments import side_by_side
+
+    rows = predictivity_table(_with_proxies(toy_pool()), n_boot=20)
+    grid = side_by_side(rows, "kendall")
+    assert grid.budgets == list(BUDGETS)
+    assert grid.value.shape == (len(grid.scores), len(BUDGETS))
+    for r in rows:
+        i = grid.scores.index(r.score)
+        cols = range(len(BUDGETS)) if r.budget == "init" else [BUDGETS.index(r.budget)]
+        for j in cols:
+            assert grid.value[i, j] == pytest.approx(r.kendall, nan_ok=True)
+            assert grid.n[i, j] == r.n
+    with pytest.raises(Exception, match="metric"):
+        side_by_side(rows, "r2")

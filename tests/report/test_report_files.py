@@ -202,9 +202,24 @@ def test_predictivity_report(tmp_path):
     files = build_predictivity_report(toy_pool(), tmp_path, n_boot=30)
     names = [f.name for f in files]
     assert names == ["predictivity_pearson.png", "predictivity_spearman.png",
-                     "scatter_P.png", "scatter_P_TG.png", "report.html"]
+                     "scatter_P.png", "scatter_P_TG.png", "predictivity_side_by_side.png",
+                     "report.html"]
     for f in files[:-1]:
         assert_png(f)
     text = files[-1].read_text()
     assert_self_contained(text)
     assert "Alpha sweep" in text and "precision_at_k" in text and "S:L1" in text
+    assert "Side by side: spearman" in text
+
+
+def test_predictivity_report_with_proxies_and_table_truth(tmp_path):
+    pool = toy_pool()
+    rng = np.random.default_rng(1)
+    for r in pool:
+        r.proxies = {"synflow": float(rng.normal()), "params": float(rng.integers(1, 9))}
+        r.mature_source = "table"
+    files = build_predictivity_report(pool, tmp_path, n_boot=30)
+    assert_png(tmp_path / "predictivity_side_by_side.png")
+    text = files[-1].read_text()
+    # the proxies appear once in each side-by-side grid, and the page says where truth came from
+    assert text.count(">Z:synflow<") >= 3 and "ground-truth table" in text

@@ -227,8 +227,9 @@ def rerank_cmd(
 
 
 # ---------------------------------------------------------------------- predictivity
-def parse_pool(value: str, seed: int) -> list[Any]:
-    """``random:SPACE:N[:SEED]``, a specs file (one spec JSON per line) or ``RUN_DIR[:TOP]``."""
+def parse_pool(value: str, seed: int, ground_truth: Any = None) -> list[Any]:
+    """``random:SPACE:N[:SEED]``, ``table:N[:SEED]`` (a sample of the ground-truth table), a
+    specs file (one spec JSON per line) or ``RUN_DIR[:TOP]``."""
     from tgsage.experiments import (
         pool_from_records,
         pool_from_specs,
@@ -236,6 +237,20 @@ def parse_pool(value: str, seed: int) -> list[Any]:
         records_from_study,
     )
 
+    if value.startswith("table:"):
+        if ground_truth is None:
+            raise InputError(f"--pool {value!r} samples the ground-truth table: pass "
+                             "--ground-truth TABLE.csv too")
+        parts = value.split(":")
+        try:
+            n = int(parts[1])
+            pool_seed = int(parts[2]) if len(parts) > 2 else seed
+        except (IndexError, ValueError):
+            raise InputError(f"--pool {value!r}: expected table:N[:SEED], e.g. table:60") \
+                from None
+        if len(parts) > 3 or n < 1:
+            raise InputError(f"--pool {value!r}: expected table:N[:SEED] with N >= 1")
+        return list(ground_truth.sample(n, seed=pool_seed))
     if value.startswith("random:"):
         parts = value.split(":")
         try:
@@ -298,7 +313,8 @@ def _pool_progress(n: int, done: int, per_arch: int | None, enabled: bool
 def predictivity(
     pool: str = typer.Option(..., help="random:SPACE:N[:SEED] | specs.jsonl (one spec JSON a "
                              "line) | RUN_DIR[:TOP] (a finished search's top candidates)."),
-    teacher: Path = typer.Option(..., help="Teacher file (its probe images are scored)."),
+    teacher: Path | None = typer.Option(None, help="Teacher file (its probe images are "
+                                        "scored); without one only P and proxies."),
     data: str = typer.Option("synthetic", help=DATA_HELP),
     data_root: Path | None = typer.Option(None, help="Folder holding the dataset files."),
     train_size: int | None = typer.Option(None, help="Training images."),
@@ -309,6 +325,16 @@ def predictivity(
                                "or e.g. 20ep."),
     preset: str | None = typer.Option(None, help="Training preset (default: layer space)."),
     alpha: float = typer.Option(1.0, help="Weight of TG in P+TG."),
+    proxies: str = typer.Option("", help="Zero-cost proxies measured at initialisation, "
+                                "comma-separated, or 'all' (see tgsage.proxies)."),
+    ground_truth: Path | None = typer.Option(None, help="NAS-Bench-201 / NATS-Bench accuracy "
+                                             "table (CSV): mature accuracy from the table, "
+                                             "no mature training."),
+    gt_dataset: str = typer.Option("cifar10", help="Column of --ground-truth: cifar10, "
+                                   "cifar100, imagenet16 or a column name."),
+    combine: str = typer.Option("", help="Extra scores SCORE+rank(PROXY), comma-separated, "
+                                "e.g. 'P+TG+rank(synflow)' (beta * pool rank of the proxy)."),
+    beta: float = typer.Option(1.0, help="Weight of rank(PROXY) in --combine scores."),
     k: int = typer.Option(5, "--k", "-k", help="precision@k."),
     width_mult: float = typer.Option(1.0, help="Width multiplier for CPU runs."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
@@ -316,18 +342,31 @@ def predictivity(
     out: Path = typer.Option(Path("runs/predictivity"), "--out", "-o", help="Output folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """How well P, TG, P+TG and each S_i at short budgets predict mature accuracy (resumable)."""
+    """How well P, TG, P+TG, each S_i and zero-cost proxies predict mature accuracy
+    (resumable)."""
     from tgsage.experiments import alpha_sweep, predictivity_table, run_predictivity
     from tgsage.experiments.predictivity import pool_summary
     from tgsage.experiments.records import read_pool_records
+    from tgsage.experiments.stats import pool_scores
     from tgsage.report import build_predictivity_report
     from tgsage.teacher import Teacher
 
     budget_list = [b.strip() for b in budgets.split(",") if b.strip()]
-    if not budget_list:
-        raise InputError("--budgets: give at least one premature budget, e.g. 0.2ep,1ep,2ep")
-    t = Teacher.load(teacher)
-    specs = parse_pool(pool, seed)
+    proxy_list = [p.strip() for p in proxies.split(",") if p.strip()]
+    if proxy_list == ["all"]:
+        from tgsage.proxies import list_proxies
+
+        proxy_list = list_proxies()
+    if not budget_list and not proxy_list:
+        raise InputError("--budgets: give at least one premature budget, e.g. 0.2ep,1ep,2ep "
+                         "(or only --proxies)")
+    t = Teacher.load(teacher) if teacher is not None else None
+    gt = None
+    if ground_truth is not None:
+        from tgsage.experiments.ground_truth import load_nb201_table
+
+        gt = load_nb201_table(ground_truth, dataset=gt_dataset)
+    specs = parse_pool(pool, seed, gt)
     splits = load_data(data, data_root, train_size, val_size, resolution, seed)
     store = out / "pool.jsonl"
     stored = {r.spec_hash for r in read_pool_records(store)}
@@ -335,35 +374,46 @@ def predictivity(
     if done:
         console.print(f"resuming: {done} of {len(specs)} architectures already in {store}",
                       soft_wrap=True)
-    per_arch = expected_examples(mature, len(splits.train), preset)
+    longest = budget_list[-1] if gt is not None and budget_list else mature
+    per_arch = expected_examples(longest, len(splits.train), preset) if budget_list else 0
     with _pool_progress(len(specs), done, per_arch, not quiet) as (on_train, on_record):
         extra = {"progress": on_train} if on_train is not None else {}
         recs = run_predictivity(specs, splits, t, budgets=budget_list, mature=mature,
                                 config=preset, alpha=alpha, width_mult=width_mult,
                                 device=device, seed=seed, store=store, on_record=on_record,
-                                **extra)
-    rows = predictivity_table(recs, k=k, alpha=alpha, seed=seed)
+                                proxies=proxy_list, ground_truth=gt, **extra)
+    extra_scores = [c.strip() for c in combine.split(",") if c.strip()]
+    rows = predictivity_table(recs, scores=pool_scores(recs) + extra_scores, k=k,
+                              alpha=alpha, beta=beta, seed=seed)
     sweep = alpha_sweep(recs) if any(p.tg is not None for r in recs for p in r.points) else []
     summary = pool_summary(recs)
     table_path = out / "predictivity.json"
     table_path.write_text(json.dumps(_jsonable({
-        "pool": pool, "teacher": str(teacher), "budgets": budget_list, "mature": mature,
-        "alpha": alpha, "k": k, "summary": summary, "rows": [r.as_dict() for r in rows],
+        "pool": pool, "teacher": None if teacher is None else str(teacher),
+        "budgets": budget_list, "mature": "table" if gt is not None else mature,
+        "ground_truth": None if gt is None else {"path": str(ground_truth),
+                                                 "dataset": gt_dataset},
+        "proxies": proxy_list, "alpha": alpha, "beta": beta, "k": k, "summary": summary, "rows": [r.as_dict() for r in rows],
         "alpha_sweep": [a.as_dict() for a in sweep]}), indent=2))
     files = build_predictivity_report(recs, out, table=rows, alpha_rows=sweep or None,
                                       alpha=alpha, k=k, seed=seed)
-    table = Table(title=f"predicting mature accuracy ({summary['ok']} architectures, "
-                  f"{summary['failed']} failed)")
-    for col in ("budget", "score", "n", "Spearman [95% CI]", "Pearson", "Kendall",
-                f"precision@{k}"):
-        table.add_column(col, justify="left" if col in ("budget", "score") else "right",
-                         no_wrap=col.startswith("Spearman"))
-    for r in rows:
-        table.add_row(r.budget, r.score, str(r.n),
-                      f"{_fmt(r.spearman, 3)} [{_fmt(r.spearman_low, 2)}, "
-                      f"{_fmt(r.spearman_high, 2)}]",
-                      _fmt(r.pearson, 3), _fmt(r.kendall, 3), _fmt(r.precision_at_k, 2))
+    from tgsage.experiments.stats import side_by_side
+
+    grid = side_by_side(rows, "spearman")
+    table = Table(title=f"Spearman with mature accuracy [95% CI] ({summary['ok']} "
+                  f"architectures, {summary['failed']} failed"
+                  f"{'; mature accuracy from the table' if gt is not None else ''})")
+    table.add_column("score")
+    for b in grid.budgets:
+        table.add_column(b, justify="right", no_wrap=True)
+    for i, score in enumerate(grid.scores):
+        table.add_row(score, *[
+            "-" if not math.isfinite(grid.value[i, j]) else
+            f"{_fmt(grid.value[i, j], 2)} [{_fmt(grid.low[i, j], 2)}, {_fmt(grid.high[i, j], 2)}]"
+            for j in range(len(grid.budgets))])
     console.print(table)
+    console.print(f"Pearson, Kendall and precision@{k} per row: {table_path} and the report",
+                  soft_wrap=True)
     console.print(f"wrote {store}, {table_path} and {files[-1]}", soft_wrap=True)
 
 

@@ -6,6 +6,13 @@ probe-set RDMs, at each), then on to the mature budget on the same trajectory. T
 points therefore lie on the same run that gives the mature accuracy, which is what the paper
 correlates.
 
+Zero-cost proxies (``proxies=[...]``, see :mod:`tgsage.proxies`) are measured on the freshly
+initialised network from one fixed training minibatch, before any training, and stored with
+the record. With ``ground_truth`` (a :class:`~tgsage.experiments.ground_truth.GroundTruth`
+table, e.g. NAS-Bench-201's 200-epoch accuracies) the mature accuracy is read from the table
+and training stops after the last premature budget, so a pool costs only its premature
+budgets. A budget of zero (``"0ep"``) measures P and TG of the untrained network.
+
 Crash safety: with ``store=path`` every finished architecture (ok or failed) is appended to a
 JSON-lines file and fsynced before the next starts; a re-run reads the file and skips the
 architectures it holds (by spec hash), so an interrupted pool resumes where it stopped.
@@ -26,7 +33,7 @@ import numpy as np
 import torch
 
 from tgsage.data.base import DataSplits
-from tgsage.data.pipeline import get_augmentation
+from tgsage.data.pipeline import get_augmentation, normalize_images
 from tgsage.data.probe import ProbeSet
 from tgsage.errors import InputError, SpecError, TgsageError
 from tgsage.experiments.records import (
@@ -123,6 +130,21 @@ def _guidance(net: torch.nn.Module, trainer: Trainer, teacher: Teacher, probe: P
     return float(g.tg), dict(zip(g.teacher_layers, map(float, g.per_layer), strict=True))
 
 
+def _proxies(net: torch.nn.Module, trainer: Trainer, data: DataSplits, names: Sequence[str],
+             batch: int, seed: int) -> dict[str, float]:
+    """Zero-cost proxies of the untrained ``net`` on one seeded training minibatch."""
+    from tgsage.proxies import compute_proxies
+
+    n = len(data.train)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:min(batch, n)]
+    images = normalize_images(data.train.images[idx].to(trainer.device),
+                              get_augmentation(trainer.config.augment).normalize)
+    labels = data.train.labels[idx].to(trainer.device)
+    values = compute_proxies(net, images, labels, list(names), num_classes=data.num_classes,
+                             device=trainer.device, seed=seed)
+    return {k: float(v) for k, v in values.items()}
+
+
 def measure_architecture(
     spec: ArchSpec,
     data: DataSplits,
@@ -137,12 +159,20 @@ def measure_architecture(
     seed: int,
     batch_size: int,
     index: int = 0,
+    proxies: Sequence[str] = (),
+    proxy_batch: int = 64,
+    ground_truth: Any = None,
     **train_overrides: Any,
 ) -> PoolRecord:
-    """Train one architecture through ``budgets`` to ``mature``; never raises on a bad one."""
+    """Train one architecture through ``budgets`` to ``mature``; never raises on a bad one.
+
+    ``proxies``: zero-cost proxies measured at initialisation; ``ground_truth``: a table giving
+    the mature accuracy (``mature`` is then ignored and training ends after ``budgets``)."""
     t0 = time.perf_counter()
     rec = PoolRecord(spec_hash=spec.spec_hash, spec=spec.to_json(), status="failed",
-                     mature_budget=str(mature), index=index, seed=seed)
+                     mature_budget=None if ground_truth is not None else str(mature),
+                     index=index, seed=seed,
+                     mature_source="table" if ground_truth is not None else "trained")
 
     def fail(reason: str, message: str) -> PoolRecord:
         rec.failure_reason, rec.message = reason, message
@@ -159,14 +189,32 @@ def measure_architecture(
     except (SpecError, InputError) as exc:
         return fail("invalid_architecture", str(exc))
     rec.params = int(sum(p.numel() for p in net.parameters()))
+    if ground_truth is not None:
+        truth = ground_truth.lookup(spec)
+        if truth is None:
+            return fail("not_in_table", f"{spec.spec_hash} is not in the ground-truth table "
+                        f"{getattr(ground_truth, 'source', '')}")
     trainer = Trainer(net, data, config, device=device, seed=seed, **train_overrides)
-    order, rec.mature_steps = _ordered_budgets(trainer, budgets, mature)
+    if ground_truth is not None:
+        order = sorted(((b, trainer.budget_steps(b)) for b in budgets), key=lambda t: t[1])
+    else:
+        order, rec.mature_steps = _ordered_budgets(trainer, budgets, mature)
+    if proxies:
+        try:
+            rec.proxies = _proxies(net, trainer, data, proxies, proxy_batch, seed)
+        except torch.OutOfMemoryError as exc:
+            return fail("out_of_memory", str(exc))
+        except TgsageError as exc:
+            return fail("proxy_error", str(exc))
     for budget, _ in order:
         res = trainer.train_until(budget)
         if not res.ok:
             return fail(res.failure_reason or "error", res.message or "training failed")
+        accuracy = res.val_accuracy
+        if accuracy is None and res.steps == 0 and data.val is not None and len(data.val):
+            accuracy = trainer.evaluate()  # a zero budget: P of the untrained network
         point = BudgetPoint(budget=budget, steps=res.steps, examples=res.examples,
-                            epochs=float(res.epochs), accuracy=res.val_accuracy,
+                            epochs=float(res.epochs), accuracy=accuracy,
                             train_seconds=res.seconds)
         if teacher is not None and probe is not None:
             t1 = time.perf_counter()
@@ -179,6 +227,10 @@ def measure_architecture(
                 return fail(reason, str(exc))
             point.score_seconds = time.perf_counter() - t1
         rec.points.append(point)
+    if ground_truth is not None:
+        rec.mature_accuracy, rec.status = float(truth), "ok"
+        rec.seconds = time.perf_counter() - t0
+        return rec
     res = trainer.train_until(mature)
     if not res.ok:
         return fail(res.failure_reason or "error", res.message or "training failed")
@@ -207,6 +259,9 @@ def run_predictivity(
     batch_size: int = 250,
     retry_failed: bool = False,
     on_record: Callable[[PoolRecord], None] | None = None,
+    proxies: Sequence[str] = (),
+    proxy_batch: int = 64,
+    ground_truth: Any = None,
     **train_overrides: Any,
 ) -> list[PoolRecord]:
     """Measure a pool: for each architecture P/TG/S_i at ``budgets``, then mature accuracy.
@@ -223,12 +278,22 @@ def run_predictivity(
         store: JSON-lines file; finished architectures are appended, and ones already in it
             are skipped (``retry_failed`` re-runs those that failed).
         on_record: called with each newly measured record (progress reporting).
+        proxies: zero-cost proxies to measure at initialisation (:func:`tgsage.proxies.
+            list_proxies`), on ``proxy_batch`` seeded training images.
+        ground_truth: a table of mature accuracies (``lookup(spec) -> float | None``, e.g.
+            :func:`~tgsage.experiments.ground_truth.load_nb201_table`); architectures not in
+            it fail with reason "not_in_table"; ``mature`` is not trained.
 
     Returns the records of the pool, in pool order (stored ones included).
     """
     specs = pool_from_specs(pool)
-    if not budgets:
+    if not budgets and not proxies:
         raise InputError("budgets: give at least one premature budget, e.g. ['1ep', '2ep']")
+    if proxies:
+        from tgsage.proxies import get_proxy
+
+        for name in proxies:
+            get_proxy(name)  # an unknown name fails now, not after the first architecture
     probe = probe if probe is not None else (teacher.probe if teacher is not None else None)
     if teacher is not None:
         if probe is None:
@@ -238,6 +303,8 @@ def run_predictivity(
     out = []
     for i, spec in enumerate(specs):
         prev = done.get(spec.spec_hash)
+        if prev is not None and not set(proxies) <= set(prev.proxies) and prev.ok:
+            prev = None  # stored before these proxies were asked for: measure again
         if prev is not None and (prev.ok or not retry_failed):
             prev.index = i
             out.append(prev)
@@ -245,7 +312,8 @@ def run_predictivity(
         rec = measure_architecture(spec, data, teacher, budgets=list(budgets), mature=mature,
                                    config=config, probe=probe, width_mult=width_mult,
                                    device=device, seed=seed, batch_size=batch_size, index=i,
-                                   **train_overrides)
+                                   proxies=proxies, proxy_batch=proxy_batch,
+                                   ground_truth=ground_truth, **train_overrides)
         if store is not None:
             append_jsonl(store, {**rec.as_dict(), "alpha": alpha})
         log.info("predictivity %d/%d %s: %s", i + 1, len(specs), spec.spec_hash, rec.status)

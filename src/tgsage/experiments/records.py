@@ -25,9 +25,11 @@ from typing import Any
 
 from tgsage.errors import InputError
 
-# Score names understood by PoolRecord.value / the statistics: P, TG, P+TG (P + alpha * TG)
-# and "S:<teacher layer>" for one teacher layer's S_i.
+# Score names understood by PoolRecord.value / the statistics: P, TG, P+TG (P + alpha * TG),
+# "S:<teacher layer>" for one teacher layer's S_i and "Z:<proxy>" for a zero-cost proxy
+# (measured once at initialisation, so the same at every budget).
 LAYER_PREFIX = "S:"
+PROXY_PREFIX = "Z:"
 
 
 def _num(value: Any) -> float | None:
@@ -265,6 +267,8 @@ class PoolRecord:
     message: str | None = None
     index: int = 0  # position in the pool (tie-break order)
     seed: int = 0
+    proxies: dict[str, float] = field(default_factory=dict)  # zero-cost proxies at init
+    mature_source: str = "trained"  # or "table": mature accuracy read from a benchmark table
 
     @property
     def ok(self) -> bool:
@@ -281,7 +285,10 @@ class PoolRecord:
         return None
 
     def value(self, budget: str, score: str, alpha: float = 1.0) -> float | None:
-        """A score at a budget: "P", "TG", "P+TG" (P + alpha*TG) or "S:<teacher layer>"."""
+        """A score at a budget: "P", "TG", "P+TG" (P + alpha*TG), "S:<teacher layer>" or
+        "Z:<proxy>" (a zero-cost proxy: the same at every budget)."""
+        if score.startswith(PROXY_PREFIX):
+            return _num(self.proxies.get(score[len(PROXY_PREFIX):]))
         p = self.point(budget)
         if p is None:
             return None
@@ -294,7 +301,8 @@ class PoolRecord:
             return None if a is None or t is None else a + alpha * t
         if score.startswith(LAYER_PREFIX):
             return _num(p.per_layer.get(score[len(LAYER_PREFIX):]))
-        raise InputError(f"unknown score {score!r}; use 'P', 'TG', 'P+TG' or 'S:<layer>'")
+        raise InputError(f"unknown score {score!r}; use 'P', 'TG', 'P+TG', 'S:<layer>' or "
+                         "'Z:<proxy>'")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -303,6 +311,8 @@ class PoolRecord:
     def from_dict(cls, data: Mapping[str, Any]) -> PoolRecord:
         known = {f.name for f in fields(cls)}
         body = {k: v for k, v in data.items() if k in known and k != "points"}
+        body["proxies"] = {k: float(v) if v is not None else math.nan
+                           for k, v in (body.get("proxies") or {}).items()}
         pfields = {f.name for f in fields(BudgetPoint)}
         points = [BudgetPoint(**{k: v for k, v in p.items() if k in pfields})
                   for p in data.get("points", [])]

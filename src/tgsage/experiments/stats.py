@@ -28,6 +28,7 @@ input wins), which makes the value deterministic; k is capped at the number of a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -36,10 +37,12 @@ import numpy as np
 from scipy import stats as sps
 
 from tgsage.errors import InputError
-from tgsage.experiments.records import LAYER_PREFIX, PoolRecord
+from tgsage.experiments.records import LAYER_PREFIX, PROXY_PREFIX, PoolRecord
 
 METRICS = ("pearson", "spearman", "kendall", "precision_at_k")
 DEFAULT_CHUNK = 4_000_000
+INIT = "init"  # the budget label of zero-cost proxies (measured once, at initialisation)
+_RANK_COMBO = re.compile(r"^(?P<base>.+)\+rank\((?P<proxy>[^()]+)\)$")
 PAIRWISE_MAX_N = 100  # measured crossover: pairwise arrays win below, scipy's loop above
 
 
@@ -236,29 +239,62 @@ def pool_scores(records: Iterable[Any]) -> list[str]:
             has_tg = has_tg or p.tg is not None
             for name in p.per_layer:
                 layers.setdefault(name, None)
+    proxies: dict[str, None] = {}
+    for r in recs:
+        for name in r.proxies:
+            proxies.setdefault(name, None)
     scores = ["P"]
     if has_tg:
         scores += ["TG", "P+TG"]
-    return scores + [f"{LAYER_PREFIX}{name}" for name in layers]
+    return (scores + [f"{LAYER_PREFIX}{name}" for name in layers]
+            + [f"{PROXY_PREFIX}{name}" for name in proxies])
+
+
+def is_proxy_score(score: str) -> bool:
+    """Whether ``score`` is a zero-cost proxy alone (one value per architecture, any budget)."""
+    return score.startswith(PROXY_PREFIX)
+
+
+def pool_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks within the pool scaled to (0, 1] (average ranks for ties): puts a proxy on the
+    scale of an accuracy, so ``P + alpha*TG + beta*rank(proxy)`` mixes like terms."""
+    return sps.rankdata(x) / max(x.size, 1)
 
 
 def _columns(recs: list[PoolRecord], budget: str, scores: Sequence[str], target: str,
-             alpha: float = 1.0) -> tuple[list[np.ndarray], np.ndarray]:
+             alpha: float = 1.0, beta: float = 1.0) -> tuple[list[np.ndarray], np.ndarray]:
     """The scores and the target of the architectures that have all of them, in pool order
-    (pool order is the tie-break order of precision@k)."""
+    (pool order is the tie-break order of precision@k).
+
+    A score ``"<base>+rank(<proxy>)"`` is ``base + beta * pool_ranks(proxy)``, ranks taken
+    over the architectures kept (e.g. ``"P+TG+rank(Z:synflow)"``).
+    """
     if target != "mature_accuracy":
         raise InputError(f"unknown target {target!r}; the target is 'mature_accuracy'")
-    cols: list[list[float]] = [[] for _ in scores]
+    parts: list[tuple[str, str | None]] = []
+    for s in scores:
+        m = _RANK_COMBO.match(s)
+        if m is None:
+            parts.append((s, None))
+        else:
+            proxy = m["proxy"] if m["proxy"].startswith(PROXY_PREFIX) \
+                else PROXY_PREFIX + m["proxy"]
+            parts.append((m["base"], proxy))
+    names = list(dict.fromkeys([b for b, _ in parts] + [p for _, p in parts if p]))
+    cols: list[list[float]] = [[] for _ in names]
     ys: list[float] = []
     for r in recs:
-        xs = [r.value(budget, s, alpha) for s in scores]
+        xs = [r.value(budget, s, alpha) for s in names]
         y = r.mature_accuracy
         if y is None or any(x is None for x in xs):
             continue
         for c, x in zip(cols, xs, strict=True):
             c.append(float(x))  # type: ignore[arg-type]
         ys.append(float(y))
-    return [np.asarray(c, dtype=np.float64) for c in cols], np.asarray(ys, dtype=np.float64)
+    arrays = {n: np.asarray(c, dtype=np.float64) for n, c in zip(names, cols, strict=True)}
+    out = [arrays[b] if p is None else arrays[b] + beta * pool_ranks(arrays[p])
+           for b, p in parts]
+    return out, np.asarray(ys, dtype=np.float64)
 
 
 def predictivity_table(
@@ -269,6 +305,7 @@ def predictivity_table(
     budgets: Sequence[str] | None = None,
     k: int = 5,
     alpha: float = 1.0,
+    beta: float = 1.0,
     n_boot: int = 1000,
     n_boot_kendall: int | None = None,
     seed: int = 0,
@@ -278,27 +315,64 @@ def predictivity_table(
 
     ``records`` are :class:`PoolRecord` (or their dicts); failed ones are left out, and so is
     an architecture missing the score at that budget (``n`` says how many remained).
-    ``scores`` default: P, TG, P+TG (with ``alpha``) and S:<layer> for every teacher layer.
+    ``scores`` default: P, TG, P+TG (with ``alpha``), S:<layer> for every teacher layer and
+    Z:<proxy> for every zero-cost proxy measured. A proxy alone does not depend on the budget:
+    it gets one row, with budget ``"init"``. ``"<score>+rank(<proxy>)"`` adds
+    ``beta * pool_ranks(proxy)`` (e.g. ``"P+TG+rank(synflow)"``).
     Every (budget, score) pair uses its own generator seeded from ``seed`` and the pair, so a
     row does not change when other scores are added.
     """
     recs = _pool(records)
     budgets = list(budgets) if budgets is not None else pool_budgets(recs)
     scores = list(scores) if scores is not None else pool_scores(recs)
+    pairs = [(INIT, s) for s in scores if is_proxy_score(s)]
+    pairs += [(b, s) for b in budgets for s in scores if not is_proxy_score(s)]
     rows = []
-    for bi, budget in enumerate(budgets):
-        for score in scores:
-            (x,), y = _columns(recs, budget, [score], target, alpha)
-            rng = np.random.default_rng([seed, bi, _stable_id(score)])
-            est = correlation_estimates(x, y, k=k, n_boot=n_boot, n_boot_kendall=n_boot_kendall,
-                                        seed=rng, level=level)
-            flat: dict[str, float] = {}
-            for m in METRICS:
-                e = est[m]
-                flat[m], flat[f"{m}_low"], flat[f"{m}_high"] = e.value, e.low, e.high
-            rows.append(PredictivityRow(budget=budget, score=score, n=int(x.size),
-                                        k=min(k, int(x.size)), **flat))
+    for budget, score in pairs:
+        bi = 2**31 if budget == INIT else budgets.index(budget)
+        (x,), y = _columns(recs, budget, [score], target, alpha, beta)
+        rng = np.random.default_rng([seed, bi, _stable_id(score)])
+        est = correlation_estimates(x, y, k=k, n_boot=n_boot, n_boot_kendall=n_boot_kendall,
+                                    seed=rng, level=level)
+        flat: dict[str, float] = {}
+        for m in METRICS:
+            e = est[m]
+            flat[m], flat[f"{m}_low"], flat[f"{m}_high"] = e.value, e.low, e.high
+        rows.append(PredictivityRow(budget=budget, score=score, n=int(x.size),
+                                    k=min(k, int(x.size)), **flat))
     return rows
+
+
+@dataclass
+class SideBySide:
+    """One metric of a predictivity table as a (score x budget) grid, for side-by-side
+    comparison; zero-cost proxies (budget "init") repeat their one value in every column."""
+
+    metric: str
+    scores: list[str]
+    budgets: list[str]
+    value: np.ndarray  # (len(scores), len(budgets)); NaN where not measured
+    low: np.ndarray
+    high: np.ndarray
+    n: np.ndarray  # architectures behind each cell (0 = none)
+
+
+def side_by_side(rows: Sequence[PredictivityRow], metric: str = "spearman") -> SideBySide:
+    """Arrange :func:`predictivity_table` rows as a score x budget grid of ``metric``."""
+    if metric not in METRICS:
+        raise InputError(f"metric must be one of {METRICS}, not {metric!r}")
+    budgets = list(dict.fromkeys(r.budget for r in rows if r.budget != INIT))
+    scores = list(dict.fromkeys(r.score for r in rows))
+    shape = (len(scores), max(len(budgets), 1))
+    value, low, high = (np.full(shape, np.nan) for _ in range(3))
+    n = np.zeros(shape, dtype=np.int64)
+    for r in rows:
+        i = scores.index(r.score)
+        cols = range(shape[1]) if r.budget == INIT else [budgets.index(r.budget)]
+        for j in cols:
+            value[i, j], low[i, j] = getattr(r, metric), getattr(r, f"{metric}_low")
+            high[i, j], n[i, j] = getattr(r, f"{metric}_high"), r.n
+    return SideBySide(metric, scores, budgets or [INIT], value, low, high, n)
 
 
 def _stable_id(text: str) -> int:

@@ -21,12 +21,14 @@ from tgsage.experiments.stats import (
     alpha_sweep,
     pool_budgets,
     predictivity_table,
+    side_by_side,
 )
 from tgsage.report.drawings import draw_spec
 from tgsage.report.html import Section, write_html_report
 from tgsage.report.plots import (
     plot_best_so_far,
     plot_predictivity,
+    plot_predictivity_panels,
     plot_rdm_heatmap,
     plot_scatter,
     plot_similarity_matrix,
@@ -36,6 +38,22 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- tables
+def side_by_side_rows(table: Sequence[PredictivityRow], metric: str = "spearman"
+                      ) -> list[dict[str, Any]]:
+    """One row per score, one column per budget: "value [low, high]" of ``metric``."""
+    grid = side_by_side(table, metric)
+    rows = []
+    for i, score in enumerate(grid.scores):
+        row: dict[str, Any] = {"score": score}
+        for j, b in enumerate(grid.budgets):
+            v, lo, hi = grid.value[i, j], grid.low[i, j], grid.high[i, j]
+            row[b] = "-" if not np.isfinite(v) else (
+                f"{v:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi)
+                else f"{v:.2f}")
+        rows.append(row)
+    return rows
+
+
 def leaderboard_rows(records: Iterable[Any], top: int = 20, by: str = "score"
                      ) -> list[dict[str, Any]]:
     """The best distinct candidates by ``by``: rank, trial, hash, score, P, TG, S_i, cost."""
@@ -284,8 +302,22 @@ def build_predictivity_report(
                                           xlabel=f"{score} at {b}", ylabel="mature accuracy"))
                 imgs.append(files[-1])
                 caps.append(f"Paper Fig. 3 (top): {score} at {b} vs mature accuracy.")
+    if table:
+        files.append(plot_predictivity_panels(table, out / "predictivity_side_by_side.png"))
+        imgs.append(files[-1])
+        caps.append("Every score side by side: Spearman, Kendall and precision@k with mature "
+                    "accuracy per budget (bands: bootstrap 95% intervals; dotted: zero-cost "
+                    "proxies, measured once at initialisation).")
     if imgs:
         sections.append(Section("Predictivity", None, imgs, captions=caps))
+    truth = {r.mature_source for r in ok}
+    if truth == {"table"}:
+        sections.append(Section("Mature accuracy", "Read from the ground-truth table "
+                                "(published accuracies), not trained here."))
+    for metric in ("spearman", "kendall", "precision_at_k") if table else ():
+        sections.append(Section(f"Side by side: {metric}", "value [95% bootstrap interval]; "
+                                "rows: scores, columns: premature budgets.",
+                                table=side_by_side_rows(table, metric)))
     sections.append(Section("Correlations with mature accuracy", None,
                             table=[r.as_dict() for r in table]))
     if alpha_rows:

@@ -209,31 +209,67 @@ def plot_predictivity(
     shows the alpha sweep (paper Fig. 2). ``table``: PredictivityRow objects or dicts."""
     if not table:
         raise InputError("plot_predictivity: the table is empty (no measured architectures?)")
-    budgets = _budget_axis(table)
+    panels = 2 if alpha_rows else 1
+    fig = new_figure(6.0 * panels, 4.2)
+    _predictivity_panel(fig.add_subplot(1, panels, 1), table, metric, title)
+    if alpha_rows:
+        _alpha_panel(fig.add_subplot(1, 2, 2), alpha_rows, metric)
+    return save(fig, path)
+
+
+METRIC_LABELS = {"pearson": "Pearson r", "spearman": "Spearman rho", "kendall": "Kendall tau",
+                 "precision_at_k": "precision@k"}
+
+
+def _predictivity_panel(ax: Any, table: Sequence[Any], metric: str, title: str) -> None:
+    """Lines over budgets with bootstrap bands; budget-free rows (zero-cost proxies, budget
+    "init") as horizontal dotted lines with their band across the whole axis."""
+    budgets = [b for b in _budget_axis(table) if b != "init"] or ["init"]
     scores: dict[str, None] = {}
     for r in table:
         scores.setdefault(_get(r, "score"), None)
-    panels = 2 if alpha_rows else 1
-    fig = new_figure(6.0 * panels, 4.2)
-    ax = fig.add_subplot(1, panels, 1)
     xs = np.arange(len(budgets))
     for i, score in enumerate(scores):
         rows = {_get(r, "budget"): r for r in table if _get(r, "score") == score}
+        color = COLORS[i % len(COLORS)]
+        if set(rows) == {"init"}:
+            r = rows["init"]
+            ends = np.array([xs[0] - 0.2, xs[-1] + 0.2])
+            ax.plot(ends, [_get(r, metric)] * 2, ":", color=color, linewidth=1.6, label=score)
+            ax.fill_between(ends, _get(r, f"{metric}_low"), _get(r, f"{metric}_high"),
+                            color=color, alpha=0.06, linewidth=0)
+            continue
         y = np.array([_get(rows[b], metric) if b in rows else np.nan for b in budgets], float)
         lo = np.array([_get(rows[b], f"{metric}_low") if b in rows else np.nan
                        for b in budgets], float)
         hi = np.array([_get(rows[b], f"{metric}_high") if b in rows else np.nan
                        for b in budgets], float)
-        color = COLORS[i % len(COLORS)]
         style = "-" if not score.startswith("S:") else "--"
         ax.plot(xs, y, style, marker="o", color=color, label=score)
         ax.fill_between(xs, lo, hi, color=color, alpha=0.12, linewidth=0)
     ax.set_xticks(xs, budgets)
-    ax.set(xlabel="premature budget", ylabel=f"{metric} with mature accuracy", title=title)
+    ax.set(xlabel="premature budget", ylabel=f"{METRIC_LABELS.get(metric, metric)} with "
+           "mature accuracy", title=title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    if alpha_rows:
-        _alpha_panel(fig.add_subplot(1, 2, 2), alpha_rows, metric)
+
+
+def plot_predictivity_panels(
+    table: Sequence[Any],
+    path: str | Path,
+    *,
+    metrics: Sequence[str] = ("spearman", "kendall", "precision_at_k"),
+    title: str = "Every score against mature accuracy",
+) -> Path:
+    """Side by side, one panel per metric: each score (P, TG, P+TG, S_i, zero-cost proxies as
+    dotted horizontal lines) against the premature budget, with bootstrap 95% bands."""
+    if not table:
+        raise InputError("plot_predictivity_panels: the table is empty")
+    fig = new_figure(5.2 * len(metrics), 4.4)
+    for i, metric in enumerate(metrics):
+        _predictivity_panel(fig.add_subplot(1, len(metrics), i + 1), table, metric,
+                            f"{title}: {METRIC_LABELS.get(metric, metric)}" if i == 0
+                            else METRIC_LABELS.get(metric, metric))
     return save(fig, path)
 
 
