@@ -164,3 +164,16 @@ def test_cuda_matches_cpu_and_leaves_a_cpu_model_on_the_cpu(layer_spec):
         assert gpu[name] == cpu[name]
     for name in ("grad_norm", "snip", "synflow", "jacob_cov", "naswot"):
         assert gpu[name] == pytest.approx(cpu[name], rel=1e-3), name
+
+
+def test_grad_norm_and_snip_share_one_pass_with_the_same_values():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    x, y = torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0])
+    both = compute_proxies(model, x, y, ["grad_norm", "snip"], device="cpu")
+    assert len(calls) == 1
+    assert both["grad_norm"] == compute_proxies(model, x, y, "grad_norm")["grad_norm"]
+    assert both["snip"] == compute_proxies(model, x, y, "snip")["snip"]
+    assert len(calls) == 3

@@ -18,6 +18,7 @@ from tgsage.data.pipeline import (
 )
 from tgsage.errors import InputError
 from tgsage.proxies.base import PROXIES, Proxy, get_proxy
+from tgsage.proxies.gradient import sharing_weight_grads
 from tgsage.spaces import ArchSpec, build_model
 
 
@@ -117,7 +118,8 @@ def compute_proxies(
     preset, as in training) or float (used as given). ``labels`` (N,) int: needed by
     grad_norm and snip. ``batch_size``: score on a seeded random subset of that many images.
     ``device="auto"``: CUDA when available. Each proxy runs with the torch RNG seeded by
-    ``seed`` (and the caller's RNG state restored), so results repeat.
+    ``seed`` (and the caller's RNG state restored), so results repeat; grad_norm and snip
+    share one forward/backward pass.
 
     Undefined scores are NaN (non-finite outputs, a constant Jacobian row); naswot is -inf
     when its kernel is singular (e.g. no nn.ReLU modules).
@@ -146,8 +148,9 @@ def compute_proxies(
     x = x.to(dev, dtype)
     y = y.to(dev) if y is not None else None
     scores: dict[str, float] = {}
-    for proxy in proxies:
-        with torch.random.fork_rng(devices=rng_devices):
-            torch.manual_seed(seed)
-            scores[proxy.name] = proxy(model, x, y)
+    with sharing_weight_grads():
+        for proxy in proxies:
+            with torch.random.fork_rng(devices=rng_devices):
+                torch.manual_seed(seed)
+                scores[proxy.name] = proxy(model, x, y)
     return scores

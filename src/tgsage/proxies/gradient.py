@@ -6,6 +6,10 @@ do, and take gradients with ``torch.autograd.grad`` so no ``.grad`` of the model
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -40,16 +44,38 @@ def check_labels(labels: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     return labels
 
 
-def weight_grads(
-    model: nn.Module, images: torch.Tensor, labels: torch.Tensor
-) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+WeightGrads = list[tuple[torch.Tensor, torch.Tensor | None]]
+_SHARED: ContextVar[dict[tuple[int, int, int], WeightGrads] | None] = ContextVar(
+    "tgsage_proxy_weight_grads", default=None
+)
+
+
+@contextmanager
+def sharing_weight_grads() -> Iterator[None]:
+    """Inside, grad_norm and snip on the same (model, images, labels) objects reuse one
+    forward/backward pass (both run under the same seed, so the values are identical)."""
+    token = _SHARED.set({})
+    try:
+        yield
+    finally:
+        _SHARED.reset(token)
+
+
+def weight_grads(model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> WeightGrads:
     """``(W, dCE/dW)`` for every conv/linear weight, on one train-mode pass (None: unused)."""
+    cache = _SHARED.get()
+    key = (id(model), id(images), id(labels))
+    if cache is not None and key in cache:
+        return cache[key]
     weights = [m.weight for m in scored_layers(model)]
     with preserved(model, train=True), torch.enable_grad(), requiring_grad(weights):
         logits = logits_of(model(images))
         loss = F.cross_entropy(logits, check_labels(labels, logits))
         grads = torch.autograd.grad(loss, weights, allow_unused=True) if weights else ()
-    return [(w.detach(), g) for w, g in zip(weights, grads, strict=True)]
+    pairs = [(w.detach(), g) for w, g in zip(weights, grads, strict=True)]
+    if cache is not None:
+        cache[key] = pairs
+    return pairs
 
 
 def _total(values: list[torch.Tensor]) -> float:
