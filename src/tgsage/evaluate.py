@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -57,6 +57,8 @@ class CandidateResult:
     spec_hash: str | None = None
     params: int | None = None
     device: str = "cpu"
+    proxies: dict[str, float] = field(default_factory=dict)  # zero-cost proxies at init
+    proxy_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -72,6 +74,23 @@ def _score(kind: str, accuracy: float, tg: float | None, alpha: float) -> float:
     if tg is None:
         raise InputError(f"score {kind!r} needs a teacher")
     return float(tg) if kind == "tg" else combined_score(accuracy, tg, alpha)
+
+
+def measure_proxies(net: torch.nn.Module, data: DataSplits, names: Sequence[str], *,
+                    device: torch.device | str, normalize: str = "per_image", batch: int = 64,
+                    seed: int = 0) -> dict[str, float]:
+    """Zero-cost proxies of ``net`` as it is now, on one seeded minibatch of training images
+    (the same images for every candidate with the same ``seed``, so values compare)."""
+    from tgsage.data.pipeline import normalize_images
+    from tgsage.proxies import compute_proxies
+
+    n = len(data.train)
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:min(batch, n)]
+    images = normalize_images(data.train.images[idx].to(device), normalize)
+    labels = data.train.labels[idx].to(device)
+    values = compute_proxies(net, images, labels, list(names), num_classes=data.num_classes,
+                             device=device, seed=seed)
+    return {k: float(v) for k, v in values.items()}
 
 
 def build_candidate(candidate: Any, data: DataSplits, width_mult: float = 1.0
@@ -111,6 +130,8 @@ def evaluate_candidate(
     seed: int = 0,
     batch_size: int = 250,
     progress: Callable[[Progress], None] | None = None,
+    proxies: Sequence[str] = (),
+    proxy_batch: int = 64,
     **train_overrides: Any,
 ) -> CandidateResult:
     """Train ``candidate`` briefly and score it; see the module docstring.
@@ -124,6 +145,8 @@ def evaluate_candidate(
         config: a training preset name or TrainConfig (default: the layer-space preset).
         score: "p+tg" (default), "p" or "tg".
         probe: probe images (default: the teacher's own, which always match).
+        proxies: zero-cost proxies (:mod:`tgsage.proxies`) to measure on the untrained
+            network before training, from ``proxy_batch`` seeded training images.
     """
     if score not in SCORES:
         raise InputError(f"score must be one of {SCORES}, not {score!r}")
@@ -145,6 +168,22 @@ def evaluate_candidate(
     trainer = Trainer(net, data, config, device=device, seed=seed, progress=progress,
                       **train_overrides)
     result.device = str(trainer.device)
+    if proxies:
+        t0 = time.perf_counter()
+        try:
+            result.proxies = measure_proxies(net, data, proxies, device=trainer.device,
+                                             normalize=get_augmentation(
+                                                 trainer.config.augment).normalize,
+                                             batch=proxy_batch, seed=seed)
+        except TgsageError as exc:
+            result.failure_reason, result.message = "proxy_error", str(exc)
+            return result
+        except RuntimeError as exc:
+            if _is_oom(exc):
+                result.failure_reason, result.message = "out_of_memory", str(exc)
+                return result
+            raise
+        result.proxy_seconds = time.perf_counter() - t0
     train = trainer.train_until(budget)
     result.examples, result.steps = train.examples, train.steps
     result.train_seconds, result.eval_seconds = train.seconds, train.eval_seconds

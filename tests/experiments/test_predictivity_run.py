@@ -124,3 +124,45 @@ def test_mature_must_be_longer(tiny_objects, pool):
     with pytest.raises(ValueError, match="mature budget"):
         run_predictivity(pool[:1], tiny_objects, None, budgets=["20steps"], mature="10steps",
                          config="cpu_demo", width_mult=0.25, device="cpu")
+
+
+class _Table:
+    """A ground-truth table stand-in: ``lookup(spec)`` -> accuracy (None = not in it)."""
+
+    source = "fake.csv"
+
+    def __init__(self, acc: dict[str, float]) -> None:
+        self.acc = acc
+
+    def lookup(self, spec):
+        return self.acc.get(spec.spec_hash)
+
+
+def test_proxies_at_init_and_table_truth(tiny_objects, teacher, pool, tmp_path):
+    """Proxies measured before training; mature accuracy read from the table, not trained;
+    a zero budget gives P of the untrained network; architectures not in the table fail."""
+    from tgsage.spaces import build_model, count_params
+
+    torch.set_num_threads(1)
+    truth = _Table({pool[0].spec_hash: 0.9, pool[1].spec_hash: 0.4})
+    recs = run_predictivity(pool, tiny_objects, teacher, budgets=["0ep", "5steps"],
+                            config="cpu_demo", width_mult=0.25, device="cpu", seed=0,
+                            proxies=["params", "synflow"], ground_truth=truth,
+                            store=tmp_path / "pool.jsonl")
+    ok = [r for r in recs if r.ok]
+    assert [r.mature_accuracy for r in ok] == [0.9, 0.4]
+    assert all(r.mature_source == "table" and r.mature_steps is None for r in ok)
+    assert recs[2].status == "failed" and recs[2].failure_reason == "not_in_table"
+    for spec, r in zip(pool, ok, strict=False):
+        model = build_model(spec, num_classes=tiny_objects.num_classes,
+                            input_shape=tiny_objects.train.image_shape, width_mult=0.25)
+        assert r.proxies["params"] == count_params(model)
+        assert r.proxies["synflow"] > 0
+        assert [p.steps for p in r.points] == [0, 5]  # trained no further than 5 steps
+        assert r.points[0].accuracy is not None  # P at initialisation
+    rows = predictivity_table(recs, n_boot=10)
+    assert ("init", "Z:params") in {(r.budget, r.score) for r in rows}
+    # stored with the proxies: a re-run measures nothing again
+    again = read_pool_records(tmp_path / "pool.jsonl")
+    assert {r.spec_hash: r.proxies for r in again if r.ok} == \
+        {r.spec_hash: r.proxies for r in ok}

@@ -33,9 +33,10 @@ import numpy as np
 import torch
 
 from tgsage.data.base import DataSplits
-from tgsage.data.pipeline import get_augmentation, normalize_images
+from tgsage.data.pipeline import get_augmentation
 from tgsage.data.probe import ProbeSet
 from tgsage.errors import InputError, SpecError, TgsageError
+from tgsage.evaluate import measure_proxies
 from tgsage.experiments.records import (
     BudgetPoint,
     PoolRecord,
@@ -130,21 +131,6 @@ def _guidance(net: torch.nn.Module, trainer: Trainer, teacher: Teacher, probe: P
     return float(g.tg), dict(zip(g.teacher_layers, map(float, g.per_layer), strict=True))
 
 
-def _proxies(net: torch.nn.Module, trainer: Trainer, data: DataSplits, names: Sequence[str],
-             batch: int, seed: int) -> dict[str, float]:
-    """Zero-cost proxies of the untrained ``net`` on one seeded training minibatch."""
-    from tgsage.proxies import compute_proxies
-
-    n = len(data.train)
-    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:min(batch, n)]
-    images = normalize_images(data.train.images[idx].to(trainer.device),
-                              get_augmentation(trainer.config.augment).normalize)
-    labels = data.train.labels[idx].to(trainer.device)
-    values = compute_proxies(net, images, labels, list(names), num_classes=data.num_classes,
-                             device=trainer.device, seed=seed)
-    return {k: float(v) for k, v in values.items()}
-
-
 def measure_architecture(
     spec: ArchSpec,
     data: DataSplits,
@@ -201,7 +187,9 @@ def measure_architecture(
         order, rec.mature_steps = _ordered_budgets(trainer, budgets, mature)
     if proxies:
         try:
-            rec.proxies = _proxies(net, trainer, data, proxies, proxy_batch, seed)
+            rec.proxies = measure_proxies(
+                net, data, proxies, device=trainer.device, batch=proxy_batch, seed=seed,
+                normalize=get_augmentation(trainer.config.augment).normalize)
         except torch.OutOfMemoryError as exc:
             return fail("out_of_memory", str(exc))
         except TgsageError as exc:

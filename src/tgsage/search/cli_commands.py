@@ -25,7 +25,11 @@ def search(
     name: str | None = typer.Option(None, help="Study name."),
     run_dir: Path | None = typer.Option(None, help="Run folder (logs, default journal)."),
     strategy: str | None = typer.Option(None, help="random, tpe, rl, evolution."),
-    score: str | None = typer.Option(None, help="p, tg or p+tg."),
+    score: str | None = typer.Option(None, help="p, tg, p+tg, or proxy (a zero-cost proxy "
+                                     "alone, no training)."),
+    proxy: str | None = typer.Option(None, help="Zero-cost proxy: synflow, naswot, jacob_cov, "
+                                     "grad_norm, snip, params, flops."),
+    beta: float | None = typer.Option(None, help="Add beta * rank(proxy) to the score."),
     budget: str | None = typer.Option(None, help="Premature budget, e.g. 2ep."),
     objective: str | None = typer.Option(None, help="train, or simulate (fake, for tests)."),
     seed: int | None = typer.Option(None, help="Seed."),
@@ -40,7 +44,8 @@ def search(
     summary = run_search(config, progress=not (quiet or as_json), console=console,
                          workers=workers, n_candidates=n_candidates, storage=storage, name=name,
                          run_dir=run_dir, strategy=strategy, score=score, budget=budget,
-                         objective=objective, seed=seed, device=device)
+                         objective=objective, seed=seed, device=device, proxy=proxy,
+                         beta=beta)
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2, default=str))
     else:

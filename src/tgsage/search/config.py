@@ -64,8 +64,13 @@ class SearchConfig(BaseModel):
     space_options: dict[str, Any] = Field(default_factory=dict)
     strategy: str = "random"
     strategy_options: dict[str, Any] = Field(default_factory=dict)
-    score: Literal["p", "tg", "p+tg"] = "p+tg"
+    score: Literal["p", "tg", "p+tg", "proxy"] = "p+tg"
     alpha: float = 1.0
+    proxy: str | None = Field(None, description="Zero-cost proxy (tgsage.proxies): the whole "
+                              "score with score: proxy, else added as beta * rank(proxy).")
+    beta: float = Field(0.0, description="Weight of rank(proxy), the proxy's percentile among "
+                        "random architectures of the space, added to p, tg or p+tg.")
+    proxy_reference: int = Field(64, ge=2, description="Random architectures behind rank(proxy).")
     budget: str = "2ep"
     train: str | None = Field(None, description="Training preset (default: the space's).")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -109,7 +114,14 @@ class SearchConfig(BaseModel):
 
     @model_validator(mode="after")
     def _consistency(self) -> SearchConfig:
-        if self.score != "p" and self.objective == "train" and self.teacher is None:
+        if self.score == "proxy" and self.proxy is None:
+            raise ValueError("score 'proxy' needs 'proxy: <name>' (e.g. synflow, naswot)")
+        if self.beta != 0 and self.proxy is None:
+            raise ValueError("beta weighs rank(proxy): set 'proxy: <name>' too (or beta: 0)")
+        if self.score == "proxy" and self.beta != 0:
+            raise ValueError("score 'proxy' is the proxy alone; beta applies to p, tg or p+tg")
+        if self.score not in ("p", "proxy") and self.objective == "train" \
+                and self.teacher is None:
             raise ValueError(f"score {self.score!r} needs 'teacher: <teacher file>' "
                              "(or use score: p)")
         if self.grace_period <= self.heartbeat_interval:

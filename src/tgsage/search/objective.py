@@ -55,9 +55,16 @@ class SimulatedObjective:
         per_layer = {f"layer{i}": round(_unit(h, f"S{i}"), 6) for i in range(3)}
         tg = sum(per_layer.values()) / len(per_layer)
         kind, alpha = self.config.score, self.config.alpha
+        if kind == "proxy":
+            z = _unit(h, "Z")
+            return Outcome(True, z, base | {"proxies": {self.config.proxy: z}, "score": z})
         score = p if kind == "p" else tg if kind == "tg" else p + alpha * tg
-        return Outcome(True, score, base | {"P": p, "TG": tg, "per_layer": per_layer,
-                                            "score": score})
+        attrs = base | {"P": p, "TG": tg, "per_layer": per_layer}
+        if self.config.proxy is not None and self.config.beta:
+            z = _unit(h, "Z")
+            score += self.config.beta * z
+            attrs |= {"proxies": {self.config.proxy: z}, "proxy_rank": z}
+        return Outcome(True, score, attrs | {"score": score})
 
 
 class TrainObjective:
@@ -70,19 +77,76 @@ class TrainObjective:
         self.config = config
         self.teacher = Teacher.load(config.teacher) if config.teacher is not None else None
         self.data = get_dataset(config.data.name, **config.data.options)
+        self._reference: Any = None
+
+    def reference(self) -> Any:
+        """The rank(proxy) reference sample, measured once (cached in the run folder)."""
+        if self._reference is None:
+            from tgsage.search.proxy_score import build_reference, reference_path
+            from tgsage.spaces import get_space
+            from tgsage.train import get_preset
+
+            c = self.config
+            cache = reference_path(c.resolved_run_dir, c.proxy, c.proxy_reference, c.seed)
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                cache = None  # a worker on another machine without the run folder
+            from tgsage.data.pipeline import get_augmentation, resolve_device
+
+            self._reference = build_reference(
+                get_space(c.space, **c.space_options), c.proxy, self.data,
+                n=c.proxy_reference, seed=c.seed, width_mult=c.width_mult,
+                device=resolve_device(c.device), cache=cache,
+                normalize=get_augmentation(get_preset(c.train).augment).normalize)
+        return self._reference
+
+    def _proxy_only(self, spec: Any) -> Outcome:
+        """score: proxy - no training at all; the proxy of the untrained network."""
+        import time
+
+        import torch
+
+        from tgsage.data.pipeline import get_augmentation, resolve_device
+        from tgsage.evaluate import build_candidate, measure_proxies
+        from tgsage.train import get_preset
+
+        c = self.config
+        t0 = time.perf_counter()
+        device = resolve_device(c.device)
+        with torch.random.fork_rng(devices=[]):  # seeded weights, caller's RNG untouched
+            torch.manual_seed(c.seed)
+            model, _ = build_candidate(spec, self.data, c.width_mult)
+        values = measure_proxies(model.to(device), self.data, [c.proxy], device=device,
+                                 normalize=get_augmentation(get_preset(c.train).augment).normalize,
+                                 seed=c.seed)
+        z = values[c.proxy]
+        attrs: dict[str, Any] = {"examples": 0, "steps": 0, "train_seconds": 0.0,
+                                 "score_seconds": time.perf_counter() - t0, "proxies": values,
+                                 "params_count": sum(p.numel() for p in model.parameters())}
+        if z != z or z in (float("inf"), float("-inf")):
+            return Outcome(False, None, attrs | {"failure_reason": "proxy_undefined",
+                                                 "message": f"{c.proxy} is {z}"})
+        return Outcome(True, float(z), attrs | {"score": float(z)})
 
     def __call__(self, spec: Any) -> Outcome:
         from tgsage.evaluate import evaluate_candidate
 
         c = self.config
+        if c.score == "proxy":
+            return self._proxy_only(spec)
+        use_proxy = c.proxy is not None and c.beta != 0
         r = evaluate_candidate(spec, self.data, self.teacher if c.score != "p" else None,
                                budget=c.budget, config=c.train, score=c.score, alpha=c.alpha,
-                               width_mult=c.width_mult, device=c.device, seed=c.seed)
+                               width_mult=c.width_mult, device=c.device, seed=c.seed,
+                               proxies=[c.proxy] if use_proxy else ())
         attrs: dict[str, Any] = {
             "examples": r.examples, "steps": r.steps, "train_seconds": r.train_seconds,
             "eval_seconds": r.eval_seconds, "score_seconds": r.score_seconds,
             "params_count": r.params, "device": r.device,
         }
+        if r.proxies:
+            attrs["proxies"] = r.proxies
         if r.accuracy is not None:
             attrs["P"] = r.accuracy
         if r.tg is not None:
@@ -93,8 +157,15 @@ class TrainObjective:
             attrs.update(failure_reason=r.failure_reason or "failed",
                          message=(r.message or "")[:2000])
             return Outcome(False, None, attrs)
-        attrs["score"] = r.score
-        return Outcome(True, r.score, attrs)
+        score = r.score
+        if use_proxy and score is not None:
+            q = self.reference().percentile(r.proxies.get(c.proxy, float("nan")))
+            if q != q:  # the proxy is undefined for this network: it gets no bonus
+                q = 0.0
+            attrs["proxy_rank"] = q
+            score = score + c.beta * q
+        attrs["score"] = score
+        return Outcome(True, score, attrs)
 
 
 def make_objective(config: SearchConfig) -> Objective:
@@ -120,7 +191,15 @@ def check_objective(config: SearchConfig) -> None:
         if config.train not in list_presets():
             raise ConfigError(f"train: unknown training preset {config.train!r}; choose one of "
                               f"{list_presets()}")
-    if config.teacher is not None and config.score != "p":
+    if config.proxy is not None:
+        from tgsage.errors import TgsageError
+        from tgsage.proxies import get_proxy
+
+        try:
+            get_proxy(config.proxy)
+        except TgsageError as exc:
+            raise ConfigError(f"proxy: {exc}") from None
+    if config.teacher is not None and config.score not in ("p", "proxy"):
         from tgsage.teacher import Teacher
 
         if not config.teacher.exists():
