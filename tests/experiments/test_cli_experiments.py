@@ -236,3 +236,37 @@ def test_bad_pool_and_budgets_are_clear_errors(app, teacher_file, tmp_path) -> N
     res = CliRunner().invoke(app, [*base, "--pool", "random:layer:1", "--budgets", "5steps",
                                    "--mature", "3steps", "--device", "cpu", "--quiet"])
     assert res.exit_code == 2 and "must be longer" in _text(res)
+
+
+def test_predictivity_with_a_ground_truth_table_and_proxies(app, tmp_path) -> None:
+    """NAS-Bench-201 style: pool sampled from a generated table, mature accuracy read from
+    it (no mature training), zero-cost proxies side by side with P; no teacher needed."""
+    space = get_space("nb201")
+    specs = [space.random_spec(s) for s in range(6)]
+    csv = tmp_path / "nb201.csv"
+    rows = ["Index,CIFAR10TestAccuracy200Epochs,ArchitectureString"]
+    rows += [f"{i},{50 + 7 * i % 40}.5,{s.to_arch_string()}" for i, s in enumerate(specs)]
+    csv.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "pred"
+    res = CliRunner().invoke(app, [
+        "predictivity", "--pool", "table:5", "--ground-truth", str(csv), "--proxies",
+        "params,synflow", "--combine", "P+rank(synflow)", *TINY_DATA, "--budgets",
+        "0ep,32ex", "--preset", "cpu_demo", "--width-mult", "0.25", "--device", "cpu",
+        "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    pool = [json.loads(ln) for ln in (out / "pool.jsonl").read_text().splitlines()]
+    assert len(pool) == 5 and all(r["mature_source"] == "table" for r in pool)
+    truth = {s.spec_hash: (50 + 7 * i % 40 + 0.5) / 100 for i, s in enumerate(specs)}
+    assert all(r["mature_accuracy"] == pytest.approx(truth[r["spec_hash"]]) for r in pool)
+    assert all(max(p["examples"] for p in r["points"]) <= 64 for r in pool)  # no mature run
+    table = json.loads((out / "predictivity.json").read_text())
+    got = {(r["budget"], r["score"]): r for r in table["rows"]}
+    rho = stats.spearmanr([r["proxies"]["synflow"] for r in pool],
+                          [r["mature_accuracy"] for r in pool]).statistic
+    assert got[("init", "Z:synflow")]["spearman"] == pytest.approx(rho)
+    assert ("32ex", "P+rank(synflow)") in got and table["ground_truth"]["rows"] == 6
+    assert "Z:synflow" in res.output and "from the table" in res.output
+    # a pool drawn from a table needs the table
+    res = CliRunner().invoke(app, ["predictivity", "--pool", "table:5", *TINY_DATA,
+                                   "--out", str(out)])
+    assert res.exit_code != 0 and "--ground-truth" in res.output

@@ -25,7 +25,7 @@ SPACE_ARGS = [("layer", {"max_layers": 10}), ("layer", {"max_layers": 20}), ("ce
 
 
 def test_registry() -> None:
-    assert set(list_spaces()) == {"layer", "cell"}
+    assert set(list_spaces()) == {"layer", "cell", "nb201"}
     assert get_space("layer", max_layers=20).max_layers == 20
     with pytest.raises(SpecError, match="space: 'dag'"):
         get_space("dag")

@@ -14,6 +14,7 @@ from tgsage.experiments.efficiency import (
     step_values,
     table_at_cost,
 )
+from tgsage.experiments.ground_truth import GroundTruth, load_nb201_api, load_nb201_table
 from tgsage.experiments.predictivity import (
     as_spec,
     measure_architecture,
@@ -64,6 +65,7 @@ __all__ = [
     "BudgetPoint",
     "CandidateRecord",
     "Estimate",
+    "GroundTruth",
     "LongRun",
     "PoolRecord",
     "PredictivityRow",
@@ -78,6 +80,8 @@ __all__ = [
     "compare_searches",
     "correlation_estimates",
     "kendall_tau_b",
+    "load_nb201_api",
+    "load_nb201_table",
     "make_train_fn",
     "measure_architecture",
     "pearson",

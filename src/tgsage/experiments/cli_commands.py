@@ -311,8 +311,9 @@ def _pool_progress(n: int, done: int, per_arch: int | None, enabled: bool
 
 @friendly_errors
 def predictivity(
-    pool: str = typer.Option(..., help="random:SPACE:N[:SEED] | specs.jsonl (one spec JSON a "
-                             "line) | RUN_DIR[:TOP] (a finished search's top candidates)."),
+    pool: str = typer.Option(..., help="random:SPACE:N[:SEED] | table:N[:SEED] (sampled from "
+                             "--ground-truth) | specs.jsonl (one spec JSON or NAS-Bench-201 "
+                             "arch string a line) | RUN_DIR[:TOP] (a search's top candidates)."),
     teacher: Path | None = typer.Option(None, help="Teacher file (its probe images are "
                                         "scored); without one only P and proxies."),
     data: str = typer.Option("synthetic", help=DATA_HELP),
@@ -392,7 +393,8 @@ def predictivity(
         "pool": pool, "teacher": None if teacher is None else str(teacher),
         "budgets": budget_list, "mature": "table" if gt is not None else mature,
         "ground_truth": None if gt is None else {"path": str(ground_truth),
-                                                 "dataset": gt_dataset},
+                                                 "dataset": gt_dataset, "column": gt.column,
+                                                 "scale": gt.scale, "rows": len(gt)},
         "proxies": proxy_list, "alpha": alpha, "beta": beta, "k": k, "summary": summary, "rows": [r.as_dict() for r in rows],
         "alpha_sweep": [a.as_dict() for a in sweep]}), indent=2))
     files = build_predictivity_report(recs, out, table=rows, alpha_rows=sweep or None,

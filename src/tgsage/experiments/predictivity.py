@@ -56,10 +56,14 @@ log = logging.getLogger(__name__)
 
 # ---------------------------------------------------------------------- pools
 def as_spec(item: Any) -> ArchSpec:
-    """A spec from a spec object, its dict or its JSON text."""
+    """A spec from a spec object, its dict, its JSON text or a NAS-Bench-201 arch string."""
     if isinstance(item, ArchSpec):
         return item
     if isinstance(item, str):
+        if item.lstrip().startswith("|"):  # an official NAS-Bench-201 architecture string
+            from tgsage.spaces.nb201 import NB201Spec
+
+            return NB201Spec.from_arch_string(item.strip())
         return spec_from_json(item)
     if isinstance(item, dict):
         return spec_from_dict(item)
