@@ -25,6 +25,9 @@ imagenet_neural        paper (ImageNet training): RMSProp decay 0.9, momentum 0.
 resnet_cifar_teacher   He et al. 2016 CIFAR recipe (the paper does not state it): SGD momentum
                        0.9, lr 0.1, weight decay 1e-4, batch 128, lr /10 at 32k and 48k
                        iterations, stop at 64k = epochs 91, 136.5, 182 on 45k images.
+nas_bench_201          Dong & Yang 2020 (NAS-Bench-201, Table 2 / NATS-Bench "200" setting): SGD
+                       Nesterov 0.9, lr 0.1 cosine-annealed to 0, weight decay 5e-4, batch 256,
+                       200 epochs, random crop (pad 4) + flip; what its accuracies are after.
 cpu_demo               ours: SGD Nesterov 0.9, lr 0.05, weight decay 5e-4, batch 64, cosine over
                        15 epochs; for minutes-long CPU runs.
 =====================  =====================================================================
@@ -204,6 +207,11 @@ PRESETS: dict[str, TrainConfig] = {
         batch_size=128, schedule="multistep", milestones=(91.0, 136.5), gamma=0.1,
         epochs=182.0, augment="cifar",
         description="He et al. 2016 ResNet CIFAR recipe (32k/48k/64k iterations at b=128).",
+    ),
+    "nas_bench_201": TrainConfig(
+        optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4,
+        batch_size=256, schedule="cosine", epochs=200, augment="cifar",
+        description="NAS-Bench-201's training recipe (200 epochs, cosine from 0.1, batch 256).",
     ),
     "cpu_demo": TrainConfig(
         optimizer="sgd", lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4,
