@@ -29,6 +29,8 @@ def test_paper_sample_counts_and_budgets() -> None:
     assert by_name["cifar100_layer20"].space_options == {"max_layers": 20}
     assert by_name["cifar100_cell"].space == "cell" and by_name["cifar100_cell"].budget == "2ep"
     assert by_name["neural_imagenet64"].budget == "1/5ep"
+    nb201 = by_name["nb201_cifar10"]
+    assert (nb201.space, nb201.proxy, nb201.train) == ("nb201", "synflow", "nas_bench_201")
 
 
 def test_demo_yaml_equals_builtin_defaults() -> None:
