@@ -130,6 +130,8 @@ def compute_proxies(
         raise InputError(f"proxies {missing} need labels; pass labels=<int (N,)> or drop them")
     x, y = prepare_batch(images, labels, batch_size, seed, normalize_mode(normalize))
     dev = resolve_device(device)
+    if dev.type == "cuda" and dev.index is None:  # "cuda" must equal the params' "cuda:0"
+        dev = torch.device("cuda", torch.cuda.current_device())
     rng_devices = _rng_devices(dev)
     if isinstance(model_or_spec, nn.Module):
         model = _on_device(model_or_spec, dev)
