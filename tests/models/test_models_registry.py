@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -83,3 +84,14 @@ def test_registry_errors_name_choices():
         get_model("resnet_imaginary")
     with pytest.raises(ConfigError, match="shortcut"):
         get_model("resnet_cifar", shortcut="C")
+
+
+def test_resnet_relus_are_modules_so_naswot_sees_them():
+    """NASWOT hooks nn.ReLU modules: 2 per block + the stem's, and a finite log-determinant."""
+    from tgsage.proxies import compute_proxies
+
+    torch.manual_seed(0)
+    net = get_model("resnet_cifar", n=1, num_classes=10, width_mult=0.25)
+    assert sum(isinstance(m, torch.nn.ReLU) for m in net.modules()) == 2 * 3 + 1
+    x = torch.randn(16, 3, 16, 16)
+    assert np.isfinite(compute_proxies(net, x, names="naswot", device="cpu")["naswot"])

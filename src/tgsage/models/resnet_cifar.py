@@ -48,6 +48,8 @@ class BasicBlock(nn.Module):
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
+        # ReLU modules rather than F.relu: hooks (NASWOT's activation codes) can see them
+        self.relu1, self.relu2 = nn.ReLU(inplace=True), nn.ReLU(inplace=True)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_planes != planes:
             if shortcut == "A":
@@ -59,9 +61,9 @@ class BasicBlock(nn.Module):
                 )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.relu1(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x), inplace=True)
+        return self.relu2(out + self.shortcut(x))
 
 
 class ResNetCifar(FeatureModule):
@@ -89,6 +91,7 @@ class ResNetCifar(FeatureModule):
         self.n, self.shortcut_option, self.widths = n, shortcut, tuple(widths)
         self.conv1 = nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(widths[0])
+        self.relu = nn.ReLU(inplace=True)
         stacks = []
         in_planes = widths[0]
         for i, planes in enumerate(widths):
@@ -117,7 +120,7 @@ class ResNetCifar(FeatureModule):
     def forward_with_features(
         self, x: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        x = self.relu(self.bn1(self.conv1(x)))
         f1 = self.stack1(x)
         f2 = self.stack2(f1)
         f3 = self.stack3(f2)
