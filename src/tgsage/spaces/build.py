@@ -12,6 +12,7 @@ from tgsage.errors import SpecError
 from tgsage.spaces.cell_space import CellNet, CellSpec
 from tgsage.spaces.layer_space import LayerNet, LayerSpec
 from tgsage.spaces.nb201 import NB201Net, NB201Spec
+from tgsage.spaces.pooling import native_pooling
 from tgsage.spaces.specs import ArchSpec, spec_from_dict, spec_from_json
 
 BUILDERS: dict[type[ArchSpec], Callable[..., nn.Module]] = {
@@ -73,7 +74,7 @@ def count_flops(model: nn.Module, input_shape: Sequence[int] | None = None) -> i
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), native_pooling(), FlopCounterMode(display=False) as counter:
             model(torch.zeros(1, *shape, device=device))
     finally:
         model.train(was_training)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tgsage.spaces.pooling import AvgPool3x3
+
 OPS: tuple[str, ...] = (
     "identity",
     "avg_pool_3x3",
@@ -95,7 +97,7 @@ def identity(c: int, stride: int) -> nn.Module:
 
 OP_FACTORIES: dict[str, Callable[[int, int], nn.Module]] = {
     "identity": identity,
-    "avg_pool_3x3": lambda c, s: nn.AvgPool2d(3, stride=s, padding=1, count_include_pad=False),
+    "avg_pool_3x3": lambda c, s: AvgPool3x3(s),
     "max_pool_3x3": lambda c, s: nn.MaxPool2d(3, stride=s, padding=1),
     "dil_conv_3x3": dil_conv,
     "conv_1x7_7x1": conv_1x7_7x1,

@@ -43,6 +43,7 @@ from tgsage.errors import SpecError
 from tgsage.features import FeatureModule
 from tgsage.spaces.cell_ops import ReLUConvBN
 from tgsage.spaces.choices import ControllerStep, Head, SearchSpace, StepToken, Suggester
+from tgsage.spaces.pooling import AvgPool3x3
 from tgsage.spaces.specs import ArchSpec, check_choice, check_keys, check_list, register_spec
 
 NB201_OPS: tuple[str, ...] = (
@@ -220,7 +221,7 @@ def make_nb201_op(op: str, c: int) -> nn.Module:
     if op == "nor_conv_3x3":
         return ReLUConvBN(c, c, 3)
     if op == "avg_pool_3x3":
-        return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        return AvgPool3x3(1)
     raise SpecError(f"op: {op!r} is not one of {NB201_OPS!r}")
 
 
