@@ -181,3 +181,25 @@ def test_plain_dicts_tolerate_junk():
                                     "examples": "12", "weird": 1}])
     assert rec.score is None and rec.accuracy is None and rec.per_layer == {}
     assert rec.examples == 12 and rec.extra == {"weird": 1}
+
+
+def test_rerank_training_is_seeded_per_candidate(tiny_objects) -> None:
+    """The same spec gets the same long run whatever was trained before it (weights seeded
+    per candidate), and the caller's RNG is left alone."""
+    import torch
+
+    from tgsage.experiments import CandidateRecord, make_train_fn
+    from tgsage.spaces import get_space
+
+    torch.set_num_threads(1)
+    spec = get_space("layer", max_layers=2).random_spec(seed=3)
+    rec = CandidateRecord(number=0, spec=spec.to_json())
+    train = make_train_fn(tiny_objects, "8steps", "cpu_demo", width_mult=0.25, device="cpu",
+                          seed=5)
+    first = train(rec)
+    torch.manual_seed(123)
+    torch.rand(7)  # a different global RNG state, as after other candidates
+    state = torch.random.get_rng_state()
+    second = train(rec)
+    assert first.accuracy == second.accuracy and first.examples == second.examples == 8 * 64
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -56,3 +56,17 @@ def test_flop_counts_leave_pooling_out() -> None:
     fast = net(x)
     with native_pooling():
         torch.testing.assert_close(net(x), fast, rtol=1e-5, atol=1e-6)
+
+
+def test_first_call_in_inference_mode_does_not_break_training() -> None:
+    """An evaluation pass (inference_mode) before training must not cache an inference
+    tensor that a later backward pass would refuse."""
+    pool = AvgPool3x3(1)
+    with torch.inference_mode():
+        pool(torch.randn(2, 3, 6, 6))
+    x = torch.randn(2, 3, 6, 6, requires_grad=True)
+    pool(x).sum().backward()
+    ref = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+    x2 = x.detach().clone().requires_grad_()
+    ref(x2).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)

@@ -238,3 +238,19 @@ def test_checkpoint_resume_in_a_new_trainer_equals_straight_run():
         assert torch.equal(p, q)
     with pytest.raises(Exception, match="seed"):
         Trainer(_tiny(), splits, seed=6, **CFG).load_state_dict(state)
+
+
+def test_budget_past_a_cosine_schedule_is_refused():
+    """cpu_demo's cosine reaches lr 0 at 15 epochs: training past it would waste examples."""
+    from tgsage.errors import ConfigError
+    from tgsage.train import get_preset
+
+    assert get_preset("cpu_demo").lr_at(15.0) == pytest.approx(0.0)
+    trainer = Trainer(_tiny(), _splits(), **CFG)
+    with pytest.raises(ConfigError, match="longer than the 15-epoch cosine schedule"):
+        trainer.train_until("16ep")
+    assert trainer.steps == 0  # refused before any work
+    # a step schedule keeps its last learning rate: going past its length is allowed
+    step_cfg = get_preset("cpu_demo", schedule="step", step_epochs=1.0, epochs=1.0)
+    res = Trainer(_tiny(), _splits(), step_cfg, batch_size=16, device="cpu").train_until("2ep")
+    assert res.ok and res.epochs == pytest.approx(2.0)

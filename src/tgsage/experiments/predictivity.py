@@ -189,6 +189,7 @@ def measure_architecture(
         order = sorted(((b, trainer.budget_steps(b)) for b in budgets), key=lambda t: t[1])
     else:
         order, rec.mature_steps = _ordered_budgets(trainer, budgets, mature)
+        trainer.check_budget(mature)  # a bad mature budget fails now, not after the points
     if proxies:
         try:
             rec.proxies = measure_proxies(

@@ -162,7 +162,12 @@ def make_train_fn(data: Any, budget: str = "mature", config: Any = None, *,
                   width_mult: float = 1.0, device: Any = "auto", seed: int = 0,
                   **train_overrides: Any) -> Callable[[CandidateRecord], LongRun]:
     """A ``train_fn`` for :func:`rerank` that builds the record's spec and trains it for
-    ``budget`` (the validation accuracy of ``data.val`` is the re-ranking criterion)."""
+    ``budget`` (the validation accuracy of ``data.val`` is the re-ranking criterion).
+
+    Weights are initialised under ``seed`` for every candidate (the caller's RNG untouched),
+    so a candidate's long run does not depend on its rank or on the other candidates."""
+    import torch
+
     from tgsage.evaluate import build_candidate
     from tgsage.train import train_model
 
@@ -170,7 +175,9 @@ def make_train_fn(data: Any, budget: str = "mature", config: Any = None, *,
         if not rec.spec:
             return LongRun(None, 0, "failed", "no_spec")
         try:
-            model, _ = build_candidate(rec.spec, data, width_mult)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model, _ = build_candidate(rec.spec, data, width_mult)
         except (SpecError, InputError) as exc:
             return LongRun(None, 0, "failed", f"invalid_architecture: {exc}")
         res = train_model(model, data, budget, config, device=device, seed=seed,

@@ -75,7 +75,8 @@ class TrainObjective:
         from tgsage.teacher import Teacher
 
         self.config = config
-        self.teacher = Teacher.load(config.teacher) if config.teacher is not None else None
+        needs_teacher = config.teacher is not None and config.score not in ("p", "proxy")
+        self.teacher = Teacher.load(config.teacher) if needs_teacher else None
         self.data = get_dataset(config.data.name, **config.data.options)
         self._reference: Any = None
 

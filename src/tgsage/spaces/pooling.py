@@ -46,10 +46,13 @@ class AvgPool3x3(nn.Module):
         key = (x.shape[-2], x.shape[-1], x.device)
         inv = self._inverse_counts.get(key)
         if inv is None:
-            ones = torch.ones(1, 1, *x.shape[-2:], device=x.device, dtype=torch.float32)
-            counts = F.conv2d(ones, torch.ones(1, 1, 3, 3, device=x.device), stride=self.stride,
-                              padding=1)
-            inv = 1.0 / counts
+            # a plain tensor even when first called under inference_mode (an evaluation pass):
+            # an inference tensor could not be used by a later training step
+            with torch.inference_mode(False), torch.no_grad():
+                ones = torch.ones(1, 1, *x.shape[-2:], device=x.device, dtype=torch.float32)
+                counts = F.conv2d(ones, torch.ones(1, 1, 3, 3, device=x.device),
+                                  stride=self.stride, padding=1)
+                inv = 1.0 / counts
             self._inverse_counts[key] = inv
         return inv
 

@@ -216,11 +216,23 @@ class Trainer:
             len(self.train_set), self.config.batch_size, self.drop_last
         )
 
+    def check_budget(self, budget: str | Budget | None) -> int:
+        """Total steps of ``budget``, refusing one past the end of a cosine schedule (its
+        learning rate is 0 there, so the examples would be spent without learning)."""
+        target = self.budget_steps(budget)
+        cfg = self.config
+        if cfg.schedule == "cosine" and target > self.budget_steps(Budget.epochs(cfg.epochs)):
+            raise ConfigError(
+                f"budget {budget!s} is longer than the {cfg.epochs:g}-epoch cosine schedule "
+                "(its learning rate is 0 from there on); use a budget up to 'mature' or a "
+                "config with more epochs (e.g. get_preset(..., epochs=...))")
+        return target
+
     def train_until(
         self, budget: str | Budget | None, raise_on_failure: bool = False
     ) -> TrainResult:
         """Train until the run's *total* reaches ``budget``; a no-op if it already has."""
-        target = self.budget_steps(budget)
+        target = self.check_budget(budget)
         if self._failure is None and self.steps < target:
             self._run(target)
             if self._failure is None and self.eval_at_end and self.val_set is not None:
