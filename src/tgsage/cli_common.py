@@ -86,7 +86,7 @@ def training_progress(description: str, total_examples: int | None,
         yield update
 
 
-def expected_examples(budget: str, n_train: int, preset: str | None) -> int | None:
+def expected_examples(budget: str, n_train: int, preset: Any) -> int | None:
     """Examples a budget will process with a preset (for progress totals); None if unknown."""
     from tgsage.train import Budget, examples_for_steps, get_preset
 

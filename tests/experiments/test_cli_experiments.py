@@ -270,3 +270,18 @@ def test_predictivity_with_a_ground_truth_table_and_proxies(app, tmp_path) -> No
     res = CliRunner().invoke(app, ["predictivity", "--pool", "table:5", *TINY_DATA,
                                    "--out", str(out)])
     assert res.exit_code != 0 and "--ground-truth" in res.output
+
+
+def test_predictivity_train_options_reach_the_trainer(app, tmp_path) -> None:
+    """--train-option overrides a preset field; the trainer then refuses a mature budget past
+    the shortened cosine schedule, before any architecture is trained."""
+    base = ["predictivity", "--pool", "random:layer:2", *TINY_DATA, "--budgets", "1ep",
+            "--preset", "cpu_demo", "--width-mult", "0.25", "--device", "cpu", "--quiet",
+            "--out", str(tmp_path / "p")]
+    res = CliRunner().invoke(app, [*base, "--train-option", "epochs=1", "--mature", "2ep"])
+    assert res.exit_code != 0
+    assert "longer than the 1-epoch cosine schedule" in " ".join(res.output.split())
+    res = CliRunner().invoke(app, [*base, "--train-option", "lrr=0.1"])
+    assert res.exit_code != 0 and "lrr" in res.output
+    res = CliRunner().invoke(app, [*base, "--train-option", "epochs"])
+    assert res.exit_code != 0 and "KEY=VALUE" in res.output

@@ -67,3 +67,17 @@ def test_journal_urls(tmp_path: Path) -> None:
     assert journal_path(f"journal:{tmp_path}/a.journal") == tmp_path / "a.journal"
     assert journal_path(f"journal://{tmp_path}/a.journal") == tmp_path / "a.journal"
     assert journal_path(f"{tmp_path}/a.journal") == tmp_path / "a.journal"
+
+
+def test_train_options_override_the_preset(tmp_path) -> None:
+    from tgsage.errors import ConfigError
+    from tgsage.search import load_config
+    from tgsage.search.objective import check_objective
+
+    base = {"name": "t", "n_candidates": 2, "objective": "train", "score": "p",
+            "train": "cpu_demo", "run_dir": str(tmp_path), "data": {"name": "synthetic"}}
+    cfg = load_config({**base, "train_options": {"epochs": 30, "lr": 0.01}})
+    assert (cfg.train_config.epochs, cfg.train_config.lr, cfg.train_config.batch_size) == \
+        (30, 0.01, 64)
+    with pytest.raises(ConfigError, match="train_options"):
+        check_objective(load_config({**base, "train_options": {"epochz": 30}}))

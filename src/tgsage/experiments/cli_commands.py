@@ -180,16 +180,20 @@ def rerank_cmd(
     if not any(x.ok and x.score is not None for x in records):
         raise InputError(f"study {cfg.name!r} has no scored candidates to re-rank yet")
     settings = {"preset": preset if preset is not None else cfg.train,
+                "train_options": {} if preset is not None else dict(cfg.train_options),
                 "width_mult": width_mult if width_mult is not None else cfg.width_mult,
                 "device": device if device is not None else cfg.device, "seed": cfg.seed,
                 "data": {"name": cfg.data.name, **cfg.data.options}}
+    from tgsage.train import get_preset
+
+    train_cfg = get_preset(settings["preset"], **settings["train_options"])
     data = get_dataset(cfg.data.name, **cfg.data.options)
-    total = expected_examples(budget, len(data.train), settings["preset"])
+    total = expected_examples(budget, len(data.train), train_cfg)
 
     def train(rec: CandidateRecord) -> Any:
         with training_progress(f"trial {rec.number}", total, not quiet) as cb:
             extra = {"progress": cb} if cb is not None else {}
-            fn = make_train_fn(data, budget, settings["preset"],
+            fn = make_train_fn(data, budget, train_cfg,
                                width_mult=settings["width_mult"], device=settings["device"],
                                seed=cfg.seed, **extra)
             return fn(rec)
@@ -284,6 +288,21 @@ def parse_pool(value: str, seed: int, ground_truth: Any = None) -> list[Any]:
     return specs
 
 
+def train_config(preset: str | None, options: list[str]) -> Any:
+    """The preset with ``KEY=VALUE`` overrides (values parsed as YAML: 30, 0.05, true, [1, 2])."""
+    import yaml
+
+    from tgsage.train import get_preset
+
+    overrides: dict[str, Any] = {}
+    for item in options:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--train-option {item!r}: expected KEY=VALUE, e.g. epochs=30")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return get_preset(preset, **overrides)
+
+
 @contextlib.contextmanager
 def _pool_progress(n: int, done: int, per_arch: int | None, enabled: bool
                    ) -> Iterator[tuple[Any, Any]]:
@@ -325,6 +344,8 @@ def predictivity(
     mature: str = typer.Option("mature", help="Mature budget: mature (the preset's length) "
                                "or e.g. 20ep."),
     preset: str | None = typer.Option(None, help="Training preset (default: layer space)."),
+    train_option: list[str] = typer.Option([], "--train-option", help="Override a preset "
+                                           "field, KEY=VALUE (repeatable), e.g. epochs=30."),
     alpha: float = typer.Option(1.0, help="Weight of TG in P+TG."),
     proxies: str = typer.Option("", help="Zero-cost proxies measured at initialisation, "
                                 "comma-separated, or 'all' (see tgsage.proxies)."),
@@ -375,12 +396,13 @@ def predictivity(
     if done:
         console.print(f"resuming: {done} of {len(specs)} architectures already in {store}",
                       soft_wrap=True)
+    train_cfg = train_config(preset, train_option)
     longest = budget_list[-1] if gt is not None and budget_list else mature
-    per_arch = expected_examples(longest, len(splits.train), preset) if budget_list else 0
+    per_arch = expected_examples(longest, len(splits.train), train_cfg) if budget_list else 0
     with _pool_progress(len(specs), done, per_arch, not quiet) as (on_train, on_record):
         extra = {"progress": on_train} if on_train is not None else {}
         recs = run_predictivity(specs, splits, t, budgets=budget_list, mature=mature,
-                                config=preset, alpha=alpha, width_mult=width_mult,
+                                config=train_cfg, alpha=alpha, width_mult=width_mult,
                                 device=device, seed=seed, store=store, on_record=on_record,
                                 proxies=proxy_list, ground_truth=gt, **extra)
     extra_scores = [c.strip() for c in combine.split(",") if c.strip()]
@@ -395,7 +417,8 @@ def predictivity(
         "ground_truth": None if gt is None else {"path": str(ground_truth),
                                                  "dataset": gt_dataset, "column": gt.column,
                                                  "scale": gt.scale, "rows": len(gt)},
-        "proxies": proxy_list, "alpha": alpha, "beta": beta, "k": k, "summary": summary, "rows": [r.as_dict() for r in rows],
+        "proxies": proxy_list, "preset": preset, "train_options": train_option,
+        "alpha": alpha, "beta": beta, "k": k, "summary": summary, "rows": [r.as_dict() for r in rows],
         "alpha_sweep": [a.as_dict() for a in sweep]}), indent=2))
     files = build_predictivity_report(recs, out, table=rows, alpha_rows=sweep or None,
                                       alpha=alpha, k=k, seed=seed)

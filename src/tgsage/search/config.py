@@ -73,6 +73,8 @@ class SearchConfig(BaseModel):
     proxy_reference: int = Field(64, ge=2, description="Random architectures behind rank(proxy).")
     budget: str = "2ep"
     train: str | None = Field(None, description="Training preset (default: the space's).")
+    train_options: dict[str, Any] = Field(default_factory=dict, description="Overrides of the "
+                                          "preset's fields, e.g. {epochs: 30, lr: 0.05}.")
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: Path | None = None
     n_candidates: int = Field(..., ge=1, description="Completed candidates wanted.")
@@ -132,6 +134,13 @@ class SearchConfig(BaseModel):
         return self
 
     # ------------------------------------------------------------------ derived
+    @property
+    def train_config(self) -> Any:
+        """The TrainConfig candidates are trained with: ``train`` plus ``train_options``."""
+        from tgsage.train import get_preset
+
+        return get_preset(self.train, **self.train_options)
+
     @property
     def resolved_run_dir(self) -> Path:
         return self.run_dir if self.run_dir is not None else Path("runs") / self.name

@@ -85,8 +85,6 @@ class TrainObjective:
         if self._reference is None:
             from tgsage.search.proxy_score import build_reference, reference_path
             from tgsage.spaces import get_space
-            from tgsage.train import get_preset
-
             c = self.config
             cache = reference_path(c.resolved_run_dir, c.proxy, c.proxy_reference, c.seed)
             try:
@@ -99,7 +97,7 @@ class TrainObjective:
                 get_space(c.space, **c.space_options), c.proxy, self.data,
                 n=c.proxy_reference, seed=c.seed, width_mult=c.width_mult,
                 device=resolve_device(c.device), cache=cache,
-                normalize=get_augmentation(get_preset(c.train).augment).normalize)
+                normalize=get_augmentation(c.train_config.augment).normalize)
         return self._reference
 
     def _proxy_only(self, spec: Any) -> Outcome:
@@ -110,7 +108,6 @@ class TrainObjective:
 
         from tgsage.data.pipeline import get_augmentation, resolve_device
         from tgsage.evaluate import build_candidate, measure_proxies
-        from tgsage.train import get_preset
 
         c = self.config
         t0 = time.perf_counter()
@@ -119,7 +116,7 @@ class TrainObjective:
             torch.manual_seed(c.seed)
             model, _ = build_candidate(spec, self.data, c.width_mult)
         values = measure_proxies(model.to(device), self.data, [c.proxy], device=device,
-                                 normalize=get_augmentation(get_preset(c.train).augment).normalize,
+                                 normalize=get_augmentation(c.train_config.augment).normalize,
                                  seed=c.seed)
         z = values[c.proxy]
         attrs: dict[str, Any] = {"examples": 0, "steps": 0, "train_seconds": 0.0,
@@ -138,7 +135,7 @@ class TrainObjective:
             return self._proxy_only(spec)
         use_proxy = c.proxy is not None and c.beta != 0
         r = evaluate_candidate(spec, self.data, self.teacher if c.score != "p" else None,
-                               budget=c.budget, config=c.train, score=c.score, alpha=c.alpha,
+                               budget=c.budget, config=c.train_config, score=c.score, alpha=c.alpha,
                                width_mult=c.width_mult, device=c.device, seed=c.seed,
                                proxies=[c.proxy] if use_proxy else ())
         attrs: dict[str, Any] = {
@@ -192,6 +189,11 @@ def check_objective(config: SearchConfig) -> None:
         if config.train not in list_presets():
             raise ConfigError(f"train: unknown training preset {config.train!r}; choose one of "
                               f"{list_presets()}")
+    if config.train_options:
+        try:
+            config.train_config  # noqa: B018 - validates the overrides
+        except ConfigError as exc:
+            raise ConfigError(f"train_options: {exc}") from None
     if config.proxy is not None:
         from tgsage.errors import TgsageError
         from tgsage.proxies import get_proxy
