@@ -81,3 +81,15 @@ def test_train_options_override_the_preset(tmp_path) -> None:
         (30, 0.01, 64)
     with pytest.raises(ConfigError, match="train_options"):
         check_objective(load_config({**base, "train_options": {"epochz": 30}}))
+
+
+def test_default_training_preset_is_the_spaces(tmp_path) -> None:
+    from tgsage.search import load_config
+    from tgsage.train import get_preset
+
+    base = {"name": "t", "n_candidates": 2, "objective": "simulate", "run_dir": str(tmp_path)}
+    for space, preset in (("layer", "cifar_layer_space"), ("cell", "cifar_cell_search"),
+                          ("nb201", "nas_bench_201")):
+        assert load_config({**base, "space": space}).train_config == get_preset(preset)
+    assert load_config({**base, "space": "nb201", "train": "cpu_demo"}).train_config == \
+        get_preset("cpu_demo")

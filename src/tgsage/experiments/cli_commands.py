@@ -179,7 +179,10 @@ def rerank_cmd(
     records = records_from_study(r.study)
     if not any(x.ok and x.score is not None for x in records):
         raise InputError(f"study {cfg.name!r} has no scored candidates to re-rank yet")
-    settings = {"preset": preset if preset is not None else cfg.train,
+    from tgsage.search.config import SPACE_PRESETS
+
+    settings = {"preset": preset if preset is not None else (cfg.train or
+                                                              SPACE_PRESETS.get(cfg.space)),
                 "train_options": {} if preset is not None else dict(cfg.train_options),
                 "width_mult": width_mult if width_mult is not None else cfg.width_mult,
                 "device": device if device is not None else cfg.device, "seed": cfg.seed,

@@ -29,6 +29,11 @@ MUTABLE_FIELDS = frozenset({"n_candidates", "workers", "max_failures", "heartbea
                             "local_pid_check", "device"})
 
 
+# The training preset a search uses when its config names none: each space's paper recipe.
+SPACE_PRESETS = {"layer": "cifar_layer_space", "cell": "cifar_cell_search",
+                 "nb201": "nas_bench_201"}
+
+
 class DataConfig(BaseModel):
     """A registered dataset (``tgsage.data.registry``) and its loader options (extra keys)."""
 
@@ -72,7 +77,8 @@ class SearchConfig(BaseModel):
                         "random architectures of the space, added to p, tg or p+tg.")
     proxy_reference: int = Field(64, ge=2, description="Random architectures behind rank(proxy).")
     budget: str = "2ep"
-    train: str | None = Field(None, description="Training preset (default: the space's).")
+    train: str | None = Field(None, description="Training preset (default: the space's, "
+                              "see SPACE_PRESETS).")
     train_options: dict[str, Any] = Field(default_factory=dict, description="Overrides of the "
                                           "preset's fields, e.g. {epochs: 30, lr: 0.05}.")
     data: DataConfig = Field(default_factory=DataConfig)
@@ -136,10 +142,12 @@ class SearchConfig(BaseModel):
     # ------------------------------------------------------------------ derived
     @property
     def train_config(self) -> Any:
-        """The TrainConfig candidates are trained with: ``train`` plus ``train_options``."""
+        """The TrainConfig candidates are trained with: ``train`` (default: the space's preset,
+        :data:`SPACE_PRESETS`) plus ``train_options``."""
         from tgsage.train import get_preset
 
-        return get_preset(self.train, **self.train_options)
+        name = self.train if self.train is not None else SPACE_PRESETS.get(self.space)
+        return get_preset(name, **self.train_options)
 
     @property
     def resolved_run_dir(self) -> Path:
