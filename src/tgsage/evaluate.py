@@ -76,6 +76,14 @@ def _score(kind: str, accuracy: float, tg: float | None, alpha: float) -> float:
     return float(tg) if kind == "tg" else combined_score(accuracy, tg, alpha)
 
 
+def _failure_reason(exc: BaseException, tgsage_reason: str) -> str | None:
+    """Why scoring failed: ``tgsage_reason`` for our own errors, "out_of_memory" for OOM, None
+    for anything else (a bug: re-raise it)."""
+    if isinstance(exc, TgsageError):
+        return tgsage_reason
+    return "out_of_memory" if _is_oom(exc) else None
+
+
 def measure_proxies(net: torch.nn.Module, data: DataSplits, names: Sequence[str], *,
                     device: torch.device | str, normalize: str = "per_image", batch: int = 64,
                     seed: int = 0) -> dict[str, float]:
@@ -93,9 +101,12 @@ def measure_proxies(net: torch.nn.Module, data: DataSplits, names: Sequence[str]
     return {k: float(v) for k, v in values.items()}
 
 
-def build_candidate(candidate: Any, data: DataSplits, width_mult: float = 1.0
-                    ) -> tuple[torch.nn.Module, str | None]:
-    """A FeatureNet from a spec (object, dict or JSON) or an nn.Module; plus the spec hash."""
+def build_candidate(candidate: Any, data: DataSplits, width_mult: float = 1.0,
+                    seed: int | None = None) -> tuple[torch.nn.Module, str | None]:
+    """A FeatureNet from a spec (object, dict or JSON) or an nn.Module; plus the spec hash.
+
+    With ``seed`` the weights are initialised from it without touching the caller's RNG, so a
+    spec builds the same network whatever ran before it."""
     if isinstance(candidate, torch.nn.Module):
         return candidate, None
     from tgsage.spaces import build_model
@@ -109,8 +120,11 @@ def build_candidate(candidate: Any, data: DataSplits, width_mult: float = 1.0
     if not isinstance(spec, ArchSpec):
         raise SpecError(f"candidate: expected a spec, its JSON or an nn.Module, got "
                         f"{type(candidate).__name__}")
-    model = build_model(spec, num_classes=data.num_classes, input_shape=data.train.image_shape,
-                        width_mult=width_mult)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        model = build_model(spec, num_classes=data.num_classes,
+                            input_shape=data.train.image_shape, width_mult=width_mult)
     return model, spec.spec_hash
 
 
@@ -168,21 +182,17 @@ def evaluate_candidate(
     trainer = Trainer(net, data, config, device=device, seed=seed, progress=progress,
                       **train_overrides)
     result.device = str(trainer.device)
+    normalize = get_augmentation(trainer.config.augment).normalize
     if proxies:
         t0 = time.perf_counter()
         try:
             result.proxies = measure_proxies(net, data, proxies, device=trainer.device,
-                                             normalize=get_augmentation(
-                                                 trainer.config.augment).normalize,
-                                             batch=proxy_batch, seed=seed)
-        except TgsageError as exc:
-            result.failure_reason, result.message = "proxy_error", str(exc)
+                                             normalize=normalize, batch=proxy_batch, seed=seed)
+        except (TgsageError, RuntimeError) as exc:
+            if (reason := _failure_reason(exc, "proxy_error")) is None:
+                raise
+            result.failure_reason, result.message = reason, str(exc)
             return result
-        except RuntimeError as exc:
-            if _is_oom(exc):
-                result.failure_reason, result.message = "out_of_memory", str(exc)
-                return result
-            raise
         result.proxy_seconds = time.perf_counter() - t0
     train = trainer.train_until(budget)
     result.examples, result.steps = train.examples, train.steps
@@ -195,23 +205,16 @@ def evaluate_candidate(
     t0 = time.perf_counter()
     if teacher is not None and probe is not None:
         try:
-            normalize = get_augmentation(trainer.config.augment).normalize
             rdms = network_rdms(net, probe, grouping=teacher.grouping, method=teacher.method,
                                 device=trainer.device, batch_size=batch_size,
                                 normalize=normalize)
             guidance = teacher.guidance(rdms, probe.fingerprint)
-        except torch.OutOfMemoryError as exc:
-            result.failure_reason, result.message = "out_of_memory", str(exc)
-            return result
-        except TgsageError as exc:
-            reason = "nan_activations" if "NaN" in str(exc) else "scoring_error"
+        except (TgsageError, RuntimeError) as exc:
+            kind = "nan_activations" if "NaN" in str(exc) else "scoring_error"
+            if (reason := _failure_reason(exc, kind)) is None:
+                raise
             result.failure_reason, result.message = reason, str(exc)
             return result
-        except RuntimeError as exc:
-            if _is_oom(exc):
-                result.failure_reason, result.message = "out_of_memory", str(exc)
-                return result
-            raise
         result.tg = guidance.tg
         result.per_layer = dict(zip(guidance.teacher_layers, guidance.per_layer, strict=True))
         result.best_match = dict(zip(guidance.teacher_layers, guidance.best_match, strict=True))

@@ -36,7 +36,7 @@ from tgsage.data.base import DataSplits
 from tgsage.data.pipeline import get_augmentation
 from tgsage.data.probe import ProbeSet
 from tgsage.errors import InputError, SpecError, TgsageError
-from tgsage.evaluate import measure_proxies
+from tgsage.evaluate import build_candidate, measure_proxies
 from tgsage.experiments.records import (
     BudgetPoint,
     PoolRecord,
@@ -45,7 +45,7 @@ from tgsage.experiments.records import (
     read_pool_records,
 )
 from tgsage.features import as_feature_net
-from tgsage.spaces import build_model, get_space
+from tgsage.spaces import get_space
 from tgsage.spaces.choices import RandomSuggester, SearchSpace
 from tgsage.spaces.specs import ArchSpec, spec_from_dict, spec_from_json
 from tgsage.teacher import Teacher, network_rdms
@@ -115,10 +115,14 @@ def pool_from_records(records: Iterable[Any], top: int | None = None, by: str = 
 
 
 # ---------------------------------------------------------------------- measurement
-def _ordered_budgets(trainer: Trainer, budgets: Sequence[str], mature: str
-                     ) -> tuple[list[tuple[str, int]], int]:
+def _ordered_budgets(trainer: Trainer, budgets: Sequence[str], mature: str | None
+                     ) -> tuple[list[tuple[str, int]], int | None]:
+    """The budgets in training order with their steps, and the mature steps (None: no mature
+    run, e.g. mature accuracy from a table)."""
     steps = sorted(((b, trainer.budget_steps(b)) for b in budgets), key=lambda t: t[1])
-    mature_steps = trainer.budget_steps(mature)
+    if mature is None:
+        return steps, None
+    mature_steps = trainer.check_budget(mature)  # a bad mature budget fails now
     if steps and mature_steps <= steps[-1][1]:
         raise InputError(f"the mature budget {mature!r} ({mature_steps} steps) must be longer "
                          f"than every premature budget (the longest is {steps[-1][0]!r}, "
@@ -171,10 +175,7 @@ def measure_architecture(
 
     try:
         # seeded weights without touching the caller's RNG: a re-run measures the same run
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = build_model(spec, num_classes=data.num_classes,
-                                input_shape=data.train.image_shape, width_mult=width_mult)
+        model, _ = build_candidate(spec, data, width_mult, seed=seed)
         net = as_feature_net(model)
     except (SpecError, InputError) as exc:
         return fail("invalid_architecture", str(exc))
@@ -185,11 +186,8 @@ def measure_architecture(
             return fail("not_in_table", f"{spec.spec_hash} is not in the ground-truth table "
                         f"{getattr(ground_truth, 'source', '')}")
     trainer = Trainer(net, data, config, device=device, seed=seed, **train_overrides)
-    if ground_truth is not None:
-        order = sorted(((b, trainer.budget_steps(b)) for b in budgets), key=lambda t: t[1])
-    else:
-        order, rec.mature_steps = _ordered_budgets(trainer, budgets, mature)
-        trainer.check_budget(mature)  # a bad mature budget fails now, not after the points
+    order, rec.mature_steps = _ordered_budgets(
+        trainer, budgets, None if ground_truth is not None else mature)
     if proxies:
         try:
             rec.proxies = measure_proxies(

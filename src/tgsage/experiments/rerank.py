@@ -166,8 +166,6 @@ def make_train_fn(data: Any, budget: str = "mature", config: Any = None, *,
 
     Weights are initialised under ``seed`` for every candidate (the caller's RNG untouched),
     so a candidate's long run does not depend on its rank or on the other candidates."""
-    import torch
-
     from tgsage.evaluate import build_candidate
     from tgsage.train import train_model
 
@@ -175,9 +173,7 @@ def make_train_fn(data: Any, budget: str = "mature", config: Any = None, *,
         if not rec.spec:
             return LongRun(None, 0, "failed", "no_spec")
         try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model, _ = build_candidate(rec.spec, data, width_mult)
+            model, _ = build_candidate(rec.spec, data, width_mult, seed=seed)
         except (SpecError, InputError) as exc:
             return LongRun(None, 0, "failed", f"invalid_architecture: {exc}")
         res = train_model(model, data, budget, config, device=device, seed=seed,

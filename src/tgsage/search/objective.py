@@ -78,33 +78,33 @@ class TrainObjective:
         needs_teacher = config.teacher is not None and config.score not in ("p", "proxy")
         self.teacher = Teacher.load(config.teacher) if needs_teacher else None
         self.data = get_dataset(config.data.name, **config.data.options)
+        self.train = config.train_config
         self._reference: Any = None
 
     def reference(self) -> Any:
         """The rank(proxy) reference sample, measured once (cached in the run folder)."""
         if self._reference is None:
+            from tgsage.data.pipeline import get_augmentation, resolve_device
             from tgsage.search.proxy_score import build_reference, reference_path
             from tgsage.spaces import get_space
+
             c = self.config
             cache = reference_path(c.resolved_run_dir, c.proxy, c.proxy_reference, c.seed)
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
             except OSError:
                 cache = None  # a worker on another machine without the run folder
-            from tgsage.data.pipeline import get_augmentation, resolve_device
-
             self._reference = build_reference(
                 get_space(c.space, **c.space_options), c.proxy, self.data,
                 n=c.proxy_reference, seed=c.seed, width_mult=c.width_mult,
                 device=resolve_device(c.device), cache=cache,
-                normalize=get_augmentation(c.train_config.augment).normalize)
+                normalize=get_augmentation(self.train.augment).normalize)
         return self._reference
 
     def _proxy_only(self, spec: Any) -> Outcome:
         """score: proxy - no training at all; the proxy of the untrained network."""
+        import math
         import time
-
-        import torch
 
         from tgsage.data.pipeline import get_augmentation, resolve_device
         from tgsage.evaluate import build_candidate, measure_proxies
@@ -112,17 +112,15 @@ class TrainObjective:
         c = self.config
         t0 = time.perf_counter()
         device = resolve_device(c.device)
-        with torch.random.fork_rng(devices=[]):  # seeded weights, caller's RNG untouched
-            torch.manual_seed(c.seed)
-            model, _ = build_candidate(spec, self.data, c.width_mult)
+        model, _ = build_candidate(spec, self.data, c.width_mult, seed=c.seed)
         values = measure_proxies(model.to(device), self.data, [c.proxy], device=device,
-                                 normalize=get_augmentation(c.train_config.augment).normalize,
+                                 normalize=get_augmentation(self.train.augment).normalize,
                                  seed=c.seed)
         z = values[c.proxy]
         attrs: dict[str, Any] = {"examples": 0, "steps": 0, "train_seconds": 0.0,
                                  "score_seconds": time.perf_counter() - t0, "proxies": values,
                                  "params_count": sum(p.numel() for p in model.parameters())}
-        if z != z or z in (float("inf"), float("-inf")):
+        if not math.isfinite(z):
             return Outcome(False, None, attrs | {"failure_reason": "proxy_undefined",
                                                  "message": f"{c.proxy} is {z}"})
         return Outcome(True, float(z), attrs | {"score": float(z)})
@@ -135,7 +133,7 @@ class TrainObjective:
             return self._proxy_only(spec)
         use_proxy = c.proxy is not None and c.beta != 0
         r = evaluate_candidate(spec, self.data, self.teacher if c.score != "p" else None,
-                               budget=c.budget, config=c.train_config, score=c.score, alpha=c.alpha,
+                               budget=c.budget, config=self.train, score=c.score, alpha=c.alpha,
                                width_mult=c.width_mult, device=c.device, seed=c.seed,
                                proxies=[c.proxy] if use_proxy else ())
         attrs: dict[str, Any] = {

@@ -59,17 +59,13 @@ def build_reference(space: Any, proxy: str, data: DataSplits, *, n: int, seed: i
                 return ProxyReference(proxy, values)
         except (OSError, ValueError, KeyError, TypeError):
             pass  # a torn or foreign file: measure again and overwrite it
-    from tgsage.evaluate import measure_proxies
-    from tgsage.spaces import build_model
+    from tgsage.evaluate import build_candidate, measure_proxies
 
     rng = np.random.default_rng([seed, 0x5EED])
     values = []
     for i in range(n):
         spec = space.random_spec(rng)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + i)
-            net = build_model(spec, num_classes=data.num_classes,
-                              input_shape=data.train.image_shape, width_mult=width_mult)
+        net, _ = build_candidate(spec, data, width_mult, seed=seed + i)
         v = measure_proxies(net.to(device), data, [proxy], device=device, normalize=normalize,
                             seed=seed)[proxy]
         if np.isfinite(v):
