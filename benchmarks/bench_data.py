@@ -35,10 +35,15 @@ def small_cnn(num_classes: int) -> nn.Module:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
 
     return nn.Sequential(
-        *block(3, 32), nn.MaxPool2d(2),
-        *block(32, 64), nn.MaxPool2d(2),
-        *block(64, 128), *block(128, 128),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, num_classes),
+        *block(3, 32),
+        nn.MaxPool2d(2),
+        *block(32, 64),
+        nn.MaxPool2d(2),
+        *block(64, 128),
+        *block(128, 128),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(128, num_classes),
     )
 
 
@@ -56,8 +61,17 @@ def standardize(x: torch.Tensor) -> torch.Tensor:
 
 
 def train_eval(
-    model: nn.Module, xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torch.Tensor,
-    epochs: int, lr: float, wd: float, batch: int = 128, seed: int = 0, augment: bool = False,
+    model: nn.Module,
+    xtr: torch.Tensor,
+    ytr: torch.Tensor,
+    xte: torch.Tensor,
+    yte: torch.Tensor,
+    epochs: int,
+    lr: float,
+    wd: float,
+    batch: int = 128,
+    seed: int = 0,
+    augment: bool = False,
 ) -> tuple[float, float, float]:
     """Plain loop: AdamW + cosine schedule; returns (train acc, test acc, seconds)."""
     g = torch.Generator().manual_seed(seed)
@@ -115,14 +129,35 @@ def main() -> None:
     assert splits.test is not None
     xtr, ytr = standardize(splits.train.images), splits.train.labels
     xte, yte = standardize(splits.test.images), splits.test.labels
-    print(f"\n== difficulty: 8 categories, 32x32, {n_train} train / {n_test} test "
-          f"(generated in {gen_s:.1f} s) ==")
+    print(
+        f"\n== difficulty: 8 categories, 32x32, {n_train} train / {n_test} test "
+        f"(generated in {gen_s:.1f} s) =="
+    )
     print(f"{'model':>12} {'train acc':>10} {'test acc':>9} {'seconds':>8}")
-    lin = train_eval(linear_model((3, 32, 32), 8), xtr, ytr, xte, yte,
-                     epochs=30, lr=2e-3, wd=1e-2, seed=args.seed)
+    lin = train_eval(
+        linear_model((3, 32, 32), 8),
+        xtr,
+        ytr,
+        xte,
+        yte,
+        epochs=30,
+        lr=2e-3,
+        wd=1e-2,
+        seed=args.seed,
+    )
     print(f"{'linear':>12} {lin[0]:>10.3f} {lin[1]:>9.3f} {lin[2]:>8.1f}")
-    cnn = train_eval(small_cnn(8), xtr, ytr, xte, yte, epochs=cnn_epochs, lr=3e-3, wd=5e-4,
-                     seed=args.seed, augment=True)
+    cnn = train_eval(
+        small_cnn(8),
+        xtr,
+        ytr,
+        xte,
+        yte,
+        epochs=cnn_epochs,
+        lr=3e-3,
+        wd=5e-4,
+        seed=args.seed,
+        augment=True,
+    )
     print(f"{'small CNN':>12} {cnn[0]:>10.3f} {cnn[1]:>9.3f} {cnn[2]:>8.1f}")
     print(f"chance = 0.125; CNN / linear test accuracy = {cnn[1] / max(lin[1], 1e-9):.2f}x")
 

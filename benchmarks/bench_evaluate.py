@@ -42,26 +42,40 @@ def main() -> None:
     probe = ProbeSet.from_images(data.val)
     net = get_model("resnet_cifar", n=1, num_classes=data.num_classes, width_mult=0.5)
     train_model(net, data, "1ep", "cpu_demo", device=args.device, raise_on_failure=True)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}; data + teacher "
-          f"{time.perf_counter() - t0:.0f} s; {n_train} train, {n_val} probe images")
+    print(
+        f"torch {torch.__version__}, threads {torch.get_num_threads()}; data + teacher "
+        f"{time.perf_counter() - t0:.0f} s; {n_train} train, {n_val} probe images"
+    )
     space = get_space("layer", max_layers=10)
     for grouping in (None, "object"):
         teacher = teacher_from_network(net, probe, grouping=grouping, device=args.device)
         ratios = []
-        print(f"\nteacher RDMs over {teacher.rdms.n_conditions} conditions "
-              f"({grouping or 'images'}), 3 teacher layers")
+        print(
+            f"\nteacher RDMs over {teacher.rdms.n_conditions} conditions "
+            f"({grouping or 'images'}), 3 teacher layers"
+        )
         print(f"{'candidate':>18} {'layers':>6} {'train s':>8} {'score s':>8} {'score/train':>11}")
         for i in range(k):
             spec = space.random_spec(100 + i)
-            res = evaluate_candidate(spec, data, teacher, budget="2ep", config="cpu_demo",
-                                     width_mult=args.width_mult, device=args.device, seed=i)
+            res = evaluate_candidate(
+                spec,
+                data,
+                teacher,
+                budget="2ep",
+                config="cpu_demo",
+                width_mult=args.width_mult,
+                device=args.device,
+                seed=i,
+            )
             if not res.ok:
                 print(f"{spec.spec_hash:>18} failed: {res.failure_reason}")
                 continue
             ratio = res.score_seconds / res.train_seconds
             ratios.append(ratio)
-            print(f"{spec.spec_hash:>18} {len(res.candidate_layers):>6} "
-                  f"{res.train_seconds:>8.1f} {res.score_seconds:>8.2f} {100 * ratio:>10.1f}%")
+            print(
+                f"{spec.spec_hash:>18} {len(res.candidate_layers):>6} "
+                f"{res.train_seconds:>8.1f} {res.score_seconds:>8.2f} {100 * ratio:>10.1f}%"
+            )
         if ratios:
             print(f"median scoring overhead: {100 * statistics.median(ratios):.1f}% of training")
 

@@ -57,11 +57,14 @@ def main() -> None:
         ours = timed(step, repeats, dev)
         with native_pooling():
             base = timed(step, repeats, dev)
-        print(f"{f'pool fwd+bwd (64, {c}, 32, 32)':<38}{base * 1e3:>10.1f}{ours * 1e3:>10.1f}"
-              f"{base / ours:>9.2f}x")
+        print(
+            f"{f'pool fwd+bwd (64, {c}, 32, 32)':<38}{base * 1e3:>10.1f}{ours * 1e3:>10.1f}"
+            f"{base / ours:>9.2f}x"
+        )
     spec = NB201Spec.from_arch_string(
         "|avg_pool_3x3~0|+|avg_pool_3x3~0|nor_conv_1x1~1|+|skip_connect~0|avg_pool_3x3~1|"
-        "avg_pool_3x3~2|")
+        "avg_pool_3x3~2|"
+    )
     torch.manual_seed(0)
     net = build_model(spec, num_classes=10, width_mult=0.5).to(dev)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
@@ -76,8 +79,10 @@ def main() -> None:
     ours = timed(sgd, repeats, dev)
     with native_pooling():
         base = timed(sgd, repeats, dev)
-    print(f"{'NB201 pooling-heavy cell, SGD step':<38}{base * 1e3:>10.1f}{ours * 1e3:>10.1f}"
-          f"{base / ours:>9.2f}x")
+    print(
+        f"{'NB201 pooling-heavy cell, SGD step':<38}{base * 1e3:>10.1f}{ours * 1e3:>10.1f}"
+        f"{base / ours:>9.2f}x"
+    )
 
 
 if __name__ == "__main__":

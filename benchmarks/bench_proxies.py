@@ -74,10 +74,12 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, size, size, generator=gen).to(dev)
     y = torch.randint(0, 10, (args.batch,), generator=gen).to(dev)
-    print(f"torch {torch.__version__}, device {dev}"
-          + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
-          + f", threads={args.threads}, batch {args.batch}, {size}x{size}, width {width}, "
-          f"{n_specs} spec(s) per space, median of {repeats} after a warm-up")
+    print(
+        f"torch {torch.__version__}, device {dev}"
+        + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
+        + f", threads={args.threads}, batch {args.batch}, {size}x{size}, width {width}, "
+        f"{n_specs} spec(s) per space, median of {repeats} after a warm-up"
+    )
     print(f"{'space':<15} {'proxy':<12} {'ms':>9} {'x SGD step':>10}")
     for label, space in spaces:
         rng = np.random.default_rng(0)
@@ -88,6 +90,7 @@ def main() -> None:
             model = build_model(spec, 10, (3, size, size), width, device=dev)
             step_ms.append(_timed(_sgd_step(model, x, y), dev, repeats) * 1e3)
             for n in names:
+
                 def run(n: str = n, model: nn.Module = model) -> object:
                     return compute_proxies(model, x, y, [n], device=dev)
 

@@ -47,8 +47,9 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def tgsage_tg(teacher: dict, candidate: dict, repeats: int = 1,
-              device: str = "cpu") -> tuple[float, float, rsa.Guidance]:
+def tgsage_tg(
+    teacher: dict, candidate: dict, repeats: int = 1, device: str = "cpu"
+) -> tuple[float, float, rsa.Guidance]:
     """(first-call seconds, best-of-``repeats`` seconds, guidance). A search scores candidate
     after candidate in one process, so the warm figure is the representative one."""
     times = []
@@ -70,16 +71,26 @@ def bench_rsatoolbox(n: int, d: int) -> dict:
     cold, ours, g = tgsage_tg(teacher, candidate, repeats=3)
 
     t0 = time.perf_counter()
-    t_r = [rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(v.numpy()), method="correlation")
-           for v in teacher.values()]
-    c_r = [rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(v.numpy()), method="correlation")
-           for v in candidate.values()]
-    sim = np.array([[rsatoolbox.rdm.compare(a, b, method="corr")[0, 0] for b in c_r]
-                    for a in t_r])
+    t_r = [
+        rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(v.numpy()), method="correlation")
+        for v in teacher.values()
+    ]
+    c_r = [
+        rsatoolbox.rdm.calc_rdm(rsatoolbox.data.Dataset(v.numpy()), method="correlation")
+        for v in candidate.values()
+    ]
+    sim = np.array([[rsatoolbox.rdm.compare(a, b, method="corr")[0, 0] for b in c_r] for a in t_r])
     theirs = time.perf_counter() - t0
     err = float(np.abs(sim - g.similarity.numpy()).max())
-    return {"n": n, "d": d, "tgsage_s": ours, "tgsage_cold_s": cold, "rsatoolbox_s": theirs,
-            "speedup": theirs / ours, "max_abs_diff": err}
+    return {
+        "n": n,
+        "d": d,
+        "tgsage_s": ours,
+        "tgsage_cold_s": cold,
+        "rsatoolbox_s": theirs,
+        "speedup": theirs / ours,
+        "max_abs_diff": err,
+    }
 
 
 def gemm_rate(m: int, k: int, device: str, repeats: int = 3) -> float:
@@ -102,9 +113,17 @@ def bench_gemm_bound(n: int, d: int, device: str) -> dict:
     rate = gemm_rate(min(n, 2048), d, device)
     cold, ours, g = tgsage_tg(teacher, candidate, repeats=2, device=device)
     bound = n * n * (3 + 10) * d / rate
-    return {"n": n, "d": d, "device": device, "gemm_gflops": rate / 1e9, "tgsage_s": ours,
-            "tgsage_cold_s": cold,
-            "bound_s": bound, "ratio_to_bound": ours / bound, "tg": g.tg}
+    return {
+        "n": n,
+        "d": d,
+        "device": device,
+        "gemm_gflops": rate / 1e9,
+        "tgsage_s": ours,
+        "tgsage_cold_s": cold,
+        "bound_s": bound,
+        "ratio_to_bound": ours / bound,
+        "tg": g.tg,
+    }
 
 
 def peak_rss_bytes() -> int:
@@ -128,16 +147,28 @@ def streaming_child(n: int, d: int, batch: int, k_t: int, k_c: int) -> None:
     t0 = time.perf_counter()
     for _ in range(0, n, batch):
         base = torch.randn(batch, 32, generator=gen)
-        acc.update({f"T{i}": torch.relu(base @ w) for i, w in enumerate(w_t)},
-                   {f"C{j}": torch.relu(base @ w) for j, w in enumerate(w_c)})
+        acc.update(
+            {f"T{i}": torch.relu(base @ w) for i, w in enumerate(w_t)},
+            {f"C{j}": torch.relu(base @ w) for j, w in enumerate(w_c)},
+        )
     sim = acc.similarity()
     seconds = time.perf_counter() - t0
     rss = peak_rss_bytes()
-    print(json.dumps({"n": acc.n, "d": d, "teacher_layers": k_t, "candidate_layers": k_c,
-                      "seconds": seconds, "peak_rss_gb": rss / 2**30,
-                      "accumulators_gb": streaming_bytes([d] * k_t, [d] * k_c) / 2**30,
-                      "dense_path_would_need_gb": dense_bytes(n, k_t + k_c) / 2**30,
-                      "sim_mean": float(sim.mean())}))
+    print(
+        json.dumps(
+            {
+                "n": acc.n,
+                "d": d,
+                "teacher_layers": k_t,
+                "candidate_layers": k_c,
+                "seconds": seconds,
+                "peak_rss_gb": rss / 2**30,
+                "accumulators_gb": streaming_bytes([d] * k_t, [d] * k_c) / 2**30,
+                "dense_path_would_need_gb": dense_bytes(n, k_t + k_c) / 2**30,
+                "sim_mean": float(sim.mean()),
+            }
+        )
+    )
 
 
 def bench_streaming(n: int, d: int, k_t: int, k_c: int) -> dict:
@@ -162,25 +193,31 @@ def main() -> None:
     if args.only in (None, "a"):
         n, d = (500, 500) if args.quick else (2000, 2000)
         r = bench_rsatoolbox(n, d)
-        print(f"(a) 3x10 layers, n={n}, d={d}: tgsage {r['tgsage_s']:.2f} s (first call "
-              f"{r['tgsage_cold_s']:.2f} s), rsatoolbox {r['rsatoolbox_s']:.2f} s -> "
-              f"{r['speedup']:.1f}x faster (first call "
-              f"{r['rsatoolbox_s'] / r['tgsage_cold_s']:.1f}x; max |diff| "
-              f"{r['max_abs_diff']:.1e})")
+        print(
+            f"(a) 3x10 layers, n={n}, d={d}: tgsage {r['tgsage_s']:.2f} s (first call "
+            f"{r['tgsage_cold_s']:.2f} s), rsatoolbox {r['rsatoolbox_s']:.2f} s -> "
+            f"{r['speedup']:.1f}x faster (first call "
+            f"{r['rsatoolbox_s'] / r['tgsage_cold_s']:.1f}x; max |diff| "
+            f"{r['max_abs_diff']:.1e})"
+        )
     if args.only in (None, "b"):
         n, d = (1000, 2000) if args.quick else (5000, 10000)
         r = bench_gemm_bound(n, d, args.device)
-        print(f"(b) 3x10 layers, n={n}, d={d} on {r['device']}: GEMM rate "
-              f"{r['gemm_gflops']:.0f} GFLOP/s, bound {r['bound_s']:.2f} s, tgsage "
-              f"{r['tgsage_s']:.2f} s (first call {r['tgsage_cold_s']:.2f} s) -> "
-              f"{r['ratio_to_bound']:.2f}x the bound")
+        print(
+            f"(b) 3x10 layers, n={n}, d={d} on {r['device']}: GEMM rate "
+            f"{r['gemm_gflops']:.0f} GFLOP/s, bound {r['bound_s']:.2f} s, tgsage "
+            f"{r['tgsage_s']:.2f} s (first call {r['tgsage_cold_s']:.2f} s) -> "
+            f"{r['ratio_to_bound']:.2f}x the bound"
+        )
     if args.only in (None, "c"):
         n, d = (5000, 500) if args.quick else (50000, 4000)
         for k_t, k_c in ((1, 1), (3, 3)):
             r = bench_streaming(n, d, k_t, k_c)
-            print(f"(c) streaming {k_t}x{k_c} layers, n={r['n']}, d={d}: peak RSS "
-                  f"{r['peak_rss_gb']:.2f} GB (accumulators {r['accumulators_gb']:.2f} GB; dense "
-                  f"path would need {r['dense_path_would_need_gb']:.1f} GB), {r['seconds']:.1f} s")
+            print(
+                f"(c) streaming {k_t}x{k_c} layers, n={r['n']}, d={d}: peak RSS "
+                f"{r['peak_rss_gb']:.2f} GB (accumulators {r['accumulators_gb']:.2f} GB; dense "
+                f"path would need {r['dense_path_would_need_gb']:.1f} GB), {r['seconds']:.1f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -54,61 +54,86 @@ def storage_url(kind: str, tmp: Path) -> str | None:
 
 def throughput(kinds: list[str], workers: list[int], n: int, sleep: float, tmp: Path) -> None:
     print(f"\n## Throughput: {n} simulated candidates of {sleep:g} s each\n")
-    print("| storage | workers | working phase s | cand/s | speed-up (ideal) | wall s (with "
-          "start-up) | completed | lost | surplus |")
+    print(
+        "| storage | workers | working phase s | cand/s | speed-up (ideal) | wall s (with "
+        "start-up) | completed | lost | surplus |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for kind in kinds:
         base = None
         for w in workers:
             if kind == "sqlite" and w > 1:
                 continue
-            cfg = {"name": f"bench-{uuid.uuid4().hex[:8]}", "objective": "simulate",
-                   "simulate": {"sleep": sleep}, "n_candidates": n, "workers": w,
-                   "run_dir": str(tmp / uuid.uuid4().hex[:8]), "strategy": "random",
-                   "storage": storage_url(kind, tmp)}
+            cfg = {
+                "name": f"bench-{uuid.uuid4().hex[:8]}",
+                "objective": "simulate",
+                "simulate": {"sleep": sleep},
+                "n_candidates": n,
+                "workers": w,
+                "run_dir": str(tmp / uuid.uuid4().hex[:8]),
+                "strategy": "random",
+                "storage": storage_url(kind, tmp),
+            }
             t0 = time.perf_counter()
             s = run_search(cfg, progress=False)
             wall = time.perf_counter() - t0
             c = load_config(cfg)
             study = optuna.load_study(study_name=c.name, storage=preflight(c))
-            done = [t for t in study.get_trials() if t.datetime_complete is not None
-                    and t.datetime_start is not None]
-            span = (max(t.datetime_complete for t in done)
-                    - min(t.datetime_start for t in done)).total_seconds()
+            done = [
+                t
+                for t in study.get_trials()
+                if t.datetime_complete is not None and t.datetime_start is not None
+            ]
+            span = (
+                max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)
+            ).total_seconds()
             rate = s.complete / span
             base = base or rate
-            print(f"| {kind} | {w} | {span:.1f} | {rate:.2f} | {rate / base:.2f} ({w}) | "
-                  f"{wall:.1f} | {s.complete} | {n - s.complete} | {s.surplus} |", flush=True)
+            print(
+                f"| {kind} | {w} | {span:.1f} | {rate:.2f} | {rate / base:.2f} ({w}) | "
+                f"{wall:.1f} | {s.complete} | {n - s.complete} | {s.surplus} |",
+                flush=True,
+            )
 
 
 def _prefill(study: optuna.Study, space_name: str, count: int, seed: int) -> None:
     """``count`` COMPLETE trials with real space params (random specs, fake scores)."""
-    mem = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed),
-                              direction="maximize")
+    mem = optuna.create_study(
+        sampler=optuna.samplers.RandomSampler(seed=seed), direction="maximize"
+    )
     space = get_space(space_name)
     trials = []
     for i in range(count):
         t = mem.ask()
         spec = space.sample(t)
         frozen = mem._storage.get_trial(t._trial_id)
-        trials.append(optuna.trial.create_trial(
-            params=frozen.params, distributions=frozen.distributions, value=(i * 7919 % 1000)
-            / 1000, user_attrs={"spec_hash": spec.spec_hash, "examples": 1000, "P": 0.5}))
+        trials.append(
+            optuna.trial.create_trial(
+                params=frozen.params,
+                distributions=frozen.distributions,
+                value=(i * 7919 % 1000) / 1000,
+                user_attrs={"spec_hash": spec.spec_hash, "examples": 1000, "P": 0.5},
+            )
+        )
         mem.tell(t, 0.0)
     study.add_trials(trials)
 
 
-def overhead(kinds: list[str], strategies: list[str], sizes: list[int], k: int,
-             tmp: Path) -> None:
+def overhead(kinds: list[str], strategies: list[str], sizes: list[int], k: int, tmp: Path) -> None:
     print(f"\n## Engine overhead per candidate (ms; mean over {k} candidates, one worker)\n")
     print("| strategy | completed | " + " | ".join(kinds) + " |")
     print("|---|---|" + "---|" * len(kinds))
     results: dict[tuple[str, int, str], float] = {}
     for strategy in strategies:
         for kind in kinds:
-            cfg_d = {"name": f"ovh-{uuid.uuid4().hex[:8]}", "objective": "simulate",
-                     "n_candidates": 10**6, "run_dir": str(tmp / uuid.uuid4().hex[:8]),
-                     "strategy": strategy, "storage": storage_url(kind, tmp)}
+            cfg_d = {
+                "name": f"ovh-{uuid.uuid4().hex[:8]}",
+                "objective": "simulate",
+                "n_candidates": 10**6,
+                "run_dir": str(tmp / uuid.uuid4().hex[:8]),
+                "strategy": strategy,
+                "storage": storage_url(kind, tmp),
+            }
             if kind == "memory":
                 cfg_d["storage"] = None
             cfg = load_config(cfg_d)

@@ -67,8 +67,9 @@ def main() -> None:
         ("layer N_L=20", get_space("layer", max_layers=20)),
         ("cell B=5 N=2", get_space("cell", blocks=5, num_cells=2)),
     ]
-    print(f"torch {torch.__version__}, threads={args.threads}, {n} candidates per row, "
-          "medians in ms")
+    print(
+        f"torch {torch.__version__}, threads={args.threads}, {n} candidates per row, medians in ms"
+    )
     header = f"{'space':<14} {'setting':<11} {'sample':>7} {'build':>8} {'forward':>8} "
     print(header + f"{'total':>8} {'baseline':>9} {'ratio':>6}")
     for label, wm, shape, batch in settings:
@@ -77,10 +78,14 @@ def main() -> None:
             t = _candidates(space, n, wm, shape, batch) * 1e3
             med = np.median(t, axis=0)
             total = float(np.median(t.sum(axis=1)))
-            print(f"{name:<14} {label:<11} {med[0]:7.2f} {med[1]:8.1f} {med[2]:8.1f} "
-                  f"{total:8.1f} {base * 1e3:9.1f} {total / (base * 1e3):6.1f}")
-    print("(tiny CPU: width_mult 0.125, 16x16, batch 8; paper size: width 1.0, 32x32, batch 8;"
-          " forward = forward_with_features, no grad; ratio = total / baseline)")
+            print(
+                f"{name:<14} {label:<11} {med[0]:7.2f} {med[1]:8.1f} {med[2]:8.1f} "
+                f"{total:8.1f} {base * 1e3:9.1f} {total / (base * 1e3):6.1f}"
+            )
+    print(
+        "(tiny CPU: width_mult 0.125, 16x16, batch 8; paper size: width 1.0, 32x32, batch 8;"
+        " forward = forward_with_features, no grad; ratio = total / baseline)"
+    )
 
 
 if __name__ == "__main__":

@@ -114,10 +114,14 @@ def main() -> None:
     for space in spaces.values():  # warm-up: imports, caches, first torch calls
         bench_sampler(space, optuna.samplers.RandomSampler(0), history(space, 30), 5)
         bench_ask_tell(space, "rl", history(space, 10), 5)
-    print(f"torch {torch.__version__}, optuna {optuna.__version__}, threads={args.threads}; "
-          "medians in ms per candidate (ask + tell, objective excluded)")
-    header = f"{'space':<13} {'strategy':<10} {'N':>5} {'ask/tell':>9} {'sampler':>9} " \
-             f"{'replay':>8} {'baseline':>9} {'ratio':>7}"
+    print(
+        f"torch {torch.__version__}, optuna {optuna.__version__}, threads={args.threads}; "
+        "medians in ms per candidate (ask + tell, objective excluded)"
+    )
+    header = (
+        f"{'space':<13} {'strategy':<10} {'N':>5} {'ask/tell':>9} {'sampler':>9} "
+        f"{'replay':>8} {'baseline':>9} {'ratio':>7}"
+    )
     print(header)
     for label, space in spaces.items():
         for n in sizes:
@@ -130,10 +134,15 @@ def main() -> None:
                 sampler = get_strategy(name, space, seed=0).sampler()
                 sp, replay = bench_sampler(space, sampler, hist, r)
                 replay_s = f"{replay * 1e3:8.1f}" if name in ("rl", "evolution") else f"{'-':>8}"
-                print(f"{label:<13} {name:<10} {n:>5} {at * 1e3:9.2f} {sp * 1e3:9.2f} "
-                      f"{replay_s} {base * 1e3:9.2f} {sp / base:7.1f}", flush=True)
-    print("(ratio = sampler path / plain Optuna RandomSampler on the same study; replay = first "
-          "ask of a fresh StrategySampler, rebuilding the policy from all N trials)")
+                print(
+                    f"{label:<13} {name:<10} {n:>5} {at * 1e3:9.2f} {sp * 1e3:9.2f} "
+                    f"{replay_s} {base * 1e3:9.2f} {sp / base:7.1f}",
+                    flush=True,
+                )
+    print(
+        "(ratio = sampler path / plain Optuna RandomSampler on the same study; replay = first "
+        "ask of a fresh StrategySampler, rebuilding the policy from all N trials)"
+    )
 
 
 if __name__ == "__main__":

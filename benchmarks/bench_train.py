@@ -41,8 +41,9 @@ def make_model(args: argparse.Namespace) -> torch.nn.Module:
 
 
 def make_opt(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True,
-                           weight_decay=5e-4)
+    return torch.optim.SGD(
+        model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
 
 
 def augment_per_image(x: torch.Tensor) -> torch.Tensor:
@@ -61,7 +62,11 @@ def augment_per_image(x: torch.Tensor) -> torch.Tensor:
 
 
 def plain_loop(
-    model: torch.nn.Module, data: ImageSet, steps: int, batch: int, lr: float,
+    model: torch.nn.Module,
+    data: ImageSet,
+    steps: int,
+    batch: int,
+    lr: float,
     augment: Callable[[torch.Tensor], torch.Tensor],
 ) -> int:
     opt = make_opt(model, lr)
@@ -89,8 +94,17 @@ def vectorised_augment(x: torch.Tensor) -> torch.Tensor:
 
 def run_tgsage(model: torch.nn.Module, data: ImageSet, steps: int, batch: int, lr: float) -> int:
     res = train_model(
-        model, data, f"{steps}steps", "cpu_demo", device="cpu", batch_size=batch, lr=lr,
-        schedule="constant", eval_at_end=False, amp="off", channels_last=False,
+        model,
+        data,
+        f"{steps}steps",
+        "cpu_demo",
+        device="cpu",
+        batch_size=batch,
+        lr=lr,
+        schedule="constant",
+        eval_at_end=False,
+        amp="off",
+        channels_last=False,
     )
     assert res.ok, res.message
     return res.examples
@@ -138,14 +152,21 @@ def main() -> None:
     # thread CPU time is the measure least disturbed by other processes' load.
     wall = {k: examples[k] / min(v) for k, v in times.items()}
     proc = {k: examples[k] / min(v) for k, v in cpu.items()}
-    print(f"small_cnn width {args.width}, 32x32, batch {args.batch}, {steps} steps, best of "
-          f"{repeats}, torch threads {args.threads}, CPU")
-    print(f"{'method':38s} {'examples':>8s} {'wall s':>7s} {'ex/s':>7s} {'ratio':>6s} "
-          f"{'cpu s':>7s} {'ex/cpu-s':>8s} {'ratio':>6s}")
+    print(
+        f"small_cnn width {args.width}, 32x32, batch {args.batch}, {steps} steps, best of "
+        f"{repeats}, torch threads {args.threads}, CPU"
+    )
+    print(
+        f"{'method':38s} {'examples':>8s} {'wall s':>7s} {'ex/s':>7s} {'ratio':>6s} "
+        f"{'cpu s':>7s} {'ex/cpu-s':>8s} {'ratio':>6s}"
+    )
     for k in methods:
-        print(f"{k:38s} {examples[k]:8d} {min(times[k]):7.3f} {wall[k]:7.1f} "
-              f"{wall[k] / wall[base]:6.2f} {min(cpu[k]):7.3f} {proc[k]:8.1f} "
-              f"{proc[k] / proc[base]:6.2f}")
+        print(
+            f"{k:38s} {examples[k]:8d} {min(times[k]):7.3f} {wall[k]:7.1f} "
+            f"{wall[k] / wall[base]:6.2f} {min(cpu[k]):7.3f} {proc[k]:8.1f} "
+            f"{proc[k] / proc[base]:6.2f}"
+        )
+
 
 if __name__ == "__main__":
     main()

@@ -29,6 +29,5 @@ def tiny_teacher_net(tiny_objects: DataSplits) -> torch.nn.Module:
     from tgsage.train import train_model
 
     net = get_model("resnet_cifar", n=1, num_classes=tiny_objects.num_classes, width_mult=0.25)
-    train_model(net, tiny_objects, "1ep", "cpu_demo", device="cpu", seed=0,
-                raise_on_failure=True)
+    train_model(net, tiny_objects, "1ep", "cpu_demo", device="cpu", seed=0, raise_on_failure=True)
     return net.eval()

@@ -18,11 +18,13 @@ runner = CliRunner()
 
 
 def test_version_and_help_in_a_real_process() -> None:
-    out = subprocess.run([sys.executable, "-m", "tgsage", "--version"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "tgsage", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == f"tgsage {__version__}"
-    helped = subprocess.run([sys.executable, "-m", "tgsage", "--help"], capture_output=True,
-                            text=True, check=True)
+    helped = subprocess.run(
+        [sys.executable, "-m", "tgsage", "--help"], capture_output=True, text=True, check=True
+    )
     assert "compare" in helped.stdout
 
 
@@ -32,12 +34,24 @@ def test_compare_files_json_matches_scipy(tmp_path) -> None:
     c = {"conv": t["L1"] + rng.standard_normal((20, 8))}
     np.savez(tmp_path / "t.npz", **t)
     np.savez(tmp_path / "c.npz", **c)
-    res = runner.invoke(app, ["compare", str(tmp_path / "t.npz"), str(tmp_path / "c.npz"),
-                              "--json", "--accuracy", "0.5", "--alpha", "2"])
+    res = runner.invoke(
+        app,
+        [
+            "compare",
+            str(tmp_path / "t.npz"),
+            str(tmp_path / "c.npz"),
+            "--json",
+            "--accuracy",
+            "0.5",
+            "--alpha",
+            "2",
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    s = [st.pearsonr(pdist(v, "correlation"), pdist(c["conv"], "correlation"))[0]
-         for v in t.values()]
+    s = [
+        st.pearsonr(pdist(v, "correlation"), pdist(c["conv"], "correlation"))[0] for v in t.values()
+    ]
     assert abs(out["per_layer"]["L1"] - s[0]) < 1e-10
     assert abs(out["tg"] - np.mean(s)) < 1e-10
     assert abs(out["score"] - (0.5 + 2 * np.mean(s))) < 1e-10

@@ -18,10 +18,31 @@ TINY = ["--train-size", "128", "--val-size", "64", "--resolution", "16"]
 @pytest.fixture(scope="module")
 def resnet_teacher(tmp_path_factory):
     out = tmp_path_factory.mktemp("t") / "teacher.npz"
-    res = runner.invoke(app, ["teacher", "build", "--source", "resnet", "--n", "1",
-                              "--width-mult", "0.25", "--budget", "20steps", "--preset",
-                              "cpu_demo", "--grouping", "category", "--device", "cpu", "-q",
-                              "--out", str(out), *TINY])
+    res = runner.invoke(
+        app,
+        [
+            "teacher",
+            "build",
+            "--source",
+            "resnet",
+            "--n",
+            "1",
+            "--width-mult",
+            "0.25",
+            "--budget",
+            "20steps",
+            "--preset",
+            "cpu_demo",
+            "--grouping",
+            "category",
+            "--device",
+            "cpu",
+            "-q",
+            "--out",
+            str(out),
+            *TINY,
+        ],
+    )
     assert res.exit_code == 0, res.output
     return out
 
@@ -32,14 +53,29 @@ def test_resnet_teacher_file_and_show(resnet_teacher) -> None:
     assert t.rdms.n_conditions == 8 and t.grouping == "category"
     assert t.rdms.metadata["subsamples"] == 10
     shown = runner.invoke(app, ["teacher", "show", str(resnet_teacher)])
-    assert shown.exit_code == 0 and "stack1" in shown.output and t.probe_fingerprint in \
-        shown.output
+    assert shown.exit_code == 0 and "stack1" in shown.output and t.probe_fingerprint in shown.output
 
 
 def test_evaluate_random_spec_json(resnet_teacher) -> None:
-    res = runner.invoke(app, ["evaluate", "random:layer:3", "--teacher", str(resnet_teacher),
-                              "--budget", "10steps", "--preset", "cpu_demo", "--width-mult",
-                              "0.25", "--device", "cpu", "--json", *TINY])
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "random:layer:3",
+            "--teacher",
+            str(resnet_teacher),
+            "--budget",
+            "10steps",
+            "--preset",
+            "cpu_demo",
+            "--width-mult",
+            "0.25",
+            "--device",
+            "cpu",
+            "--json",
+            *TINY,
+        ],
+    )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["status"] == "ok" and set(out["per_layer"]) == {"stack1", "stack2", "stack3"}
@@ -60,14 +96,30 @@ def test_recording_and_rdms_and_module_sources(tmp_path, monkeypatch) -> None:
     probe = ProbeSet.from_images(make_synthetic_objects(8, 48, resolution=16, seed=3).val)
     probe.save(tmp_path / "probe.npz")
     rng = np.random.default_rng(0)
-    rec = simulate_recording({"a": rng.standard_normal((48, 20)),
-                              "b": rng.standard_normal((48, 30))}, {"V4": "a", "IT": "b"},
-                             sites_per_region=20, n_repetitions=4, seed=0,
-                             stimulus_ids=probe.stimulus_ids)
+    rec = simulate_recording(
+        {"a": rng.standard_normal((48, 20)), "b": rng.standard_normal((48, 30))},
+        {"V4": "a", "IT": "b"},
+        sites_per_region=20,
+        n_repetitions=4,
+        seed=0,
+        stimulus_ids=probe.stimulus_ids,
+    )
     rec.to_netcdf(tmp_path / "rec.nc")
-    res = runner.invoke(app, ["teacher", "build", "--source", "recording", "--recording",
-                              str(tmp_path / "rec.nc"), "--probe", str(tmp_path / "probe.npz"),
-                              "--out", str(tmp_path / "neural.npz")])
+    res = runner.invoke(
+        app,
+        [
+            "teacher",
+            "build",
+            "--source",
+            "recording",
+            "--recording",
+            str(tmp_path / "rec.nc"),
+            "--probe",
+            str(tmp_path / "probe.npz"),
+            "--out",
+            str(tmp_path / "neural.npz"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "noise ceiling" in res.output
     assert Teacher.load(tmp_path / "neural.npz").layers == ("V4", "IT")
@@ -75,9 +127,21 @@ def test_recording_and_rdms_and_module_sources(tmp_path, monkeypatch) -> None:
     from scipy.spatial.distance import pdist
 
     np.savez(tmp_path / "rdms.npz", IT=pdist(rng.standard_normal((48, 5)), "correlation"))
-    res = runner.invoke(app, ["teacher", "build", "--source", "rdms", "--rdms",
-                              str(tmp_path / "rdms.npz"), "--probe", str(tmp_path / "probe.npz"),
-                              "--out", str(tmp_path / "saved.npz")])
+    res = runner.invoke(
+        app,
+        [
+            "teacher",
+            "build",
+            "--source",
+            "rdms",
+            "--rdms",
+            str(tmp_path / "rdms.npz"),
+            "--probe",
+            str(tmp_path / "probe.npz"),
+            "--out",
+            str(tmp_path / "saved.npz"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert Teacher.load(tmp_path / "saved.npz").probe_fingerprint == probe.fingerprint
 
@@ -85,12 +149,28 @@ def test_recording_and_rdms_and_module_sources(tmp_path, monkeypatch) -> None:
         "import torch\n"
         "def make():\n"
         "    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(),\n"
-        "                               torch.nn.Flatten())\n")
+        "                               torch.nn.Flatten())\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
-    res = runner.invoke(app, ["teacher", "build", "--source", "module", "--module",
-                              "my_nets:make", "--layers", "0,1", "--probe",
-                              str(tmp_path / "probe.npz"), "--device", "cpu", "--out",
-                              str(tmp_path / "mod.npz")])
+    res = runner.invoke(
+        app,
+        [
+            "teacher",
+            "build",
+            "--source",
+            "module",
+            "--module",
+            "my_nets:make",
+            "--layers",
+            "0,1",
+            "--probe",
+            str(tmp_path / "probe.npz"),
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "mod.npz"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert Teacher.load(tmp_path / "mod.npz").layers == ("0", "1")
 
@@ -98,6 +178,7 @@ def test_recording_and_rdms_and_module_sources(tmp_path, monkeypatch) -> None:
 def test_teacher_build_errors_are_one_line(tmp_path) -> None:
     res = runner.invoke(app, ["teacher", "build", "--source", "recording", *TINY])
     assert res.exit_code == 2 and "--recording" in res.output
-    res = runner.invoke(app, ["teacher", "build", "--source", "module", "--module", "nope:x",
-                              *TINY])
+    res = runner.invoke(
+        app, ["teacher", "build", "--source", "module", "--module", "nope:x", *TINY]
+    )
     assert res.exit_code == 2 and "cannot import" in res.output

@@ -34,8 +34,9 @@ def test_network_teacher_matches_scipy_on_its_activations(tiny_teacher_net, tiny
 
 
 def test_grouped_network_teacher_averages_within_objects(tiny_teacher_net, tiny_probe) -> None:
-    teacher = teacher_from_network(tiny_teacher_net, tiny_probe, grouping="category",
-                                   subsamples=None, device="cpu")
+    teacher = teacher_from_network(
+        tiny_teacher_net, tiny_probe, grouping="category", subsamples=None, device="cpu"
+    )
     labels = tiny_probe.labelings["category"].numpy()
     feats = collect_activations(tiny_teacher_net, tiny_probe.images, device="cpu")
     order = np.unique(labels)
@@ -45,13 +46,15 @@ def test_grouped_network_teacher_averages_within_objects(tiny_teacher_net, tiny_
 
 
 def test_layer_chunks_respect_budget() -> None:
-    chunks = layer_chunks({"a": 100, "b": 100, "c": 300, "d": 10}, n_images=10,
-                          budget_bytes=4 * 10 * 250)
+    chunks = layer_chunks(
+        {"a": 100, "b": 100, "c": 300, "d": 10}, n_images=10, budget_bytes=4 * 10 * 250
+    )
     assert chunks == [["a", "b"], ["c"], ["d"]]
 
 
-def test_per_image_rdms_identical_with_tiny_memory_budget(tiny_teacher_net, tiny_probe,
-                                                          monkeypatch) -> None:
+def test_per_image_rdms_identical_with_tiny_memory_budget(
+    tiny_teacher_net, tiny_probe, monkeypatch
+) -> None:
     full = network_rdms(tiny_teacher_net, tiny_probe, device="cpu")
     monkeypatch.setattr("tgsage.teacher.memory_budget", lambda: 1)  # one layer per pass
     chunked = network_rdms(tiny_teacher_net, tiny_probe, device="cpu")
@@ -60,11 +63,11 @@ def test_per_image_rdms_identical_with_tiny_memory_budget(tiny_teacher_net, tiny
 
 def test_any_module_with_named_layers(tiny_probe) -> None:
     torch.manual_seed(0)
-    plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.LazyLinear(8))
+    plain = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.LazyLinear(8)
+    )
     plain(torch.zeros(1, 3, 16, 16))
-    teacher = teacher_from_network(plain, tiny_probe, layers=["0", "1"], subsamples=3,
-                                   device="cpu")
+    teacher = teacher_from_network(plain, tiny_probe, layers=["0", "1"], subsamples=3, device="cpu")
     assert teacher.layers == ("0", "1")
     assert teacher.rdms.metadata["subsamples"] == 3
     with pytest.raises(InputError, match="not submodules"):
@@ -75,10 +78,15 @@ def test_any_module_with_named_layers(tiny_probe) -> None:
 
 def test_recording_teacher_with_noise_ceiling(tiny_teacher_net, tiny_probe, tmp_path) -> None:
     feats = collect_activations(tiny_teacher_net, tiny_probe.images, device="cpu")
-    rec = simulate_recording({"stack2": feats["stack2"], "stack3": feats["stack3"]},
-                             {"V4": "stack2", "IT": "stack3"}, sites_per_region=30,
-                             n_repetitions=6, noise=0.5, seed=1,
-                             stimulus_ids=tiny_probe.stimulus_ids)
+    rec = simulate_recording(
+        {"stack2": feats["stack2"], "stack3": feats["stack3"]},
+        {"V4": "stack2", "IT": "stack3"},
+        sites_per_region=30,
+        n_repetitions=6,
+        noise=0.5,
+        seed=1,
+        stimulus_ids=tiny_probe.stimulus_ids,
+    )
     path = rec.to_netcdf(tmp_path / "rec.nc")
     from tgsage.data.neural import load_recording
 
@@ -105,8 +113,7 @@ def test_saved_rdms_teacher(tmp_path, tiny_probe) -> None:
 
 
 def test_file_round_trip_and_probe_check(tiny_teacher_net, tiny_probe, tmp_path) -> None:
-    teacher = teacher_from_network(tiny_teacher_net, tiny_probe, grouping="object",
-                                   device="cpu")
+    teacher = teacher_from_network(tiny_teacher_net, tiny_probe, grouping="object", device="cpu")
     path = teacher.save(tmp_path / "t.npz")
     back = Teacher.load(path)
     assert back.layers == teacher.layers and back.grouping == "object"
@@ -117,8 +124,9 @@ def test_file_round_trip_and_probe_check(tiny_teacher_net, tiny_probe, tmp_path)
     with np.load(path, allow_pickle=False) as z:
         assert "meta" in z.files
     other = ProbeSet(images=tiny_probe.images.flip(0).contiguous())
-    with pytest.raises(ProbeMismatchError, match=f"{teacher.probe_fingerprint}.*"
-                       f"{other.fingerprint}"):
+    with pytest.raises(
+        ProbeMismatchError, match=f"{teacher.probe_fingerprint}.*{other.fingerprint}"
+    ):
         back.check_probe(other.fingerprint)
 
 

@@ -20,8 +20,9 @@ from tgsage.features import FeatureNet
 
 
 @torch.inference_mode()
-def feature_widths(model: FeatureNet, image_shape: Sequence[int],
-                   device: torch.device | str = "cpu") -> dict[str, int]:
+def feature_widths(
+    model: FeatureNet, image_shape: Sequence[int], device: torch.device | str = "cpu"
+) -> dict[str, int]:
     """Features per image of each exposed layer (one forward pass of two blank images)."""
     was_training = model.training  # type: ignore[attr-defined]
     model.eval()  # type: ignore[attr-defined]
@@ -88,7 +89,7 @@ def collect_activations(
     out: dict[str, torch.Tensor] = {}
     try:
         for start in range(0, n, batch_size):
-            x = prepare_images(images[start:start + batch_size], dev, normalize)  # type: ignore[arg-type]
+            x = prepare_images(images[start : start + batch_size], dev, normalize)  # type: ignore[arg-type]
             _, feats = model.forward_with_features(x)
             wanted = layers if layers is not None else list(feats)
             for name in wanted:
@@ -103,12 +104,12 @@ def collect_activations(
                 if inv is not None:
                     if name not in out:
                         out[name] = torch.zeros(len(counts), f.shape[1], dtype=torch.float64)  # type: ignore[arg-type]
-                    idx = inv[start:start + x.shape[0]]
+                    idx = inv[start : start + x.shape[0]]
                     out[name].index_add_(0, idx, f.double().cpu())
                 else:
                     if name not in out:
                         out[name] = torch.empty(n, f.shape[1], dtype=torch.float32)
-                    out[name][start:start + x.shape[0]] = f.cpu()
+                    out[name][start : start + x.shape[0]] = f.cpu()
     finally:
         model.train(was_training)  # type: ignore[attr-defined]
     if inv is not None:
@@ -122,4 +123,3 @@ def memory_budget(fraction: float = 0.25) -> int:
     from tgsage.rsa.streaming import available_memory
 
     return max(256 * 2**20, int(available_memory() * fraction))
-

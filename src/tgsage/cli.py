@@ -27,6 +27,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"tgsage {__version__}")
@@ -48,8 +50,9 @@ def _example_activations(seed: int = 0) -> tuple[dict, dict, np.ndarray]:
     labels = np.repeat(np.arange(8), 8)
     prototypes = rng.standard_normal((8, 32))
     latent = prototypes[labels] + 0.8 * rng.standard_normal((64, 32))
-    teacher = {f"L{i + 1}": np.maximum(latent @ rng.standard_normal((32, 256)), 0)
-               for i in range(3)}
+    teacher = {
+        f"L{i + 1}": np.maximum(latent @ rng.standard_normal((32, 256)), 0) for i in range(3)
+    }
     candidate = {
         "conv1": rng.standard_normal((64, 128)) + 0.2 * latent[:, :1],
         "conv2": np.maximum(latent[:, :16] @ rng.standard_normal((16, 128)), 0)
@@ -62,15 +65,18 @@ def _example_activations(seed: int = 0) -> tuple[dict, dict, np.ndarray]:
 @app.command()
 @friendly_errors
 def compare(
-    teacher: Path | None = typer.Argument(None, help="Teacher activations: .npz (one array per "
-                                          "layer) or .npy."),
+    teacher: Path | None = typer.Argument(
+        None, help="Teacher activations: .npz (one array per layer) or .npy."
+    ),
     candidate: Path | None = typer.Argument(None, help="Candidate activations, same images."),
     rdm: str = typer.Option("correlation", help="RDM distance: correlation, cosine, euclidean."),
-    comparison: str = typer.Option("pearson",
-                                   help="pearson, spearman, kendall_a, or cka (features)."),
+    comparison: str = typer.Option(
+        "pearson", help="pearson, spearman, kendall_a, or cka (features)."
+    ),
     groups: Path | None = typer.Option(None, help=".npy of one label per image: grouped RDMs."),
-    subsamples: int | None = typer.Option(None, help="Average teacher RDMs over K random "
-                                          "feature subsamples (paper: 10)."),
+    subsamples: int | None = typer.Option(
+        None, help="Average teacher RDMs over K random feature subsamples (paper: 10)."
+    ),
     accuracy: float | None = typer.Option(None, help="Premature accuracy P to print P+alpha*TG."),
     alpha: float = typer.Option(1.0, help="Weight of TG in the score."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
@@ -103,8 +109,9 @@ def compare(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{comparison} similarity of {rdm} RDMs"
-                  if comparison != "cka" else "linear CKA")
+    table = Table(
+        title=f"{comparison} similarity of {rdm} RDMs" if comparison != "cka" else "linear CKA"
+    )
     table.add_column("teacher layer")
     for name in guidance.candidate_layers:
         table.add_column(name, justify="right")
@@ -115,14 +122,17 @@ def compare(
     console.print(table)
     console.print(f"TG = mean S_i = [bold]{guidance.tg:.4f}[/]")
     if accuracy is not None:
-        console.print(f"score = P + alpha*TG = {accuracy:.4f} + {alpha:g} * {guidance.tg:.4f} "
-                      f"= [bold]{result['score']:.4f}[/]")
+        console.print(
+            f"score = P + alpha*TG = {accuracy:.4f} + {alpha:g} * {guidance.tg:.4f} "
+            f"= [bold]{result['score']:.4f}[/]"
+        )
 
 
 # --------------------------------------------------------------------------- teacher
 
-teacher_app = typer.Typer(help="Build and inspect teachers (teacher RDMs on a probe set).",
-                          no_args_is_help=True)
+teacher_app = typer.Typer(
+    help="Build and inspect teachers (teacher RDMs on a probe set).", no_args_is_help=True
+)
 app.add_typer(teacher_app, name="teacher")
 
 DATA_HELP = "Dataset: synthetic (no download), cifar10, cifar100, folder."
@@ -131,31 +141,38 @@ DATA_HELP = "Dataset: synthetic (no download), cifar10, cifar100, folder."
 @teacher_app.command("build")
 @friendly_errors
 def teacher_build(
-    source: str = typer.Option("resnet", help="resnet (train the paper's CIFAR ResNet), module "
-                               "(a torch module + layers), recording (neural data), rdms."),
+    source: str = typer.Option(
+        "resnet",
+        help="resnet (train the paper's CIFAR ResNet), module "
+        "(a torch module + layers), recording (neural data), rdms.",
+    ),
     out: Path = typer.Option(Path("teacher.npz"), "--out", "-o", help="Teacher file to write."),
     data: str = typer.Option("synthetic", help=DATA_HELP),
     data_root: Path | None = typer.Option(None, help="Folder holding the dataset files."),
     train_size: int | None = typer.Option(None, help="Training images (default: dataset's)."),
     val_size: int | None = typer.Option(None, help="Validation images (the probe set)."),
     resolution: int | None = typer.Option(None, help="Synthetic image size (default 32)."),
-    probe_size: int | None = typer.Option(None, help="Use the first N validation images as "
-                                          "probe (default: all, as in the paper)."),
+    probe_size: int | None = typer.Option(
+        None, help="Use the first N validation images as probe (default: all, as in the paper)."
+    ),
     probe: Path | None = typer.Option(None, help="A saved probe set (.npz) instead."),
-    grouping: str | None = typer.Option(None, help="Group RDMs by a probe labeling, e.g. "
-                                        "category or object (default: per image)."),
+    grouping: str | None = typer.Option(
+        None, help="Group RDMs by a probe labeling, e.g. category or object (default: per image)."
+    ),
     depth_n: int = typer.Option(9, "--n", help="ResNet blocks per stack (6n+2 layers)."),
     width_mult: float = typer.Option(1.0, help="ResNet width multiplier (CPU runs: 0.25-0.5)."),
     budget: str = typer.Option("mature", help="Teacher training budget, e.g. 30ep, mature."),
     preset: str = typer.Option("resnet_cifar_teacher", help="Training preset."),
-    module: str | None = typer.Option(None, help="source=module: 'pkg.mod:factory' returning "
-                                      "an nn.Module."),
+    module: str | None = typer.Option(
+        None, help="source=module: 'pkg.mod:factory' returning an nn.Module."
+    ),
     weights: Path | None = typer.Option(None, help="source=module: state_dict file to load."),
     layers: str | None = typer.Option(None, help="Comma-separated layer names to use."),
     recording: Path | None = typer.Option(None, help="source=recording: .nc/.npz/.csv file."),
     rdms: Path | None = typer.Option(None, help="source=rdms: .npz of RDMs (or rsatoolbox)."),
-    subsamples: int = typer.Option(10, help="Random feature subsamples per teacher RDM "
-                                   "(network sources; 0 = none)."),
+    subsamples: int = typer.Option(
+        10, help="Random feature subsamples per teacher RDM (network sources; 0 = none)."
+    ),
     method: str = typer.Option("correlation", help="RDM distance."),
     comparison: str = typer.Option("pearson", help="RDM comparison used when scoring."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
@@ -174,8 +191,9 @@ def teacher_build(
 
     layer_list = [s.strip() for s in layers.split(",")] if layers else None
     needs_data = source in ("resnet",) or probe is None
-    splits = (load_data(data, data_root, train_size, val_size, resolution, seed)
-              if needs_data else None)
+    splits = (
+        load_data(data, data_root, train_size, val_size, resolution, seed) if needs_data else None
+    )
     if probe is not None:
         probe_set = ProbeSet.load(probe)
     else:
@@ -187,22 +205,40 @@ def teacher_build(
         from tgsage.train import Trainer
 
         assert splits is not None
-        model = get_model("resnet_cifar", n=depth_n, num_classes=splits.num_classes,
-                          width_mult=width_mult, in_channels=splits.train.image_shape[0])
+        model = get_model(
+            "resnet_cifar",
+            n=depth_n,
+            num_classes=splits.num_classes,
+            width_mult=width_mult,
+            in_channels=splits.train.image_shape[0],
+        )
         trainer = Trainer(model, splits, preset, device=device, seed=seed)
         total = expected_examples(budget, len(splits.train), preset)
         with training_progress(f"teacher ResNet-{6 * depth_n + 2}", total, not quiet) as cb:
             trainer.progress = cb
             result = trainer.train_until(budget)
         result.raise_if_failed()
-        console.print(f"teacher trained: val accuracy {result.val_accuracy:.4f}, "
-                      f"{result.examples:,} examples, {result.seconds:.0f} s")
+        console.print(
+            f"teacher trained: val accuracy {result.val_accuracy:.4f}, "
+            f"{result.examples:,} examples, {result.seconds:.0f} s"
+        )
         teacher = teacher_from_network(
-            model, probe_set, grouping=grouping, method=method, comparison=comparison,
-            subsamples=k, seed=seed, device=device,
-            provenance={"model": f"resnet_cifar(n={depth_n}, width_mult={width_mult})",
-                        "data": data, "val_accuracy": result.val_accuracy,
-                        "train_examples": result.examples, "budget": budget})
+            model,
+            probe_set,
+            grouping=grouping,
+            method=method,
+            comparison=comparison,
+            subsamples=k,
+            seed=seed,
+            device=device,
+            provenance={
+                "model": f"resnet_cifar(n={depth_n}, width_mult={width_mult})",
+                "data": data,
+                "val_accuracy": result.val_accuracy,
+                "train_examples": result.examples,
+                "budget": budget,
+            },
+        )
     elif source == "module":
         if module is None or ":" not in module:
             raise ConfigError("source=module needs --module 'package.module:factory'")
@@ -214,30 +250,49 @@ def teacher_build(
         model = factory()
         if weights is not None:
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        teacher = teacher_from_network(model, probe_set, layers=layer_list, grouping=grouping,
-                                       method=method, comparison=comparison, subsamples=k,
-                                       seed=seed, device=device,
-                                       provenance={"module": module,
-                                                   "weights": str(weights) if weights else None})
+        teacher = teacher_from_network(
+            model,
+            probe_set,
+            layers=layer_list,
+            grouping=grouping,
+            method=method,
+            comparison=comparison,
+            subsamples=k,
+            seed=seed,
+            device=device,
+            provenance={"module": module, "weights": str(weights) if weights else None},
+        )
     elif source == "recording":
         if recording is None:
             raise ConfigError("source=recording needs --recording FILE (.nc, .npz or .csv)")
-        teacher = teacher_from_recording(load_recording(recording), probe_set,
-                                         regions=layer_list, grouping=grouping, method=method,
-                                         comparison=comparison,
-                                         provenance={"recording": str(recording)})
+        teacher = teacher_from_recording(
+            load_recording(recording),
+            probe_set,
+            regions=layer_list,
+            grouping=grouping,
+            method=method,
+            comparison=comparison,
+            provenance={"recording": str(recording)},
+        )
     elif source == "rdms":
         if rdms is None:
             raise ConfigError("source=rdms needs --rdms FILE")
-        teacher = teacher_from_rdms(rdms, probe_set, grouping=grouping, comparison=comparison,
-                                    provenance={"rdms": str(rdms)})
+        teacher = teacher_from_rdms(
+            rdms,
+            probe_set,
+            grouping=grouping,
+            comparison=comparison,
+            provenance={"rdms": str(rdms)},
+        )
     else:
         raise ConfigError(f"unknown teacher source {source!r}: resnet, module, recording, rdms")
     teacher.save(out)
     console.print(f"wrote {out}: {teacher!r}")
     if teacher.noise_ceiling:
-        console.print("noise ceiling (RDM split-half, Spearman-Brown): " + ", ".join(
-            f"{r} {v:.3f}" for r, v in teacher.noise_ceiling.items()))
+        console.print(
+            "noise ceiling (RDM split-half, Spearman-Brown): "
+            + ", ".join(f"{r} {v:.3f}" for r, v in teacher.noise_ceiling.items())
+        )
 
 
 @teacher_app.command("show")
@@ -251,13 +306,16 @@ def teacher_show(path: Path = typer.Argument(..., help="Teacher file.")) -> None
     table.add_column("field")
     table.add_column("value")
     rows = {
-        "source": t.source, "layers": ", ".join(t.layers),
+        "source": t.source,
+        "layers": ", ".join(t.layers),
         "conditions": f"{t.rdms.n_conditions} ({t.grouping or 'images'})",
         "probe fingerprint": t.probe_fingerprint,
         "probe images": "attached" if t.probe is not None else "not attached",
-        "RDM method": t.method, "comparison": t.comparison,
-        "subsampling": json.dumps({k: v for k, v in t.rdms.metadata.items()
-                                   if k.startswith("subsample")}),
+        "RDM method": t.method,
+        "comparison": t.comparison,
+        "subsampling": json.dumps(
+            {k: v for k, v in t.rdms.metadata.items() if k.startswith("subsample")}
+        ),
         "provenance": json.dumps(t.provenance),
     }
     if t.noise_ceiling:
@@ -273,8 +331,11 @@ def teacher_show(path: Path = typer.Argument(..., help="Teacher file.")) -> None
 @app.command()
 @friendly_errors
 def evaluate(
-    spec: str = typer.Argument(..., help="Spec JSON file, inline JSON, preset:NAME or "
-                               "random:layer[:SEED] / random:cell[:SEED]."),
+    spec: str = typer.Argument(
+        ...,
+        help="Spec JSON file, inline JSON, preset:NAME or "
+        "random:layer[:SEED] / random:cell[:SEED].",
+    ),
     teacher: Path | None = typer.Option(None, help="Teacher file (needed for tg and p+tg)."),
     data: str = typer.Option("synthetic", help=DATA_HELP),
     data_root: Path | None = typer.Option(None, help="Folder holding the dataset files."),
@@ -300,17 +361,26 @@ def evaluate(
     splits = load_data(data, data_root, train_size, val_size, resolution, seed)
     total = expected_examples(budget, len(splits.train), preset)
     with training_progress("candidate", total, not (quiet or as_json)) as cb:
-        result = evaluate_candidate(arch, splits, t, budget=budget, config=preset, score=score,
-                                    alpha=alpha, width_mult=width_mult, device=device, seed=seed,
-                                    progress=cb)
+        result = evaluate_candidate(
+            arch,
+            splits,
+            t,
+            budget=budget,
+            config=preset,
+            score=score,
+            alpha=alpha,
+            width_mult=width_mult,
+            device=device,
+            seed=seed,
+            progress=cb,
+        )
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
     else:
         table = Table(title=f"candidate {result.spec_hash or ''}")
         table.add_column("measure")
         table.add_column("value", justify="right")
-        table.add_row("status", result.status if result.ok else
-                      f"failed: {result.failure_reason}")
+        table.add_row("status", result.status if result.ok else f"failed: {result.failure_reason}")
         if result.accuracy is not None:
             table.add_row("P (val accuracy)", f"{result.accuracy:.4f}")
         for name, s in result.per_layer.items():
@@ -320,8 +390,9 @@ def evaluate(
         if result.score is not None:
             table.add_row(f"score ({score}, alpha={alpha:g})", f"{result.score:.4f}")
         table.add_row("cost (examples)", f"{result.examples:,}")
-        table.add_row("train / score seconds",
-                      f"{result.train_seconds:.1f} / {result.score_seconds:.1f}")
+        table.add_row(
+            "train / score seconds", f"{result.train_seconds:.1f} / {result.score_seconds:.1f}"
+        )
         console.print(table)
         if not result.ok:
             err_console.print(f"[bold red]candidate failed:[/] {result.message}")
@@ -335,13 +406,18 @@ def evaluate(
 @app.command()
 @friendly_errors
 def demo(
-    config: Path | None = typer.Option(None, "--config", "-c", help="Demo settings (YAML); "
-                                       "default: built-in, the same as configs/demo.yaml."),
+    config: Path | None = typer.Option(
+        None,
+        "--config",
+        "-c",
+        help="Demo settings (YAML); default: built-in, the same as configs/demo.yaml.",
+    ),
     run_dir: Path | None = typer.Option(None, help="Run folder (default runs/demo)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
     seed: int | None = typer.Option(None, help="Seed of data, teacher and search."),
-    tiny: bool = typer.Option(False, "--tiny", help="A seconds-long smoke run (tiny images, "
-                              "4 candidates)."),
+    tiny: bool = typer.Option(
+        False, "--tiny", help="A seconds-long smoke run (tiny images, 4 candidates)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """The whole pipeline on synthetic objects: teacher, search (TPE, P+TG), rerank, report.

@@ -41,8 +41,14 @@ def friendly_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def load_data(name: str, root: Path | None, train_size: int | None, val_size: int | None,
-              resolution: int | None, seed: int) -> DataSplits:
+def load_data(
+    name: str,
+    root: Path | None,
+    train_size: int | None,
+    val_size: int | None,
+    resolution: int | None,
+    seed: int,
+) -> DataSplits:
     """A dataset from the registry with the CLI's common options."""
     from tgsage.data.registry import get_dataset
 
@@ -67,16 +73,21 @@ def load_data(name: str, root: Path | None, train_size: int | None, val_size: in
 
 
 @contextlib.contextmanager
-def training_progress(description: str, total_examples: int | None,
-                      enabled: bool = True) -> Iterator[Any]:
+def training_progress(
+    description: str, total_examples: int | None, enabled: bool = True
+) -> Iterator[Any]:
     """A rich progress bar fed by the trainer's Progress callback (examples processed)."""
     if not enabled:
         yield None
         return
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(),
-               TextColumn("{task.completed:,.0f} ex"),
-               TextColumn("loss {task.fields[loss]:.3f}"), TimeElapsedColumn(),
-               TimeRemainingColumn()]
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} ex"),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task(description, total=total_examples, loss=float("nan"))
 

@@ -33,18 +33,34 @@ class DemoConfig(BaseModel):
     run_dir: Path = Path("runs/demo")
     seed: int = 0
     device: str = "auto"
-    data: dict[str, Any] = Field(default_factory=lambda: {
-        "name": "synthetic", "n_train": 3000, "n_val": 500, "resolution": 32})
+    data: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "name": "synthetic",
+            "n_train": 3000,
+            "n_val": 500,
+            "resolution": 32,
+        }
+    )
     teacher_n: int = Field(3, ge=1, description="ResNet blocks per stack (6n+2 layers).")
     teacher_width: float = Field(0.5, gt=0)
     teacher_budget: str = "mature"
     teacher_preset: str = "cpu_demo"
     grouping: str | None = "object"
     subsamples: int = Field(10, ge=1)
-    search: dict[str, Any] = Field(default_factory=lambda: {
-        "space": "layer", "space_options": {"max_layers": 8}, "strategy": "tpe",
-        "score": "p+tg", "alpha": 1.0, "budget": "1ep", "train": "cpu_demo",
-        "width_mult": 0.25, "n_candidates": 24, "workers": 2})
+    search: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "space": "layer",
+            "space_options": {"max_layers": 8},
+            "strategy": "tpe",
+            "score": "p+tg",
+            "alpha": 1.0,
+            "budget": "1ep",
+            "train": "cpu_demo",
+            "width_mult": 0.25,
+            "n_candidates": 24,
+            "workers": 2,
+        }
+    )
     rerank_k: int = Field(3, ge=1)
     rerank_budget: str = "4ep"
 
@@ -52,13 +68,27 @@ class DemoConfig(BaseModel):
     def tiny(cls, run_dir: str | Path) -> DemoConfig:
         """A seconds-long demo for tests (tiny images, few candidates, one worker)."""
         return cls(
-            run_dir=Path(run_dir), device="cpu",
+            run_dir=Path(run_dir),
+            device="cpu",
             data={"name": "synthetic", "n_train": 192, "n_val": 64, "resolution": 16},
-            teacher_n=1, teacher_width=0.25, teacher_budget="20steps", subsamples=3,
-            search={"space": "layer", "space_options": {"max_layers": 4}, "strategy": "tpe",
-                    "score": "p+tg", "budget": "10steps", "train": "cpu_demo",
-                    "width_mult": 0.25, "n_candidates": 4, "workers": 1},
-            rerank_k=2, rerank_budget="20steps")
+            teacher_n=1,
+            teacher_width=0.25,
+            teacher_budget="20steps",
+            subsamples=3,
+            search={
+                "space": "layer",
+                "space_options": {"max_layers": 4},
+                "strategy": "tpe",
+                "score": "p+tg",
+                "budget": "10steps",
+                "train": "cpu_demo",
+                "width_mult": 0.25,
+                "n_candidates": 4,
+                "workers": 1,
+            },
+            rerank_k=2,
+            rerank_budget="20steps",
+        )
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> DemoConfig:
@@ -78,14 +108,23 @@ class DemoConfig(BaseModel):
         try:
             return cls(**values)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}"
-                                 for e in exc.errors())
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
             raise ConfigError(f"invalid demo config: {problems}") from None
 
     def teacher_key(self) -> str:
         """Hash of everything the teacher depends on (decides whether the cache is valid)."""
-        keys = ("seed", "data", "teacher_n", "teacher_width", "teacher_budget",
-                "teacher_preset", "grouping", "subsamples")
+        keys = (
+            "seed",
+            "data",
+            "teacher_n",
+            "teacher_width",
+            "teacher_budget",
+            "teacher_preset",
+            "grouping",
+            "subsamples",
+        )
         blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -112,12 +151,18 @@ def build_teacher(cfg: DemoConfig, console: Console, progress: bool = True) -> P
     if path.exists():
         cached = Teacher.load(path)
         if cached.provenance.get("demo_key") == key:
-            console.print(f"[1/4] teacher: reusing {path} "
-                          f"(val accuracy {cached.provenance.get('val_accuracy', float('nan')):.3f})")
+            console.print(
+                f"[1/4] teacher: reusing {path} "
+                f"(val accuracy {cached.provenance.get('val_accuracy', float('nan')):.3f})"
+            )
             return path
     splits = _data(cfg)
-    model = get_model("resnet_cifar", n=cfg.teacher_n, num_classes=splits.num_classes,
-                      width_mult=cfg.teacher_width)
+    model = get_model(
+        "resnet_cifar",
+        n=cfg.teacher_n,
+        num_classes=splits.num_classes,
+        width_mult=cfg.teacher_width,
+    )
     trainer = Trainer(model, splits, cfg.teacher_preset, device=cfg.device, seed=cfg.seed)
     total = expected_examples(cfg.teacher_budget, len(splits.train), cfg.teacher_preset)
     name = f"[1/4] teacher ResNet-{6 * cfg.teacher_n + 2}"
@@ -125,21 +170,38 @@ def build_teacher(cfg: DemoConfig, console: Console, progress: bool = True) -> P
         trainer.progress = cb
         result = trainer.train_until(cfg.teacher_budget, raise_on_failure=True)
     teacher = teacher_from_network(
-        model, ProbeSet.from_images(splits.val), grouping=cfg.grouping,
-        subsamples=cfg.subsamples, seed=cfg.seed, device=cfg.device,
-        provenance={"model": f"resnet_cifar(n={cfg.teacher_n}, width_mult={cfg.teacher_width})",
-                    "val_accuracy": result.val_accuracy, "train_examples": result.examples,
-                    "demo_key": key})
+        model,
+        ProbeSet.from_images(splits.val),
+        grouping=cfg.grouping,
+        subsamples=cfg.subsamples,
+        seed=cfg.seed,
+        device=cfg.device,
+        provenance={
+            "model": f"resnet_cifar(n={cfg.teacher_n}, width_mult={cfg.teacher_width})",
+            "val_accuracy": result.val_accuracy,
+            "train_examples": result.examples,
+            "demo_key": key,
+        },
+    )
     teacher.save(path)
-    console.print(f"[1/4] teacher: val accuracy {result.val_accuracy:.3f} after "
-                  f"{result.examples:,} examples; wrote {path}")
+    console.print(
+        f"[1/4] teacher: val accuracy {result.val_accuracy:.3f} after "
+        f"{result.examples:,} examples; wrote {path}"
+    )
     return path
 
 
 def search_config(cfg: DemoConfig, teacher: Path) -> dict[str, Any]:
     """Stage 2's search config (a plain dict for :func:`tgsage.search.run_search`)."""
-    return {"name": "demo", **cfg.search, "data": dict(cfg.data), "teacher": str(teacher),
-            "run_dir": str(cfg.run_dir), "seed": cfg.seed, "device": cfg.device}
+    return {
+        "name": "demo",
+        **cfg.search,
+        "data": dict(cfg.data),
+        "teacher": str(teacher),
+        "run_dir": str(cfg.run_dir),
+        "seed": cfg.seed,
+        "device": cfg.device,
+    }
 
 
 def rerank_stage(cfg: DemoConfig, progress: bool) -> dict[str, Any]:
@@ -149,17 +211,30 @@ def rerank_stage(cfg: DemoConfig, progress: bool) -> dict[str, Any]:
     path = cfg.run_dir / RERANK_FILE
     if path.exists():
         cached = json.loads(path.read_text())
-        if cached.get("k") == cfg.rerank_k and cached.get("budget") == cfg.rerank_budget \
-                and cached.get("chosen") is not None:
+        if (
+            cached.get("k") == cfg.rerank_k
+            and cached.get("budget") == cfg.rerank_budget
+            and cached.get("chosen") is not None
+        ):
             return cached
-    rerank_cmd(run=str(cfg.run_dir), k=cfg.rerank_k, budget=cfg.rerank_budget, storage=None,
-               study=None, preset=None, width_mult=None, device=None, out=None,
-               quiet=not progress)
+    rerank_cmd(
+        run=str(cfg.run_dir),
+        k=cfg.rerank_k,
+        budget=cfg.rerank_budget,
+        storage=None,
+        study=None,
+        preset=None,
+        width_mult=None,
+        device=None,
+        out=None,
+        quiet=not progress,
+    )
     return json.loads(path.read_text())
 
 
-def run_demo(cfg: DemoConfig, progress: bool = True, console: Console | None = None
-             ) -> dict[str, Any]:
+def run_demo(
+    cfg: DemoConfig, progress: bool = True, console: Console | None = None
+) -> dict[str, Any]:
     """Run (or resume) all four stages; returns where everything is."""
     from tgsage.experiments.cli_commands import report
     from tgsage.search import run_search
@@ -170,12 +245,18 @@ def run_demo(cfg: DemoConfig, progress: bool = True, console: Console | None = N
     console.print("[2/4] search: TPE over the layer space, score P + alpha*TG")
     summary = run_search(search_config(cfg, teacher), progress=progress, console=console)
     if not summary.finished:
-        raise ConfigError(f"the demo search stopped early ({summary.message or 'see the log'}); "
-                          f"see {cfg.run_dir / 'search.log'}")
+        raise ConfigError(
+            f"the demo search stopped early ({summary.message or 'see the log'}); "
+            f"see {cfg.run_dir / 'search.log'}"
+        )
     console.print(f"[3/4] rerank: top {cfg.rerank_k} trained for {cfg.rerank_budget}")
     rerank = rerank_stage(cfg, progress)
     console.print("[4/4] report")
     report(run=str(cfg.run_dir), storage=None, study=None, out=None, top=20)
-    return {"run_dir": str(cfg.run_dir), "teacher": str(teacher),
-            "report": str(cfg.run_dir / "report" / "report.html"), "rerank": rerank,
-            "search": summary}
+    return {
+        "run_dir": str(cfg.run_dir),
+        "teacher": str(teacher),
+        "report": str(cfg.run_dir / "report" / "report.html"),
+        "rerank": rerank,
+        "search": summary,
+    }

@@ -84,25 +84,34 @@ def _failure_reason(exc: BaseException, tgsage_reason: str) -> str | None:
     return "out_of_memory" if _is_oom(exc) else None
 
 
-def measure_proxies(net: torch.nn.Module, data: DataSplits, names: Sequence[str], *,
-                    device: torch.device | str, normalize: str = "per_image", batch: int = 64,
-                    seed: int = 0) -> dict[str, float]:
+def measure_proxies(
+    net: torch.nn.Module,
+    data: DataSplits,
+    names: Sequence[str],
+    *,
+    device: torch.device | str,
+    normalize: str = "per_image",
+    batch: int = 64,
+    seed: int = 0,
+) -> dict[str, float]:
     """Zero-cost proxies of ``net`` as it is now, on one seeded minibatch of training images
     (the same images for every candidate with the same ``seed``, so values compare)."""
     from tgsage.data.pipeline import normalize_images
     from tgsage.proxies import compute_proxies
 
     n = len(data.train)
-    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:min(batch, n)]
+    idx = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[: min(batch, n)]
     images = normalize_images(data.train.images[idx].to(device), normalize)
     labels = data.train.labels[idx].to(device)
-    values = compute_proxies(net, images, labels, list(names), num_classes=data.num_classes,
-                             device=device, seed=seed)
+    values = compute_proxies(
+        net, images, labels, list(names), num_classes=data.num_classes, device=device, seed=seed
+    )
     return {k: float(v) for k, v in values.items()}
 
 
-def build_candidate(candidate: Any, data: DataSplits, width_mult: float = 1.0,
-                    seed: int | None = None) -> tuple[torch.nn.Module, str | None]:
+def build_candidate(
+    candidate: Any, data: DataSplits, width_mult: float = 1.0, seed: int | None = None
+) -> tuple[torch.nn.Module, str | None]:
     """A FeatureNet from a spec (object, dict or JSON) or an nn.Module; plus the spec hash.
 
     With ``seed`` the weights are initialised from it without touching the caller's RNG, so a
@@ -118,13 +127,18 @@ def build_candidate(candidate: Any, data: DataSplits, width_mult: float = 1.0,
     elif isinstance(spec, Mapping):
         spec = spec_from_dict(spec)
     if not isinstance(spec, ArchSpec):
-        raise SpecError(f"candidate: expected a spec, its JSON or an nn.Module, got "
-                        f"{type(candidate).__name__}")
+        raise SpecError(
+            f"candidate: expected a spec, its JSON or an nn.Module, got {type(candidate).__name__}"
+        )
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
-        model = build_model(spec, num_classes=data.num_classes,
-                            input_shape=data.train.image_shape, width_mult=width_mult)
+        model = build_model(
+            spec,
+            num_classes=data.num_classes,
+            input_shape=data.train.image_shape,
+            width_mult=width_mult,
+        )
     return model, spec.spec_hash
 
 
@@ -179,15 +193,23 @@ def evaluate_candidate(
         result.failure_reason, result.message = "invalid_architecture", str(exc)
         return result
     result.params = sum(p.numel() for p in net.parameters())
-    trainer = Trainer(net, data, config, device=device, seed=seed, progress=progress,
-                      **train_overrides)
+    trainer = Trainer(
+        net, data, config, device=device, seed=seed, progress=progress, **train_overrides
+    )
     result.device = str(trainer.device)
     normalize = get_augmentation(trainer.config.augment).normalize
     if proxies:
         t0 = time.perf_counter()
         try:
-            result.proxies = measure_proxies(net, data, proxies, device=trainer.device,
-                                             normalize=normalize, batch=proxy_batch, seed=seed)
+            result.proxies = measure_proxies(
+                net,
+                data,
+                proxies,
+                device=trainer.device,
+                normalize=normalize,
+                batch=proxy_batch,
+                seed=seed,
+            )
         except (TgsageError, RuntimeError) as exc:
             if (reason := _failure_reason(exc, "proxy_error")) is None:
                 raise
@@ -205,9 +227,15 @@ def evaluate_candidate(
     t0 = time.perf_counter()
     if teacher is not None and probe is not None:
         try:
-            rdms = network_rdms(net, probe, grouping=teacher.grouping, method=teacher.method,
-                                device=trainer.device, batch_size=batch_size,
-                                normalize=normalize)
+            rdms = network_rdms(
+                net,
+                probe,
+                grouping=teacher.grouping,
+                method=teacher.method,
+                device=trainer.device,
+                batch_size=batch_size,
+                normalize=normalize,
+            )
             guidance = teacher.guidance(rdms, probe.fingerprint)
         except (TgsageError, RuntimeError) as exc:
             kind = "nan_activations" if "NaN" in str(exc) else "scoring_error"

@@ -22,10 +22,11 @@ class FeatureNet(Protocol):
         """Stable names of the exposed layers, in forward order."""
         ...
 
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Return ``(logits, {name: activation})`` with keys in ``feature_names`` order."""
         ...
-
 
 
 class FeatureModule(torch.nn.Module):
@@ -38,11 +39,14 @@ class FeatureModule(torch.nn.Module):
     def feature_names(self) -> tuple[str, ...]:
         return self._names
 
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_with_features(x)[0]
+
 
 class HookedFeatures(torch.nn.Module):
     """Any ``nn.Module`` plus named submodules, exposed as a :class:`FeatureNet` via hooks.
@@ -84,7 +88,9 @@ class HookedFeatures(torch.nn.Module):
     def feature_names(self) -> tuple[str, ...]:
         return self._names
 
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         self._captured = {}
         logits = self.model(x)
         feats = {name: self._captured[name] for name in self._names if name in self._captured}
@@ -100,8 +106,9 @@ class HookedFeatures(torch.nn.Module):
         return self.model(x)
 
 
-def as_feature_net(model: torch.nn.Module, layers: list[str] | tuple[str, ...] | None = None
-                   ) -> torch.nn.Module:
+def as_feature_net(
+    model: torch.nn.Module, layers: list[str] | tuple[str, ...] | None = None
+) -> torch.nn.Module:
     """``model`` itself when it is a FeatureNet (and no layers are named), else hooked."""
     if layers is None:
         if isinstance(model, FeatureNet):

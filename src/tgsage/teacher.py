@@ -55,8 +55,9 @@ class Teacher:
                 f"probe images are {self.probe.fingerprint}"
             )
         if self.rdms.metadata.get("probe_fingerprint") != self.probe_fingerprint:
-            object.__setattr__(self, "rdms",
-                               self.rdms.with_metadata(probe_fingerprint=self.probe_fingerprint))
+            object.__setattr__(
+                self, "rdms", self.rdms.with_metadata(probe_fingerprint=self.probe_fingerprint)
+            )
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -67,9 +68,11 @@ class Teacher:
         return self.rdms.method
 
     def __repr__(self) -> str:
-        return (f"Teacher(source={self.source!r}, layers={list(self.layers)}, "
-                f"conditions={self.rdms.n_conditions}, grouping={self.grouping!r}, "
-                f"probe={self.probe_fingerprint})")
+        return (
+            f"Teacher(source={self.source!r}, layers={list(self.layers)}, "
+            f"conditions={self.rdms.n_conditions}, grouping={self.grouping!r}, "
+            f"probe={self.probe_fingerprint})"
+        )
 
     # ------------------------------------------------------------------ checks
     def check_probe(self, fingerprint: str) -> None:
@@ -98,11 +101,17 @@ class Teacher:
         if not isinstance(candidate, RDMs):
             candidate = compute_rdms(candidate, self.method)
             if self.rdms.conditions is not None:
-                candidate = RDMs(candidate.dissimilarities, candidate.names,
-                                 candidate.n_conditions, candidate.method,
-                                 self.rdms.conditions, candidate.metadata)
-        return score_against_teacher(self.rdms, candidate, self.comparison,
-                                     probe_fingerprint=probe_fingerprint)
+                candidate = RDMs(
+                    candidate.dissimilarities,
+                    candidate.names,
+                    candidate.n_conditions,
+                    candidate.method,
+                    self.rdms.conditions,
+                    candidate.metadata,
+                )
+        return score_against_teacher(
+            self.rdms, candidate, self.comparison, probe_fingerprint=probe_fingerprint
+        )
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path, include_probe: bool = True) -> Path:
@@ -118,8 +127,9 @@ class Teacher:
             "comparison": self.comparison,
             "source": self.source,
             "provenance": _jsonable(self.provenance),
-            "rdm_metadata": _jsonable({k: v for k, v in self.rdms.metadata.items()
-                                       if k != "probe_fingerprint"}),
+            "rdm_metadata": _jsonable(
+                {k: v for k, v in self.rdms.metadata.items() if k != "probe_fingerprint"}
+            ),
             "noise_ceiling": self.noise_ceiling,
             "tgsage_version": __version__,
         }
@@ -140,8 +150,7 @@ class Teacher:
         """Read a teacher file; verifies its format and that attached probe images match."""
         path = Path(path)
         if not path.exists():
-            raise DataError(f"teacher file {path} not found; build one with 'tgsage teacher "
-                            "build'")
+            raise DataError(f"teacher file {path} not found; build one with 'tgsage teacher build'")
         try:
             with np.load(path, allow_pickle=False) as z:
                 data = {k: z[k] for k in z.files}
@@ -149,10 +158,14 @@ class Teacher:
         except (OSError, ValueError, KeyError) as exc:
             raise DataError(f"{path} is not a tgsage teacher file ({exc})") from None
         if meta.get("format") != FORMAT:
-            raise DataError(f"{path}: unknown teacher format {meta.get('format')!r}, expected "
-                            f"{FORMAT!r}")
-        probe = (ProbeSet.from_arrays(data, prefix="probe.", source=str(path))
-                 if "probe.images" in data else None)
+            raise DataError(
+                f"{path}: unknown teacher format {meta.get('format')!r}, expected {FORMAT!r}"
+            )
+        probe = (
+            ProbeSet.from_arrays(data, prefix="probe.", source=str(path))
+            if "probe.images" in data
+            else None
+        )
         conditions = meta.get("conditions")
         rdms = RDMs(
             torch.from_numpy(data["rdms"]),
@@ -162,9 +175,16 @@ class Teacher:
             tuple(conditions) if conditions is not None else None,
             dict(meta.get("rdm_metadata") or {}),
         )
-        return cls(rdms, meta["probe_fingerprint"], meta.get("grouping"),
-                   meta.get("comparison", "pearson"), meta.get("source", "unknown"),
-                   meta.get("provenance") or {}, probe, meta.get("noise_ceiling"))
+        return cls(
+            rdms,
+            meta["probe_fingerprint"],
+            meta.get("grouping"),
+            meta.get("comparison", "pearson"),
+            meta.get("source", "unknown"),
+            meta.get("provenance") or {},
+            probe,
+            meta.get("noise_ceiling"),
+        )
 
 
 def _jsonable(value: Any) -> Any:
@@ -205,8 +225,9 @@ def network_rdms(
     net = as_feature_net(model, list(layers) if layers is not None else None)
     labels = probe.labelings.get(grouping) if grouping is not None else None
     if grouping is not None and labels is None:
-        raise InputError(f"the probe set has no labeling {grouping!r}; it has "
-                         f"{list(probe.labelings)}")
+        raise InputError(
+            f"the probe set has no labeling {grouping!r}; it has {list(probe.labelings)}"
+        )
     widths = None
     if labels is None:
         from tgsage.data.pipeline import resolve_device
@@ -222,18 +243,32 @@ def network_rdms(
     result: RDMs | None = None
     offset = 0
     for chunk in chunks:
-        feats = collect_activations(net, probe.images, layers=chunk, groups=labels,  # type: ignore[arg-type]
-                                    batch_size=batch_size, device=device, normalize=normalize)
-        part = compute_rdms(feats, method, subsamples=subsamples, subsample_size=subsample_size,
-                            seed=seed + offset)
+        feats = collect_activations(
+            net,
+            probe.images,
+            layers=chunk,
+            groups=labels,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            device=device,
+            normalize=normalize,
+        )
+        part = compute_rdms(
+            feats, method, subsamples=subsamples, subsample_size=subsample_size, seed=seed + offset
+        )
         offset += len(feats)
         result = part if result is None else result.concat(part)
         del feats
     assert result is not None
     if labels is not None:
         order = tuple(np.unique(labels.cpu().numpy()).tolist())
-        result = RDMs(result.dissimilarities, result.names, result.n_conditions, result.method,
-                      order, result.metadata)
+        result = RDMs(
+            result.dissimilarities,
+            result.names,
+            result.n_conditions,
+            result.method,
+            order,
+            result.metadata,
+        )
     return result.with_metadata(probe_fingerprint=probe.fingerprint)
 
 
@@ -255,11 +290,23 @@ def teacher_from_network(
     """A teacher from a trained network: its exposed layers (or the named ``layers``) become
     teacher layers, each RDM averaged over ``subsamples`` random feature subsamples (paper: 10).
     """
-    rdms = network_rdms(model, probe, layers=layers, grouping=grouping, method=method,
-                        subsamples=subsamples, subsample_size=subsample_size, seed=seed,
-                        device=device, batch_size=batch_size)
-    prov = {"model": type(model).__name__, "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            **(provenance or {})}
+    rdms = network_rdms(
+        model,
+        probe,
+        layers=layers,
+        grouping=grouping,
+        method=method,
+        subsamples=subsamples,
+        subsample_size=subsample_size,
+        seed=seed,
+        device=device,
+        batch_size=batch_size,
+    )
+    prov = {
+        "model": type(model).__name__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(provenance or {}),
+    }
     return Teacher(rdms, probe.fingerprint, grouping, comparison, "network", prov, probe)
 
 
@@ -281,8 +328,9 @@ def teacher_from_recording(
     names = list(regions) if regions is not None else list(rec.regions())
     unknown = [r for r in names if r not in rec.regions()]
     if unknown:
-        raise InputError(f"regions {unknown} are not in the recording; it has "
-                         f"{list(rec.regions())}")
+        raise InputError(
+            f"regions {unknown} are not in the recording; it has {list(rec.regions())}"
+        )
     feats = {r: rec.region_responses(r) for r in names}
     labels = probe.labelings.get(grouping) if grouping is not None else None
     if grouping is not None and labels is None:
@@ -293,11 +341,22 @@ def teacher_from_recording(
         group = labels.numpy() if labels is not None else None
         nc = rec.noise_ceiling(group=group)
         ceiling = {r: float(nc[r].rdm_reliability) for r in names if r in nc}
-    prov = {"recording_sites": {r: int(f.shape[1]) for r, f in feats.items()},
-            "repetitions": int(rec.n_repetitions),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"), **(provenance or {})}
-    return Teacher(rdms.with_metadata(probe_fingerprint=probe.fingerprint), probe.fingerprint,
-                   grouping, comparison, "recording", prov, probe, ceiling)
+    prov = {
+        "recording_sites": {r: int(f.shape[1]) for r, f in feats.items()},
+        "repetitions": int(rec.n_repetitions),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **(provenance or {}),
+    }
+    return Teacher(
+        rdms.with_metadata(probe_fingerprint=probe.fingerprint),
+        probe.fingerprint,
+        grouping,
+        comparison,
+        "recording",
+        prov,
+        probe,
+        ceiling,
+    )
 
 
 def load_rdm_file(path: str | Path) -> RDMs:
@@ -310,8 +369,9 @@ def load_rdm_file(path: str | Path) -> RDMs:
         try:
             import rsatoolbox
         except ImportError:
-            raise DataError(f"{path}: reading rsatoolbox files needs rsatoolbox; "
-                            "pip install 'tgsage[rsa]'") from None
+            raise DataError(
+                f"{path}: reading rsatoolbox files needs rsatoolbox; pip install 'tgsage[rsa]'"
+            ) from None
         from tgsage.rsa import from_rsatoolbox
 
         return from_rsatoolbox(rsatoolbox.rdm.load_rdm(str(path)))
@@ -326,8 +386,10 @@ def load_rdm_file(path: str | Path) -> RDMs:
         if arr.ndim == 2 and arr.shape[0] == arr.shape[1]:
             arr = RDMs.from_matrices(arr).numpy()[0]
         elif arr.ndim != 1:
-            raise DataError(f"{path}: array {name!r} of shape {arr.shape} is neither an n x n "
-                            "RDM nor an upper triangle")
+            raise DataError(
+                f"{path}: array {name!r} of shape {arr.shape} is neither an n x n "
+                "RDM nor an upper triangle"
+            )
         vectors.append(arr)
         names.append(name)
     if len({v.size for v in vectors}) != 1:
@@ -363,5 +425,12 @@ def teacher_from_rdms(
         if labels is not None and conditions is None:
             conditions = tuple(np.unique(labels.numpy()).tolist())
     rdms_t = RDMs(r.dissimilarities, r.names, r.n_conditions, m, conditions, dict(r.metadata))
-    return Teacher(rdms_t.with_metadata(probe_fingerprint=fp), fp, grouping, comparison, "rdms",
-                   dict(provenance or {}), probe_set)
+    return Teacher(
+        rdms_t.with_metadata(probe_fingerprint=fp),
+        fp,
+        grouping,
+        comparison,
+        "rdms",
+        dict(provenance or {}),
+        probe_set,
+    )

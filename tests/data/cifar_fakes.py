@@ -16,8 +16,15 @@ def _dump(path: Path, obj: dict, bytes_keys: bool, protocol: int) -> None:
         pickle.dump(obj, fh, protocol=protocol)
 
 
-def make_cifar10(root: Path, n_per_batch: int = 20, batches=(1, 2, 3, 4, 5), test: bool = True,
-                 bytes_keys: bool = False, protocol: int = 4, seed: int = 0) -> dict:
+def make_cifar10(
+    root: Path,
+    n_per_batch: int = 20,
+    batches=(1, 2, 3, 4, 5),
+    test: bool = True,
+    bytes_keys: bool = False,
+    protocol: int = 4,
+    seed: int = 0,
+) -> dict:
     """Write cifar-10-batches-py under root; returns the arrays written (in file order)."""
     rng = np.random.default_rng(seed)
     folder = root / "cifar-10-batches-py"
@@ -26,8 +33,12 @@ def make_cifar10(root: Path, n_per_batch: int = 20, batches=(1, 2, 3, 4, 5), tes
     for b in batches:
         x = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
         y = rng.integers(0, 10, n_per_batch).tolist()
-        _dump(folder / f"data_batch_{b}", {"batch_label": f"batch {b}", "data": x, "labels": y},
-              bytes_keys, protocol)
+        _dump(
+            folder / f"data_batch_{b}",
+            {"batch_label": f"batch {b}", "data": x, "labels": y},
+            bytes_keys,
+            protocol,
+        )
         out["train_x"].append(x)
         out["train_y"].append(y)
     out["train_x"] = np.concatenate(out["train_x"]) if batches else None
@@ -38,13 +49,18 @@ def make_cifar10(root: Path, n_per_batch: int = 20, batches=(1, 2, 3, 4, 5), tes
         _dump(folder / "test_batch", {"data": x, "labels": y}, bytes_keys, protocol)
         out["test_x"], out["test_y"] = x, np.array(y)
     names = [f"class{i}" for i in range(10)]
-    _dump(folder / "batches.meta",
-          {"label_names": [n.encode() if bytes_keys else n for n in names]}, bytes_keys, protocol)
+    _dump(
+        folder / "batches.meta",
+        {"label_names": [n.encode() if bytes_keys else n for n in names]},
+        bytes_keys,
+        protocol,
+    )
     return out
 
 
-def make_cifar100(root: Path, n_train: int = 60, n_test: int = 20, bytes_keys: bool = False,
-                  seed: int = 0) -> dict:
+def make_cifar100(
+    root: Path, n_train: int = 60, n_test: int = 20, bytes_keys: bool = False, seed: int = 0
+) -> dict:
     rng = np.random.default_rng(seed)
     folder = root / "cifar-100-python"
     folder.mkdir(parents=True, exist_ok=True)
@@ -53,11 +69,22 @@ def make_cifar100(root: Path, n_train: int = 60, n_test: int = 20, bytes_keys: b
         x = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
         fine = rng.integers(0, 100, n)
         coarse = fine // 5
-        _dump(folder / split, {"data": x, "fine_labels": fine.tolist(),
-                               "coarse_labels": coarse.tolist()}, bytes_keys, 4)
+        _dump(
+            folder / split,
+            {"data": x, "fine_labels": fine.tolist(), "coarse_labels": coarse.tolist()},
+            bytes_keys,
+            4,
+        )
         out[split] = (x, fine, coarse)
-    _dump(folder / "meta", {"fine_label_names": [f"f{i}" for i in range(100)],
-                            "coarse_label_names": [f"c{i}" for i in range(20)]}, bytes_keys, 4)
+    _dump(
+        folder / "meta",
+        {
+            "fine_label_names": [f"f{i}" for i in range(100)],
+            "coarse_label_names": [f"c{i}" for i in range(20)],
+        },
+        bytes_keys,
+        4,
+    )
     return out
 
 

@@ -71,7 +71,9 @@ def test_cifar100_fine_and_coarse(tmp_path: Path) -> None:
 
 
 def test_wrong_directory_names_missing_file_and_fix(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"data_batch_1.*tar -xzf cifar-10-python.tar.gz.*download=True"):
+    with pytest.raises(
+        DataError, match=r"data_batch_1.*tar -xzf cifar-10-python.tar.gz.*download=True"
+    ):
         load_cifar("cifar10", tmp_path / "nowhere")
     with pytest.raises(DataError, match="'train'"):
         load_cifar("cifar100", tmp_path)

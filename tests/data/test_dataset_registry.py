@@ -37,8 +37,9 @@ def test_folder_by_name(tmp_path: Path) -> None:
             Image.new("RGB", (10, 10), (i * 50, 0, 0)).save(tmp_path / cls / f"{i}.png")
     s = get_dataset("folder", root=tmp_path, size=8, val_size=2)
     assert s.train.images.shape == (4, 3, 8, 8)
-    assert torch.equal(torch.bincount(torch.cat([s.train.labels, s.val.labels])),
-                       torch.tensor([3, 3]))
+    assert torch.equal(
+        torch.bincount(torch.cat([s.train.labels, s.val.labels])), torch.tensor([3, 3])
+    )
 
 
 def test_errors() -> None:

@@ -78,8 +78,9 @@ def test_netcdf_reader_groups_repetitions(tmp_path: Path) -> None:
 def test_align_to_probe_set(tmp_path: Path) -> None:
     _brainscore_assembly(tmp_path / "a.nc")
     rec = read_netcdf(tmp_path / "a.nc")
-    probe = ProbeSet(torch.zeros(3, 3, 2, 2, dtype=torch.uint8),
-                     stimulus_ids=("im_c", "im_a", "im_b"))
+    probe = ProbeSet(
+        torch.zeros(3, 3, 2, 2, dtype=torch.uint8), stimulus_ids=("im_c", "im_a", "im_b")
+    )
     aligned = rec.align(probe)
     assert aligned.stimulus_id.tolist() == ["im_c", "im_a", "im_b"]
     np.testing.assert_array_equal(aligned.mean()[1], rec.mean()[rec.stimulus_id == "im_a"][0])
@@ -97,8 +98,12 @@ def test_npz_and_csv_readers(tmp_path: Path) -> None:
     np.testing.assert_array_equal(back.responses, rec.responses)
     assert back.stimulus_meta["object_name"].tolist() == rec.stimulus_meta["object_name"].tolist()
     # row layout NPZ: duplicate stimulus ids are repetitions
-    np.savez(tmp_path / "rows.npz", responses=np.array([[1.0, 2], [3, 4], [5, 6]]),
-             stimulus_id=np.array(["x", "y", "x"]), region=np.array(["IT", "IT"]))
+    np.savez(
+        tmp_path / "rows.npz",
+        responses=np.array([[1.0, 2], [3, 4], [5, 6]]),
+        stimulus_id=np.array(["x", "y", "x"]),
+        region=np.array(["IT", "IT"]),
+    )
     rows = read_npz(tmp_path / "rows.npz")
     np.testing.assert_allclose(rows.mean(), [[3, 4], [3, 4]])
     assert rows.repetition_counts().tolist() == [2, 1]
@@ -117,8 +122,11 @@ def test_npz_and_csv_readers(tmp_path: Path) -> None:
 
 
 def test_reader_errors(tmp_path: Path) -> None:
-    da = xr.DataArray(np.zeros((2, 2)), dims=("presentation", "neuroid"),
-                      coords={"stimulus_id": ("presentation", ["a", "b"])})
+    da = xr.DataArray(
+        np.zeros((2, 2)),
+        dims=("presentation", "neuroid"),
+        coords={"stimulus_id": ("presentation", ["a", "b"])},
+    )
     da.to_netcdf(tmp_path / "noregion.nc", engine="h5netcdf")
     with pytest.raises(DataError, match="region"):
         read_netcdf(tmp_path / "noregion.nc")
@@ -129,8 +137,13 @@ def test_reader_errors(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("stimulus_id,a\n1,2\n")
     with pytest.raises(DataError, match="site columns"):
         read_csv(tmp_path / "bad.csv")
-    np.savez(tmp_path / "dup.npz", responses=np.zeros((2, 1)), stimulus_id=np.array(["a", "a"]),
-             repetition=np.array([0, 0]), region=np.array(["IT"]))
+    np.savez(
+        tmp_path / "dup.npz",
+        responses=np.zeros((2, 1)),
+        stimulus_id=np.array(["a", "a"]),
+        repetition=np.array([0, 0]),
+        region=np.array(["IT"]),
+    )
     with pytest.raises(DataError, match="repetition 0 twice"):
         read_npz(tmp_path / "dup.npz")
     with pytest.raises(DataError, match="regions are"):
@@ -157,8 +170,9 @@ def test_rdm_noise_ceiling_matches_scipy_oracle() -> None:
     r = pearsonr(pdist(resp[0], "correlation"), pdist(resp[1], "correlation"))[0]
     assert nc.rdm_split_half == pytest.approx(r, abs=1e-9)
     assert nc.rdm_reliability == pytest.approx(2 * r / (1 + r), abs=1e-9)
-    np.testing.assert_allclose(correlation_rdm(resp[0])[np.triu_indices(6, 1)],
-                               pdist(resp[0], "correlation"), atol=1e-12)
+    np.testing.assert_allclose(
+        correlation_rdm(resp[0])[np.triu_indices(6, 1)], pdist(resp[0], "correlation"), atol=1e-12
+    )
 
 
 def test_noise_ceiling_matches_known_reliability() -> None:
@@ -178,7 +192,8 @@ def test_noise_ceiling_matches_known_reliability() -> None:
     resp2[4:, :, :] = np.nan  # only 4 repetitions
     rec2 = Recording(resp2, rec.stimulus_id, rec.region)
     assert rec2.noise_ceiling(n_splits=4, rdm=False)["IT"].site_median == pytest.approx(
-        1 / (1 + 4 / 4), abs=0.03)
+        1 / (1 + 4 / 4), abs=0.03
+    )
 
 
 def test_noise_ceiling_needs_repetitions() -> None:
@@ -190,16 +205,32 @@ def test_noise_ceiling_needs_repetitions() -> None:
 # ----------------------------------------------------------------- simulator
 def test_simulator_roundtrip_through_netcdf(tmp_path: Path) -> None:
     g = torch.Generator().manual_seed(0)
-    acts = {"conv1": torch.randn(40, 4, 3, 3, generator=g), "conv2": torch.randn(40, 8, 2, 2,
-                                                                                   generator=g),
-            "fc": torch.randn(40, 16, generator=g)}
+    acts = {
+        "conv1": torch.randn(40, 4, 3, 3, generator=g),
+        "conv2": torch.randn(40, 8, 2, 2, generator=g),
+        "fc": torch.randn(40, 16, generator=g),
+    }
     meta = {"category_name": np.array(["a", "b"] * 20)}
-    rec = simulate_recording(acts, sites_per_region=12, n_repetitions=4, noise=0.5, seed=3,
-                             stimulus_ids=[f"s{i}" for i in range(40)], stimulus_meta=meta)
+    rec = simulate_recording(
+        acts,
+        sites_per_region=12,
+        n_repetitions=4,
+        noise=0.5,
+        seed=3,
+        stimulus_ids=[f"s{i}" for i in range(40)],
+        stimulus_meta=meta,
+    )
     assert default_regions(list(acts)) == {"V4": "conv2", "IT": "fc"}
     assert rec.responses.shape == (4, 40, 24) and rec.regions() == ("V4", "IT")
-    again = simulate_recording(acts, sites_per_region=12, n_repetitions=4, noise=0.5, seed=3,
-                               stimulus_ids=[f"s{i}" for i in range(40)], stimulus_meta=meta)
+    again = simulate_recording(
+        acts,
+        sites_per_region=12,
+        n_repetitions=4,
+        noise=0.5,
+        seed=3,
+        stimulus_ids=[f"s{i}" for i in range(40)],
+        stimulus_meta=meta,
+    )
     np.testing.assert_array_equal(rec.responses, again.responses)
     path = rec.to_netcdf(tmp_path / "sim.nc")
     back = load_recording(path)

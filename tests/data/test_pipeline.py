@@ -124,7 +124,7 @@ def test_epochs_differ_and_drop_last():
 def test_augmented_batch_is_crop_flip_of_source():
     """With shuffle off, each augmented image must be some crop/flip of its source image."""
     ds = _imageset(n=6, h=6, w=6)
-    (x, _), = list(iterate_batches(ds, 6, device="cpu", augment="cifar", seed=1))
+    ((x, _),) = list(iterate_batches(ds, 6, device="cpu", augment="cifar", seed=1))
     src = ds.images.numpy()
     for i in range(6):
         cands = []
@@ -138,9 +138,10 @@ def test_augmented_batch_is_crop_flip_of_source():
 
 def test_channels_last_and_unit_normalisation():
     ds = _imageset(n=4)
-    (x, _), = list(
-        iterate_batches(ds, 4, device="cpu", augment=Augmentation(normalize="unit"),
-                        channels_last=True)
+    ((x, _),) = list(
+        iterate_batches(
+            ds, 4, device="cpu", augment=Augmentation(normalize="unit"), channels_last=True
+        )
     )
     assert x.is_contiguous(memory_format=torch.channels_last)
     torch.testing.assert_close(x, ds.images.float() / 255)

@@ -35,8 +35,9 @@ def test_shapes_dtypes_and_label_ranges(splits) -> None:
         assert torch.equal(part.labels, cat)
         assert int(obj.min()) >= 0 and int(obj.max()) < NUM_OBJECTS
     # 128 training images cycle through the 64 objects exactly twice
-    assert torch.equal(torch.bincount(splits.train.groups["object"], minlength=64),
-                       torch.full((64,), 2))
+    assert torch.equal(
+        torch.bincount(splits.train.groups["object"], minlength=64), torch.full((64,), 2)
+    )
 
 
 def test_deterministic_from_seed(splits) -> None:
@@ -114,9 +115,7 @@ def test_config_changes_images() -> None:
     assert not torch.equal(a, b)
 
 
-@pytest.mark.parametrize(
-    "kwargs", [dict(label="colour"), dict(n_train=-1), dict(resolution=4)]
-)
+@pytest.mark.parametrize("kwargs", [dict(label="colour"), dict(n_train=-1), dict(resolution=4)])
 def test_bad_arguments_raise_data_error(kwargs) -> None:
     args = dict(n_train=4, n_val=4) | kwargs
     with pytest.raises(DataError):

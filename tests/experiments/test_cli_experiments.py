@@ -57,10 +57,18 @@ def search_run(app, teacher_file, tmp_path_factory) -> Path:
     """A finished 6-candidate simulated search whose config names tiny synthetic data."""
     root = tmp_path_factory.mktemp("search")
     cfg = {
-        "name": f"cli-{uuid.uuid4().hex[:8]}", "objective": "simulate", "space": "layer",
-        "n_candidates": N_CANDIDATES, "workers": 1, "run_dir": str(root / "run"),
-        "simulate": {"sleep": 0.0, "examples": SIM_EXAMPLES}, "heartbeat_interval": 1,
-        "grace_period": 3, "teacher": str(teacher_file), "width_mult": 0.25, "device": "cpu",
+        "name": f"cli-{uuid.uuid4().hex[:8]}",
+        "objective": "simulate",
+        "space": "layer",
+        "n_candidates": N_CANDIDATES,
+        "workers": 1,
+        "run_dir": str(root / "run"),
+        "simulate": {"sleep": 0.0, "examples": SIM_EXAMPLES},
+        "heartbeat_interval": 1,
+        "grace_period": 3,
+        "teacher": str(teacher_file),
+        "width_mult": 0.25,
+        "device": "cpu",
         "data": {"name": "synthetic", "n_train": 128, "n_val": 64, "resolution": 16},
     }
     path = root / "search.yaml"
@@ -83,7 +91,8 @@ def _copy_run(run: Path, dest: Path) -> Path:
 def _trials(run: Path) -> list[optuna.trial.FrozenTrial]:
     """The study's trials read with plain Optuna (an oracle independent of tgsage's readers)."""
     storage = optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(run / "search.journal")))
+        optuna.storages.journal.JournalFileBackend(str(run / "search.journal"))
+    )
     (name,) = optuna.get_all_study_names(storage)
     return optuna.load_study(study_name=name, storage=storage).get_trials()
 
@@ -93,8 +102,9 @@ def _top(run: Path, k: int) -> list[optuna.trial.FrozenTrial]:
     return sorted(done, key=lambda t: (-t.value, t.number))[:k]
 
 
-def test_report_html_figures_summary_and_missing_teacher(app, search_run, teacher_file,
-                                                         tmp_path) -> None:
+def test_report_html_figures_summary_and_missing_teacher(
+    app, search_run, teacher_file, tmp_path
+) -> None:
     run = _copy_run(search_run, tmp_path)
     res = CliRunner().invoke(app, ["report", str(run)])
     assert res.exit_code == 0, res.output
@@ -112,8 +122,9 @@ def test_report_html_figures_summary_and_missing_teacher(app, search_run, teache
     assert f"{N_CANDIDATES} candidates" in text
     assert f"best score {best.value:.4f} (trial {best.number})" in text
     assert f"total cost {N_CANDIDATES * SIM_EXAMPLES:,} examples" in text
-    assert f"optuna-dashboard {search_run.parent.resolve() / 'run' / 'search.journal'}" \
-        not in text  # the copy is reported, not the original
+    assert (
+        f"optuna-dashboard {search_run.parent.resolve() / 'run' / 'search.journal'}" not in text
+    )  # the copy is reported, not the original
     assert f"optuna-dashboard {(run / 'search.journal').resolve()}" in text
     assert "report.html" in text
 
@@ -172,13 +183,31 @@ def test_pool_forms(search_run, tmp_path) -> None:
     assert len({s.spec_hash for s in a}) == 4 and a == b
 
 
-def test_predictivity_writes_pool_table_report_and_resumes(app, teacher_file, tmp_path,
-                                                           monkeypatch) -> None:
+def test_predictivity_writes_pool_table_report_and_resumes(
+    app, teacher_file, tmp_path, monkeypatch
+) -> None:
     out = tmp_path / "pred"
-    args = ["predictivity", "--pool", "random:layer:3", "--teacher", str(teacher_file),
-            *TINY_DATA, "--budgets", "5steps,10steps", "--mature", "20steps",
-            "--preset", "cpu_demo", "--width-mult", "0.25", "--device", "cpu",
-            "--out", str(out), "--quiet"]
+    args = [
+        "predictivity",
+        "--pool",
+        "random:layer:3",
+        "--teacher",
+        str(teacher_file),
+        *TINY_DATA,
+        "--budgets",
+        "5steps,10steps",
+        "--mature",
+        "20steps",
+        "--preset",
+        "cpu_demo",
+        "--width-mult",
+        "0.25",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     lines = (out / "pool.jsonl").read_text().splitlines()
@@ -219,9 +248,19 @@ def test_missing_run_dir_is_one_clear_error(app, tmp_path, command) -> None:
 
 
 def test_missing_teacher_is_one_clear_error(app, tmp_path) -> None:
-    res = CliRunner().invoke(app, ["predictivity", "--pool", "random:layer:3", "--teacher",
-                                   str(tmp_path / "nope.npz"), *TINY_DATA,
-                                   "--out", str(tmp_path / "p")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "predictivity",
+            "--pool",
+            "random:layer:3",
+            "--teacher",
+            str(tmp_path / "nope.npz"),
+            *TINY_DATA,
+            "--out",
+            str(tmp_path / "p"),
+        ],
+    )
     assert res.exit_code == 2
     assert "teacher file" in _text(res) and "not found" in _text(res)
     assert "Traceback" not in res.output and not (tmp_path / "p").exists()
@@ -229,12 +268,28 @@ def test_missing_teacher_is_one_clear_error(app, tmp_path) -> None:
 
 def test_bad_pool_and_budgets_are_clear_errors(app, teacher_file, tmp_path) -> None:
     base = ["predictivity", "--teacher", str(teacher_file), *TINY_DATA, "--out", str(tmp_path)]
-    for pool, needle in [("random:layer:x", "random:SPACE:N"), ("nope.jsonl", "not found"),
-                         (str(tmp_path / "none") + ":3", "run folder")]:
+    for pool, needle in [
+        ("random:layer:x", "random:SPACE:N"),
+        ("nope.jsonl", "not found"),
+        (str(tmp_path / "none") + ":3", "run folder"),
+    ]:
         res = CliRunner().invoke(app, [*base, "--pool", pool])
         assert res.exit_code == 2 and needle in _text(res), (pool, res.output)
-    res = CliRunner().invoke(app, [*base, "--pool", "random:layer:1", "--budgets", "5steps",
-                                   "--mature", "3steps", "--device", "cpu", "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            *base,
+            "--pool",
+            "random:layer:1",
+            "--budgets",
+            "5steps",
+            "--mature",
+            "3steps",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 2 and "must be longer" in _text(res)
 
 
@@ -248,11 +303,32 @@ def test_predictivity_with_a_ground_truth_table_and_proxies(app, tmp_path) -> No
     rows += [f"{i},{50 + 7 * i % 40}.5,{s.to_arch_string()}" for i, s in enumerate(specs)]
     csv.write_text("\n".join(rows) + "\n")
     out = tmp_path / "pred"
-    res = CliRunner().invoke(app, [
-        "predictivity", "--pool", "table:5", "--ground-truth", str(csv), "--proxies",
-        "params,synflow", "--combine", "P+rank(synflow)", *TINY_DATA, "--budgets",
-        "0ep,32ex", "--preset", "cpu_demo", "--width-mult", "0.25", "--device", "cpu",
-        "--out", str(out), "--quiet"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "predictivity",
+            "--pool",
+            "table:5",
+            "--ground-truth",
+            str(csv),
+            "--proxies",
+            "params,synflow",
+            "--combine",
+            "P+rank(synflow)",
+            *TINY_DATA,
+            "--budgets",
+            "0ep,32ex",
+            "--preset",
+            "cpu_demo",
+            "--width-mult",
+            "0.25",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert res.exit_code == 0, res.output
     pool = [json.loads(ln) for ln in (out / "pool.jsonl").read_text().splitlines()]
     assert len(pool) == 5 and all(r["mature_source"] == "table" for r in pool)
@@ -261,23 +337,39 @@ def test_predictivity_with_a_ground_truth_table_and_proxies(app, tmp_path) -> No
     assert all(max(p["examples"] for p in r["points"]) <= 64 for r in pool)  # no mature run
     table = json.loads((out / "predictivity.json").read_text())
     got = {(r["budget"], r["score"]): r for r in table["rows"]}
-    rho = stats.spearmanr([r["proxies"]["synflow"] for r in pool],
-                          [r["mature_accuracy"] for r in pool]).statistic
+    rho = stats.spearmanr(
+        [r["proxies"]["synflow"] for r in pool], [r["mature_accuracy"] for r in pool]
+    ).statistic
     assert got[("init", "Z:synflow")]["spearman"] == pytest.approx(rho)
     assert ("32ex", "P+rank(synflow)") in got and table["ground_truth"]["rows"] == 6
     assert "Z:synflow" in res.output and "from the table" in res.output
     # a pool drawn from a table needs the table
-    res = CliRunner().invoke(app, ["predictivity", "--pool", "table:5", *TINY_DATA,
-                                   "--out", str(out)])
+    res = CliRunner().invoke(
+        app, ["predictivity", "--pool", "table:5", *TINY_DATA, "--out", str(out)]
+    )
     assert res.exit_code != 0 and "--ground-truth" in res.output
 
 
 def test_predictivity_train_options_reach_the_trainer(app, tmp_path) -> None:
     """--train-option overrides a preset field; the trainer then refuses a mature budget past
     the shortened cosine schedule, before any architecture is trained."""
-    base = ["predictivity", "--pool", "random:layer:2", *TINY_DATA, "--budgets", "1ep",
-            "--preset", "cpu_demo", "--width-mult", "0.25", "--device", "cpu", "--quiet",
-            "--out", str(tmp_path / "p")]
+    base = [
+        "predictivity",
+        "--pool",
+        "random:layer:2",
+        *TINY_DATA,
+        "--budgets",
+        "1ep",
+        "--preset",
+        "cpu_demo",
+        "--width-mult",
+        "0.25",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--out",
+        str(tmp_path / "p"),
+    ]
     res = CliRunner().invoke(app, [*base, "--train-option", "epochs=1", "--mature", "2ep"])
     assert res.exit_code != 0
     assert "longer than the 1-epoch cosine schedule" in " ".join(res.output.split())

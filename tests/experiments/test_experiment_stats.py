@@ -41,11 +41,25 @@ def toy_pool(n: int = 30, seed: int = 0) -> list[PoolRecord]:
             per = {name: round(float(mature[i] * 0.3 + rng.normal(0, 0.1)), 2) for name in LAYERS}
             tg = float(np.mean(list(per.values())))
             points.append(BudgetPoint(b, 10 * (j + 1), 640 * (j + 1), j + 1.0, p, tg, per))
-        recs.append(PoolRecord(spec_hash=f"h{i:02d}", spec="{}", points=points,
-                               mature_accuracy=round(float(mature[i]), 2), index=i))
-    recs.append(PoolRecord(spec_hash="failed", spec="{}", status="failed",
-                           failure_reason="diverged", mature_accuracy=0.99,
-                           points=[BudgetPoint("1ep", 10, 640, 1.0, 0.99)]))
+        recs.append(
+            PoolRecord(
+                spec_hash=f"h{i:02d}",
+                spec="{}",
+                points=points,
+                mature_accuracy=round(float(mature[i]), 2),
+                index=i,
+            )
+        )
+    recs.append(
+        PoolRecord(
+            spec_hash="failed",
+            spec="{}",
+            status="failed",
+            failure_reason="diverged",
+            mature_accuracy=0.99,
+            points=[BudgetPoint("1ep", 10, 640, 1.0, 0.99)],
+        )
+    )
     return recs
 
 
@@ -129,8 +143,10 @@ def test_kendall_large_pool_path_matches_scipy():
 
 
 @settings(max_examples=30, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=3, max_size=12),
-       st.integers(1, 6))
+@given(
+    st.lists(st.tuples(st.integers(0, 5), st.integers(0, 5)), min_size=3, max_size=12),
+    st.integers(1, 6),
+)
 def test_precision_at_k_brute_force(pairs, k):
     x = np.array([p[0] for p in pairs], dtype=float)
     y = np.array([p[1] for p in pairs], dtype=float)
@@ -206,8 +222,10 @@ def _with_proxies(recs: list[PoolRecord], seed: int = 3) -> list[PoolRecord]:
     rng = np.random.default_rng(seed)
     for r in recs:
         # one proxy loosely tied to mature accuracy, one unrelated; ties in "params"
-        r.proxies = {"synflow": float((r.mature_accuracy or 0) + rng.normal(0, 0.1)),
-                     "params": float(rng.integers(0, 5))}
+        r.proxies = {
+            "synflow": float((r.mature_accuracy or 0) + rng.normal(0, 0.1)),
+            "params": float(rng.integers(0, 5)),
+        }
     return recs
 
 
@@ -215,8 +233,10 @@ def test_proxy_scores_get_one_budget_free_row_matching_scipy() -> None:
     recs = _with_proxies(toy_pool())
     rows = predictivity_table(recs, n_boot=50)
     proxy_rows = [r for r in rows if r.score.startswith("Z:")]
-    assert [(r.budget, r.score) for r in proxy_rows] == [("init", "Z:synflow"),
-                                                          ("init", "Z:params")]
+    assert [(r.budget, r.score) for r in proxy_rows] == [
+        ("init", "Z:synflow"),
+        ("init", "Z:params"),
+    ]
     ok = [r for r in recs if r.ok]
     y = [r.mature_accuracy for r in ok]
     for row in proxy_rows:
@@ -231,8 +251,14 @@ def test_rank_combination_equals_hand_built_score() -> None:
     recs = _with_proxies(toy_pool(25, seed=4))
     recs[3].proxies["synflow"] = float("nan")  # not measured: left out of that score
     beta, alpha = 0.5, 2.0
-    rows = predictivity_table(recs, scores=["P+TG+rank(synflow)", "P+rank(Z:params)"],
-                              budgets=["1ep"], alpha=alpha, beta=beta, n_boot=20)
+    rows = predictivity_table(
+        recs,
+        scores=["P+TG+rank(synflow)", "P+rank(Z:params)"],
+        budgets=["1ep"],
+        alpha=alpha,
+        beta=beta,
+        n_boot=20,
+    )
     keep = [r for i, r in enumerate(recs) if i != 3 and r.ok]
     p = np.array([r.point("1ep").accuracy for r in keep])
     tg = np.array([r.point("1ep").tg for r in keep])

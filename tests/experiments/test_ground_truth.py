@@ -13,8 +13,10 @@ from tgsage.errors import InputError
 from tgsage.experiments.ground_truth import GroundTruth, load_nb201_api, load_nb201_table
 from tgsage.spaces import NB201Space, NB201Spec
 
-HEADER = ("Index,CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,"
-          "ImageNetTestAccuracy200Epochs,ArchitectureString,UniqueString")
+HEADER = (
+    "Index,CIFAR10TestAccuracy200Epochs,CIFAR100TestAccuracy200Epochs,"
+    "ImageNetTestAccuracy200Epochs,ArchitectureString,UniqueString"
+)
 
 
 def official_string(o: tuple[str, ...]) -> str:
@@ -192,10 +194,10 @@ class FakeAPI:
 class OldFakeAPI(FakeAPI):
     """nas_201_api v1.0: ``use_12epochs_result`` instead of ``hp``."""
 
-    def get_more_info(self, index, dataset, iepoch=None, use_12epochs_result=False,
-                      is_random=True):
-        return super().get_more_info(index, dataset, hp="12" if use_12epochs_result else "200",
-                                     is_random=is_random)
+    def get_more_info(self, index, dataset, iepoch=None, use_12epochs_result=False, is_random=True):
+        return super().get_more_info(
+            index, dataset, hp="12" if use_12epochs_result else "200", is_random=is_random
+        )
 
 
 def test_from_api_reads_every_architecture(table) -> None:

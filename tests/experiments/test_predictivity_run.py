@@ -20,8 +20,9 @@ from tgsage.spaces import ConvLayer, LayerSpec
 from tgsage.teacher import teacher_from_network
 
 BUDGETS = ["10steps", "5steps"]  # given out of order on purpose: measured 5 then 10
-KW = dict(budgets=BUDGETS, mature="20steps", config="cpu_demo", width_mult=0.25,
-          device="cpu", seed=0)
+KW = dict(
+    budgets=BUDGETS, mature="20steps", config="cpu_demo", width_mult=0.25, device="cpu", seed=0
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,24 +37,28 @@ def pool():
 
 def test_random_pool_is_distinct_and_seeded(pool):
     assert len({s.spec_hash for s in pool}) == 3
-    assert [s.spec_hash for s in random_pool("layer", 3, seed=0, max_layers=3)] == \
-        [s.spec_hash for s in pool]
-    assert pool_from_specs([pool[0].to_json(), pool[0], json.loads(pool[1].to_json())]) == \
-        [pool[0], pool[1]]
+    assert [s.spec_hash for s in random_pool("layer", 3, seed=0, max_layers=3)] == [
+        s.spec_hash for s in pool
+    ]
+    assert pool_from_specs([pool[0].to_json(), pool[0], json.loads(pool[1].to_json())]) == [
+        pool[0],
+        pool[1],
+    ]
     with pytest.raises(ValueError, match="distinct"):
         random_pool("layer", 400, seed=0, max_layers=1)  # 384 exist
 
 
 def test_pool_from_records_takes_the_top_by_score(pool):
-    rows = [{"number": i, "score": s, "spec": spec.to_json()}
-            for i, (s, spec) in enumerate(zip([0.1, 0.9, 0.5], pool, strict=True))]
+    rows = [
+        {"number": i, "score": s, "spec": spec.to_json()}
+        for i, (s, spec) in enumerate(zip([0.1, 0.9, 0.5], pool, strict=True))
+    ]
     rows.append({"number": 3, "status": "failed", "spec": pool[0].to_json()})
     assert pool_from_records(rows, top=2) == [pool[1], pool[2]]
     assert pool_from_records(rows) == list(pool)
 
 
-def test_run_predictivity_end_to_end_and_resume(tiny_objects, teacher, pool, tmp_path,
-                                                monkeypatch):
+def test_run_predictivity_end_to_end_and_resume(tiny_objects, teacher, pool, tmp_path, monkeypatch):
     torch.set_num_threads(1)
     store = tmp_path / "pool.jsonl"
     calls: list[str] = []
@@ -122,8 +127,16 @@ def test_failures_are_recorded_and_excluded(tiny_objects, tmp_path):
 
 def test_mature_must_be_longer(tiny_objects, pool):
     with pytest.raises(ValueError, match="mature budget"):
-        run_predictivity(pool[:1], tiny_objects, None, budgets=["20steps"], mature="10steps",
-                         config="cpu_demo", width_mult=0.25, device="cpu")
+        run_predictivity(
+            pool[:1],
+            tiny_objects,
+            None,
+            budgets=["20steps"],
+            mature="10steps",
+            config="cpu_demo",
+            width_mult=0.25,
+            device="cpu",
+        )
 
 
 class _Table:
@@ -145,17 +158,30 @@ def test_proxies_at_init_and_table_truth(tiny_objects, teacher, pool, tmp_path):
 
     torch.set_num_threads(1)
     truth = _Table({pool[0].spec_hash: 0.9, pool[1].spec_hash: 0.4})
-    recs = run_predictivity(pool, tiny_objects, teacher, budgets=["0ep", "5steps"],
-                            config="cpu_demo", width_mult=0.25, device="cpu", seed=0,
-                            proxies=["params", "synflow"], ground_truth=truth,
-                            store=tmp_path / "pool.jsonl")
+    recs = run_predictivity(
+        pool,
+        tiny_objects,
+        teacher,
+        budgets=["0ep", "5steps"],
+        config="cpu_demo",
+        width_mult=0.25,
+        device="cpu",
+        seed=0,
+        proxies=["params", "synflow"],
+        ground_truth=truth,
+        store=tmp_path / "pool.jsonl",
+    )
     ok = [r for r in recs if r.ok]
     assert [r.mature_accuracy for r in ok] == [0.9, 0.4]
     assert all(r.mature_source == "table" and r.mature_steps is None for r in ok)
     assert recs[2].status == "failed" and recs[2].failure_reason == "not_in_table"
     for spec, r in zip(pool, ok, strict=False):
-        model = build_model(spec, num_classes=tiny_objects.num_classes,
-                            input_shape=tiny_objects.train.image_shape, width_mult=0.25)
+        model = build_model(
+            spec,
+            num_classes=tiny_objects.num_classes,
+            input_shape=tiny_objects.train.image_shape,
+            width_mult=0.25,
+        )
         assert r.proxies["params"] == count_params(model)
         assert r.proxies["synflow"] > 0
         assert [p.steps for p in r.points] == [0, 5]  # trained no further than 5 steps
@@ -164,5 +190,4 @@ def test_proxies_at_init_and_table_truth(tiny_objects, teacher, pool, tmp_path):
     assert ("init", "Z:params") in {(r.budget, r.score) for r in rows}
     # stored with the proxies: a re-run measures nothing again
     again = read_pool_records(tmp_path / "pool.jsonl")
-    assert {r.spec_hash: r.proxies for r in again if r.ok} == \
-        {r.spec_hash: r.proxies for r in ok}
+    assert {r.spec_hash: r.proxies for r in again if r.ok} == {r.spec_hash: r.proxies for r in ok}

@@ -27,11 +27,15 @@ def search_table() -> list[dict]:
     return [
         {"number": 0, "score": 0.5, "P": 0.4, "examples": 100, "spec_hash": "a"},
         {"number": 1, "score": 0.9, "P": 0.6, "examples": 100, "spec_hash": "b"},
-        {"number": 2, "status": "failed", "examples": 50, "spec_hash": "c",
-         "failure_reason": "diverged"},
+        {
+            "number": 2,
+            "status": "failed",
+            "examples": 50,
+            "spec_hash": "c",
+            "failure_reason": "diverged",
+        },
         {"number": 3, "score": 0.7, "P": 0.5, "examples": 100, "spec_hash": "d"},
-        {"number": 4, "score": 0.9, "P": 0.6, "examples": 0, "spec_hash": "b",
-         "reused_from": 1},
+        {"number": 4, "score": 0.9, "P": 0.6, "examples": 0, "spec_hash": "b", "reused_from": 1},
         {"number": 5, "score": 0.7, "P": 0.55, "examples": 100, "spec_hash": "e"},
     ]
 
@@ -68,8 +72,12 @@ def test_rerank_cost_arithmetic_by_hand():
 def test_rerank_failed_long_run_costs_but_never_wins():
     def fake_train(rec):
         if rec.number == 1:
-            return {"accuracy": None, "examples": 300, "status": "failed",
-                    "failure_reason": "diverged"}
+            return {
+                "accuracy": None,
+                "examples": 300,
+                "status": "failed",
+                "failure_reason": "diverged",
+            }
         return {"val_accuracy": 0.1, "examples": 200}
 
     res = rerank(search_table(), 2, fake_train)
@@ -112,20 +120,23 @@ def test_best_so_far_of_the_current_top_k():
 
 
 def test_best_so_far_nan_until_first_value():
-    rows = [{"number": 0, "status": "failed", "examples": 5},
-            {"number": 1, "score": 0.3, "examples": 5}]
+    rows = [
+        {"number": 0, "status": "failed", "examples": 5},
+        {"number": 1, "score": 0.3, "examples": 5},
+    ]
     curve = best_so_far(rows)
     assert math.isnan(curve.best[0]) and curve.best[1] == 0.3
 
 
 def run(costs, values):
-    return [{"number": i, "score": v, "examples": c} for i, (c, v) in enumerate(
-        zip(np.diff([0, *costs]), values, strict=True))]
+    return [
+        {"number": i, "score": v, "examples": c}
+        for i, (c, v) in enumerate(zip(np.diff([0, *costs]), values, strict=True))
+    ]
 
 
 def test_compare_searches_on_an_explicit_grid_by_hand():
-    groups = {"A": [run([10, 20], [0.1, 0.5]), run([5, 30], [0.2, 0.3])],
-              "B": [run([30], [0.9])]}
+    groups = {"A": [run([10, 20], [0.1, 0.5]), run([5, 30], [0.2, 0.3])], "B": [run([30], [0.9])]}
     out = compare_searches(groups, grid=[0, 5, 10, 25, 30])
     a = out["A"]
     # run 1 ends at cost 20: it holds 0.1 from 10 and is left out past its end (25, 30)
@@ -149,18 +160,45 @@ def test_compare_searches_default_grid_is_equal_cost():
 def test_records_from_a_hand_made_optuna_study():
     study = optuna.create_study(direction="maximize")
     dist = {"x": CategoricalDistribution([0, 1])}
-    study.add_trial(create_trial(
-        state=TrialState.COMPLETE, value=1.2, params={"x": 0}, distributions=dist,
-        user_attrs={"spec": '{"kind":"layer"}', "spec_hash": "abc", "P": 0.4, "TG": 0.8,
-                    "per_layer": {"L1": 0.7, "L2": 0.9}, "examples": 640,
-                    "similarity": [[0.1, 0.7], [0.9, 0.2]], "teacher_layers": ["L1", "L2"],
-                    "candidate_layers": ["layer0", "layer1"], "train_seconds": 1.5}))
-    study.add_trial(create_trial(state=TrialState.FAIL, params={"x": 1}, distributions=dist,
-                                 user_attrs={"failure_reason": "diverged", "examples": 100}))
-    study.add_trial(create_trial(state=TrialState.COMPLETE, value=0.3, params={"x": 1},
-                                 distributions=dist))  # no attributes at all
-    study.add_trial(create_trial(state=TrialState.PRUNED, params={"x": 1}, distributions=dist,
-                                 user_attrs={"surplus": True}))
+    study.add_trial(
+        create_trial(
+            state=TrialState.COMPLETE,
+            value=1.2,
+            params={"x": 0},
+            distributions=dist,
+            user_attrs={
+                "spec": '{"kind":"layer"}',
+                "spec_hash": "abc",
+                "P": 0.4,
+                "TG": 0.8,
+                "per_layer": {"L1": 0.7, "L2": 0.9},
+                "examples": 640,
+                "similarity": [[0.1, 0.7], [0.9, 0.2]],
+                "teacher_layers": ["L1", "L2"],
+                "candidate_layers": ["layer0", "layer1"],
+                "train_seconds": 1.5,
+            },
+        )
+    )
+    study.add_trial(
+        create_trial(
+            state=TrialState.FAIL,
+            params={"x": 1},
+            distributions=dist,
+            user_attrs={"failure_reason": "diverged", "examples": 100},
+        )
+    )
+    study.add_trial(
+        create_trial(state=TrialState.COMPLETE, value=0.3, params={"x": 1}, distributions=dist)
+    )  # no attributes at all
+    study.add_trial(
+        create_trial(
+            state=TrialState.PRUNED,
+            params={"x": 1},
+            distributions=dist,
+            user_attrs={"surplus": True},
+        )
+    )
     recs = records_from_study(study)
     assert [r.number for r in recs] == [0, 1, 2]
     r0, r1, r2 = recs
@@ -177,8 +215,9 @@ def test_records_from_a_hand_made_optuna_study():
 
 
 def test_plain_dicts_tolerate_junk():
-    (rec,) = as_candidate_records([{"score": "n/a", "P": float("nan"), "per_layer": "x",
-                                    "examples": "12", "weird": 1}])
+    (rec,) = as_candidate_records(
+        [{"score": "n/a", "P": float("nan"), "per_layer": "x", "examples": "12", "weird": 1}]
+    )
     assert rec.score is None and rec.accuracy is None and rec.per_layer == {}
     assert rec.examples == 12 and rec.extra == {"weird": 1}
 
@@ -194,8 +233,7 @@ def test_rerank_training_is_seeded_per_candidate(tiny_objects) -> None:
     torch.set_num_threads(1)
     spec = get_space("layer", max_layers=2).random_spec(seed=3)
     rec = CandidateRecord(number=0, spec=spec.to_json())
-    train = make_train_fn(tiny_objects, "8steps", "cpu_demo", width_mult=0.25, device="cpu",
-                          seed=5)
+    train = make_train_fn(tiny_objects, "8steps", "cpu_demo", width_mult=0.25, device="cpu", seed=5)
     first = train(rec)
     torch.manual_seed(123)
     torch.rand(7)  # a different global RNG state, as after other candidates

@@ -42,8 +42,16 @@ def test_layer_space_spec_scores_are_finite_repeatable_and_seed_dependent(layer_
     a = compute_proxies(layer_spec, images, labels, width_mult=0.25, device="cpu")
     assert set(a) == ALL and all(isinstance(v, float) for v in a.values())
     assert all(math.isfinite(v) for k, v in a.items() if k != "naswot")
-    assert compute_proxies(canonical_json(layer_spec.to_dict() | {"kind": "layer"}), images,
-                           labels, width_mult=0.25, device="cpu") == a
+    assert (
+        compute_proxies(
+            canonical_json(layer_spec.to_dict() | {"kind": "layer"}),
+            images,
+            labels,
+            width_mult=0.25,
+            device="cpu",
+        )
+        == a
+    )
     other = compute_proxies(layer_spec, images, labels, width_mult=0.25, seed=1, device="cpu")
     assert other["synflow"] != a["synflow"]  # a different initialisation
     assert other["params"] == a["params"]
@@ -147,8 +155,12 @@ def test_non_finite_outputs_give_nan_not_an_exception():
     model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
     with torch.no_grad():
         model[1].weight.fill_(math.inf)
-    scores = compute_proxies(model, torch.randn(4, 3, 2, 2), torch.tensor([0, 1, 2, 0]),
-                             ["grad_norm", "snip", "jacob_cov", "naswot", "synflow"])
+    scores = compute_proxies(
+        model,
+        torch.randn(4, 3, 2, 2),
+        torch.tensor([0, 1, 2, 0]),
+        ["grad_norm", "snip", "jacob_cov", "naswot", "synflow"],
+    )
     assert all(math.isnan(v) for v in scores.values()), scores
 
 

@@ -45,10 +45,9 @@ def _tiny_plain_net(seed: int = 0) -> nn.Module:
 
 # ---- synflow -------------------------------------------------------------------------------
 
+
 @settings(max_examples=15, deadline=None)
-@given(
-    d=st.integers(1, 6), h=st.integers(1, 6), o=st.integers(1, 6), seed=st.integers(0, 10**6)
-)
+@given(d=st.integers(1, 6), h=st.integers(1, 6), o=st.integers(1, 6), seed=st.integers(0, 10**6))
 def test_synflow_two_layer_linear_is_twice_the_path_sum(d: int, h: int, o: int, seed: int):
     """f(x) = W2 W1 x with |W|, x = 1: R = 1^T |W2| |W1| 1 and sum W * dR/dW = 2R."""
     torch.manual_seed(seed)
@@ -98,6 +97,7 @@ def test_synflow_of_a_deep_linear_chain_is_depth_times_r(layers: int):
 
 
 # ---- naswot --------------------------------------------------------------------------------
+
 
 class Controlled(nn.Module):
     """ReLU inputs are slices of the input, so the binary codes are exactly ``x > 0``."""
@@ -172,6 +172,7 @@ def test_logdet_matches_numpy_on_a_full_rank_kernel():
 
 # ---- grad_norm and snip --------------------------------------------------------------------
 
+
 def _brute_weight_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     """Per-tensor gradients the plain way: a train-mode copy, .backward(), read .grad."""
     net = copy.deepcopy(model).train()
@@ -217,6 +218,7 @@ def test_unused_layers_count_zero():
 
 # ---- jacob_cov -----------------------------------------------------------------------------
 
+
 def _jacob_cov_oracle(model: nn.Module, x: torch.Tensor) -> float:
     rows = []
     for xi in x:
@@ -247,6 +249,7 @@ def test_jacob_cov_is_nan_when_the_output_ignores_the_input():
 
 
 # ---- params and flops ----------------------------------------------------------------------
+
 
 def test_params_and_flops_match_hand_counts():
     model = nn.Sequential(

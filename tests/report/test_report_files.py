@@ -62,17 +62,34 @@ def search_records(n: int = 12) -> list[dict]:
     for i in range(n):
         spec = (layer if i % 2 else cell).sample(RandomSuggester(i))
         p, tg = float(rng.uniform(0.2, 0.6)), float(rng.uniform(0.1, 0.9))
-        rows.append({
-            "number": i, "spec": spec.to_json(), "spec_hash": spec.spec_hash,
-            "P": p, "TG": tg, "score": p + tg, "examples": 1000 + 10 * i,
-            "per_layer": {"L1": tg + 0.05, "L2": tg - 0.05},
-            "similarity": [[0.1, tg + 0.05], [tg - 0.05, 0.2]],
-            "teacher_layers": ["L1", "L2"], "candidate_layers": ["layer0", "layer1"],
-            "mature_accuracy": p + float(rng.normal(0, 0.05)), "order": float(i),
-            "train_seconds": 1.0, "score_seconds": 0.1,
-        })
-    rows.append({"number": n, "status": "failed", "failure_reason": "diverged",
-                 "examples": 300, "spec_hash": "dead<b>&beef"})
+        rows.append(
+            {
+                "number": i,
+                "spec": spec.to_json(),
+                "spec_hash": spec.spec_hash,
+                "P": p,
+                "TG": tg,
+                "score": p + tg,
+                "examples": 1000 + 10 * i,
+                "per_layer": {"L1": tg + 0.05, "L2": tg - 0.05},
+                "similarity": [[0.1, tg + 0.05], [tg - 0.05, 0.2]],
+                "teacher_layers": ["L1", "L2"],
+                "candidate_layers": ["layer0", "layer1"],
+                "mature_accuracy": p + float(rng.normal(0, 0.05)),
+                "order": float(i),
+                "train_seconds": 1.0,
+                "score_seconds": 0.1,
+            }
+        )
+    rows.append(
+        {
+            "number": n,
+            "status": "failed",
+            "failure_reason": "diverged",
+            "examples": 300,
+            "spec_hash": "dead<b>&beef",
+        }
+    )
     return rows
 
 
@@ -82,14 +99,26 @@ def test_every_plot_function_writes_a_png(tmp_path):
     assert_png(plot_best_so_far(curve, tmp_path / "a.png"))
     runs = {"P": [recs[:6], recs[6:]], "P+TG": [recs[::2], recs[1::2]]}
     assert_png(plot_best_so_far(compare_searches(runs), tmp_path / "b.png"))
-    assert_png(plot_scatter([1, 2, 3, np.nan], [3, 1, 2, 5], tmp_path / "c.png",
-                            labels=["a", "b", "c", "d"], highlight=[0]))
+    assert_png(
+        plot_scatter(
+            [1, 2, 3, np.nan],
+            [3, 1, 2, 5],
+            tmp_path / "c.png",
+            labels=["a", "b", "c", "d"],
+            highlight=[0],
+        )
+    )
     assert_png(plot_rdm_heatmap(random_rdm(8, 0), tmp_path / "d.png", labels=list("abcdefgh")))
     rdms = RDMs.from_matrices(np.stack([random_rdm(6, 1), random_rdm(6, 2)]), ["L1", "L2"])
     assert_png(plot_rdm_heatmap(rdms, tmp_path / "e.png"))
-    assert_png(plot_similarity_matrix(np.random.default_rng(0).uniform(size=(3, 5)),
-                                      ["L1", "L2", "L3"], [f"c{i}" for i in range(5)],
-                                      tmp_path / "f.png"))
+    assert_png(
+        plot_similarity_matrix(
+            np.random.default_rng(0).uniform(size=(3, 5)),
+            ["L1", "L2", "L3"],
+            [f"c{i}" for i in range(5)],
+            tmp_path / "f.png",
+        )
+    )
     spec = get_space("layer", max_layers=8).sample(RandomSuggester(5))
     assert_png(draw_layer_network(spec, tmp_path / "g.png"))
     assert_png(draw_layer_network(spec.to_json(), tmp_path / "g2.png"))
@@ -104,8 +133,9 @@ def test_every_plot_function_writes_a_png(tmp_path):
     table = predictivity_table(pool, n_boot=30)
     alphas = alpha_sweep(pool, [0, 1, 2])
     assert_png(plot_predictivity(table, tmp_path / "j.png", alpha_rows=alphas))
-    assert_png(plot_predictivity([r.as_dict() for r in table], tmp_path / "k.png",
-                                 metric="precision_at_k"))
+    assert_png(
+        plot_predictivity([r.as_dict() for r in table], tmp_path / "k.png", metric="precision_at_k")
+    )
     assert_png(plot_alpha_sweep(alphas, tmp_path / "l.png"))
 
 
@@ -121,9 +151,13 @@ def test_plot_input_errors_are_clear(tmp_path):
 def test_html_is_self_contained_and_escaped(tmp_path):
     img = plot_scatter([1, 2], [2, 1], tmp_path / "s.png")
     page = write_html_report(
-        tmp_path / "r.html", "Title <&>",
-        [Section("One", "text with <script>alert(1)</script>", [img], [{"a": "<b>", "n": 1.5}]),
-         {"title": "Two", "table": [{"x": None, "y": float("nan")}]}])
+        tmp_path / "r.html",
+        "Title <&>",
+        [
+            Section("One", "text with <script>alert(1)</script>", [img], [{"a": "<b>", "n": 1.5}]),
+            {"title": "Two", "table": [{"x": None, "y": float("nan")}]},
+        ],
+    )
     text = page.read_text()
     assert "<script>" not in text and "&lt;script&gt;" in text and "&lt;b&gt;" in text
     assert "Title &lt;&amp;&gt;" in text
@@ -145,16 +179,29 @@ def test_search_report_files_and_leaderboard(tmp_path):
     recs = search_records()
     rdms = RDMs.from_matrices(np.stack([random_rdm(8, 3), random_rdm(8, 4)]), ["L1", "L2"])
     teacher = Teacher(rdms, probe_fingerprint="f00d")
-    long = {r["number"]: {"accuracy": 0.5 + 0.01 * r["number"], "examples": 5000}
-            for r in recs}
+    long = {r["number"]: {"accuracy": 0.5 + 0.01 * r["number"], "examples": 5000} for r in recs}
     rr = rerank(recs, 3, lambda r: long[r.number])
-    files = build_search_report(recs, tmp_path / "out", teacher=teacher, rerank=rr,
-                                candidate_rdms=rdms, title="demo <search>")
+    files = build_search_report(
+        recs,
+        tmp_path / "out",
+        teacher=teacher,
+        rerank=rr,
+        candidate_rdms=rdms,
+        title="demo <search>",
+    )
     names = {f.name for f in files}
-    assert {"best_so_far.png", "best_so_far_mature.png", "scatter_score_p.png",
-            "scatter_p_tg.png", "scatter_score_mature.png", "teacher_rdms.png",
-            "candidate_rdms.png", "best_similarity.png", "architecture_1.png",
-            "report.html"} <= names
+    assert {
+        "best_so_far.png",
+        "best_so_far_mature.png",
+        "scatter_score_p.png",
+        "scatter_p_tg.png",
+        "scatter_score_mature.png",
+        "teacher_rdms.png",
+        "candidate_rdms.png",
+        "best_similarity.png",
+        "architecture_1.png",
+        "report.html",
+    } <= names
     assert files[-1].name == "report.html"
     for f in files:
         assert f.exists() and f.stat().st_size > 0
@@ -189,10 +236,18 @@ def toy_pool() -> list[PoolRecord]:
     out = []
     for i in range(15):
         m = float(rng.uniform(0.3, 0.8))
-        pts = [BudgetPoint(b, 5 * (j + 1), 320 * (j + 1), 0.5 * (j + 1),
-                           m / 2 + float(rng.normal(0, 0.1 / (j + 1))),
-                           float(rng.uniform(0, 1)), {"L1": float(rng.uniform(0, 1))})
-               for j, b in enumerate(["0.5ep", "1ep", "2ep"])]
+        pts = [
+            BudgetPoint(
+                b,
+                5 * (j + 1),
+                320 * (j + 1),
+                0.5 * (j + 1),
+                m / 2 + float(rng.normal(0, 0.1 / (j + 1))),
+                float(rng.uniform(0, 1)),
+                {"L1": float(rng.uniform(0, 1))},
+            )
+            for j, b in enumerate(["0.5ep", "1ep", "2ep"])
+        ]
         out.append(PoolRecord(f"h{i}", "{}", points=pts, mature_accuracy=m, index=i))
     out.append(PoolRecord("x", "{}", status="failed", failure_reason="diverged"))
     return out
@@ -201,9 +256,14 @@ def toy_pool() -> list[PoolRecord]:
 def test_predictivity_report(tmp_path):
     files = build_predictivity_report(toy_pool(), tmp_path, n_boot=30)
     names = [f.name for f in files]
-    assert names == ["predictivity_pearson.png", "predictivity_spearman.png",
-                     "scatter_P.png", "scatter_P_TG.png", "predictivity_side_by_side.png",
-                     "report.html"]
+    assert names == [
+        "predictivity_pearson.png",
+        "predictivity_spearman.png",
+        "scatter_P.png",
+        "scatter_P_TG.png",
+        "predictivity_side_by_side.png",
+        "report.html",
+    ]
     for f in files[:-1]:
         assert_png(f)
     text = files[-1].read_text()

@@ -17,8 +17,9 @@ from tgsage.rsa import average_ranks, cka, compare, compute_rdms, kendall_tau_a
 def brute_kendall_tau_a(x: np.ndarray, y: np.ndarray) -> float:
     """Definition: mean over all pairs of sign(x_i - x_j) * sign(y_i - y_j)."""
     n = len(x)
-    total = sum(np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
-                for i, j in itertools.combinations(range(n), 2))
+    total = sum(
+        np.sign(x[i] - x[j]) * np.sign(y[i] - y[j]) for i, j in itertools.combinations(range(n), 2)
+    )
     return total / (n * (n - 1) / 2)
 
 
@@ -26,10 +27,14 @@ def brute_kendall_tau_a(x: np.ndarray, y: np.ndarray) -> float:
 def layers() -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     rng = np.random.default_rng(0)
     base = rng.standard_normal((40, 12))
-    teacher = {"T1": base @ rng.standard_normal((12, 30)),
-               "T2": np.tanh(base @ rng.standard_normal((12, 20)))}
-    cand = {f"C{j}": base @ rng.standard_normal((12, 15)) + rng.standard_normal((40, 15)) * j
-            for j in range(4)}
+    teacher = {
+        "T1": base @ rng.standard_normal((12, 30)),
+        "T2": np.tanh(base @ rng.standard_normal((12, 20))),
+    }
+    cand = {
+        f"C{j}": base @ rng.standard_normal((12, 15)) + rng.standard_normal((40, 15)) * j
+        for j in range(4)
+    }
     return teacher, cand
 
 
@@ -46,8 +51,10 @@ def test_all_pairs_match_scipy(layers, method, oracle) -> None:
 
 def test_pearson_f32_within_1e5(layers) -> None:
     teacher, cand = layers
-    sim = compare(compute_rdms({k: v.astype(np.float32) for k, v in teacher.items()}),
-                  compute_rdms({k: v.astype(np.float32) for k, v in cand.items()})).numpy()
+    sim = compare(
+        compute_rdms({k: v.astype(np.float32) for k, v in teacher.items()}),
+        compute_rdms({k: v.astype(np.float32) for k, v in cand.items()}),
+    ).numpy()
     for i, t in enumerate(teacher.values()):
         for j, c in enumerate(cand.values()):
             expected = st.pearsonr(pdist(t, "correlation"), pdist(c, "correlation"))[0]
@@ -74,8 +81,9 @@ def test_kendall_in_compare_matches_brute_force(layers) -> None:
 def test_average_ranks_match_scipy_rankdata() -> None:
     rng = np.random.default_rng(2)
     v = rng.integers(0, 20, size=(3, 500)).astype(np.float32)
-    np.testing.assert_array_equal(average_ranks(torch.from_numpy(v)).numpy(),
-                                  st.rankdata(v, axis=1))
+    np.testing.assert_array_equal(
+        average_ranks(torch.from_numpy(v)).numpy(), st.rankdata(v, axis=1)
+    )
 
 
 def test_self_comparison_is_symmetric_with_unit_diagonal(layers) -> None:

@@ -28,8 +28,10 @@ def test_score_against_teacher_from_features_matches_scipy() -> None:
     t = {"L1": base @ rng.standard_normal((6, 20)), "L2": np.maximum(base, 0) + 0.1 * base**2}
     c = {"a": base[:, :3] + rng.standard_normal((50, 3)), "b": base @ rng.standard_normal((6, 9))}
     g = score_against_teacher(compute_rdms(t), c)
-    expected = [max(st.pearsonr(pdist(tv, "correlation"), pdist(cv, "correlation"))[0]
-                    for cv in c.values()) for tv in t.values()]
+    expected = [
+        max(st.pearsonr(pdist(tv, "correlation"), pdist(cv, "correlation"))[0] for cv in c.values())
+        for tv in t.values()
+    ]
     assert g.per_layer == pytest.approx(expected, abs=1e-10)
     assert g.tg == pytest.approx(np.mean(expected), abs=1e-10)
 
@@ -50,8 +52,9 @@ def test_probe_fingerprint_mismatch_is_refused() -> None:
     teacher = compute_rdms({"L1": x}).with_metadata(probe_fingerprint="0123abcd")
     with pytest.raises(ProbeMismatchError, match="0123abcd.*ffff0000"):
         score_against_teacher(teacher, {"c": x}, probe_fingerprint="ffff0000")
-    assert score_against_teacher(teacher, {"c": x}, probe_fingerprint="0123abcd").tg == \
-        pytest.approx(1.0)
+    assert score_against_teacher(
+        teacher, {"c": x}, probe_fingerprint="0123abcd"
+    ).tg == pytest.approx(1.0)
 
 
 def test_bad_inputs() -> None:

@@ -26,8 +26,9 @@ def test_rdm_matches_rsatoolbox_calc_rdm(data, method: str) -> None:
     np.testing.assert_allclose(ours, theirs, atol=1e-10)
 
 
-@pytest.mark.parametrize("ours,theirs", [("pearson", "corr"), ("spearman", "spearman"),
-                                         ("kendall_a", "tau-a")])
+@pytest.mark.parametrize(
+    "ours,theirs", [("pearson", "corr"), ("spearman", "spearman"), ("kendall_a", "tau-a")]
+)
 def test_comparison_matches_rsatoolbox_compare(data, ours: str, theirs: str) -> None:
     x, y = data
     a, b = compute_rdms({"x": x}), compute_rdms({"y": y + x})

@@ -15,8 +15,10 @@ shapes = hst.tuples(hst.integers(3, 25), hst.integers(2, 12))
 
 
 @settings(max_examples=40, deadline=None)
-@given(arrays(np.float64, shapes, elements=finite), hst.sampled_from(["correlation", "cosine",
-                                                                     "euclidean"]))
+@given(
+    arrays(np.float64, shapes, elements=finite),
+    hst.sampled_from(["correlation", "cosine", "euclidean"]),
+)
 def test_rdm_symmetric_zero_diagonal_finite(x: np.ndarray, method: str) -> None:
     m = compute_rdms(x, method).matrices()[0].numpy()
     assert np.isfinite(m).all()
@@ -43,8 +45,9 @@ def test_tg_invariant_to_permuting_candidate_layers(seed: int, k_t: int, perm: l
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((15, 4))
     t = compute_rdms({f"T{i}": base @ rng.standard_normal((4, 6)) for i in range(k_t)})
-    cand = {f"C{j}": base @ rng.standard_normal((4, 5)) + rng.standard_normal((15, 5))
-            for j in range(5)}
+    cand = {
+        f"C{j}": base @ rng.standard_normal((4, 5)) + rng.standard_normal((15, 5)) for j in range(5)
+    }
     names = list(cand)
     permuted = {names[p]: cand[names[p]] for p in perm}
     g1 = teacher_guidance(compare(t, compute_rdms(cand)), t.names)
@@ -67,13 +70,16 @@ def test_subsample_average_equals_mean_of_k_rdms(seed: int, k: int, m: int) -> N
 
 
 @settings(max_examples=25, deadline=None)
-@given(hst.integers(0, 2**31 - 1), hst.integers(4, 60), hst.integers(1, 30),
-       hst.sampled_from(["pearson", "cka"]))
+@given(
+    hst.integers(0, 2**31 - 1),
+    hst.integers(4, 60),
+    hst.integers(1, 30),
+    hst.sampled_from(["pearson", "cka"]),
+)
 def test_streaming_equals_dense(seed: int, n: int, batch: int, comparison: str) -> None:
     rng = np.random.default_rng(seed)
     t = {"T1": rng.standard_normal((n, 7)), "T2": rng.standard_normal((n, 3))}
     c = {"C1": t["T1"] @ rng.standard_normal((7, 5)) + rng.standard_normal((n, 5))}
     dense, _ = compare_features(t, c, comparison=comparison, strategy="dense")
-    stream, _ = compare_features(t, c, comparison=comparison, strategy="stream",
-                                 batch_size=batch)
+    stream, _ = compare_features(t, c, comparison=comparison, strategy="stream", batch_size=batch)
     np.testing.assert_allclose(stream.numpy(), dense.numpy(), atol=1e-8)

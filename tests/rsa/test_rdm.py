@@ -46,15 +46,17 @@ def test_many_layers_at_once_keep_order_and_names(feats: np.ndarray) -> None:
     rdms = compute_rdms(layers)
     assert rdms.names == ("conv1", "conv2", "fc")
     for i, x in enumerate(layers.values()):
-        np.testing.assert_allclose(rdms.numpy()[i], pdist(x.reshape(120, -1), "correlation"),
-                                   atol=1e-10)
+        np.testing.assert_allclose(
+            rdms.numpy()[i], pdist(x.reshape(120, -1), "correlation"), atol=1e-10
+        )
 
 
 def test_trailing_dims_are_flattened() -> None:
     rng = np.random.default_rng(2)
     x = rng.standard_normal((20, 3, 4, 4))
-    np.testing.assert_allclose(compute_rdms(x).numpy()[0],
-                               pdist(x.reshape(20, -1), "correlation"), atol=1e-10)
+    np.testing.assert_allclose(
+        compute_rdms(x).numpy()[0], pdist(x.reshape(20, -1), "correlation"), atol=1e-10
+    )
 
 
 def test_square_form_matches_scipy(feats: np.ndarray) -> None:
@@ -108,8 +110,9 @@ def test_constant_rows_are_at_distance_one_from_everything() -> None:
     assert m[2, 2] == 0.0
     # the other entries are untouched by the rule
     keep = [0, 1, 3, 5]
-    np.testing.assert_allclose(m[np.ix_(keep, keep)],
-                               squareform(pdist(x[keep], "correlation")), atol=1e-10)
+    np.testing.assert_allclose(
+        m[np.ix_(keep, keep)], squareform(pdist(x[keep], "correlation")), atol=1e-10
+    )
 
 
 def test_constant_rows_f32_with_large_offset() -> None:
@@ -142,8 +145,9 @@ def test_one_group_is_an_error() -> None:
 
 def test_empty_group_is_an_error_naming_it() -> None:
     with pytest.raises(InputError, match=r"\['zebra'\]"):
-        compute_rdms(np.random.randn(4, 3), groups=["a", "b", "a", "b"],
-                     group_order=["a", "b", "zebra"])
+        compute_rdms(
+            np.random.randn(4, 3), groups=["a", "b", "a", "b"], group_order=["a", "b", "zebra"]
+        )
 
 
 def test_unknown_label_is_an_error() -> None:
@@ -202,8 +206,9 @@ def test_subsampling_is_seeded() -> None:
 
 def test_numpy_and_torch_inputs_agree() -> None:
     x = np.random.default_rng(8).standard_normal((25, 10))
-    np.testing.assert_allclose(compute_rdms(x).numpy(),
-                               compute_rdms(torch.from_numpy(x)).numpy(), atol=0)
+    np.testing.assert_allclose(
+        compute_rdms(x).numpy(), compute_rdms(torch.from_numpy(x)).numpy(), atol=0
+    )
 
 
 def test_masked_path_for_huge_triangles_equals_gather_path(monkeypatch) -> None:

@@ -15,20 +15,26 @@ def make(n: int = 300, seed: int = 0):
     rng = np.random.default_rng(seed)
     base = rng.standard_normal((n, 10))
     t = {"T1": base @ rng.standard_normal((10, 25)), "T2": np.maximum(base, 0) ** 2}
-    c = {"C1": base[:, :4] + rng.standard_normal((n, 4)),
-         "C2": np.abs(base @ rng.standard_normal((10, 13))),
-         "C3": rng.standard_normal((n, 3))}
+    c = {
+        "C1": base[:, :4] + rng.standard_normal((n, 4)),
+        "C2": np.abs(base @ rng.standard_normal((10, 13))),
+        "C3": rng.standard_normal((n, 3)),
+    }
     return t, c
 
 
-@pytest.mark.parametrize("comparison,rdm_method", [("pearson", "correlation"),
-                                                    ("pearson", "cosine"), ("cka", "correlation")])
+@pytest.mark.parametrize(
+    "comparison,rdm_method",
+    [("pearson", "correlation"), ("pearson", "cosine"), ("cka", "correlation")],
+)
 def test_stream_equals_dense_f64(comparison: str, rdm_method: str) -> None:
     t, c = make()
-    dense, s1 = compare_features(t, c, comparison=comparison, rdm_method=rdm_method,
-                                 strategy="dense")
-    stream, s2 = compare_features(t, c, comparison=comparison, rdm_method=rdm_method,
-                                  strategy="stream", batch_size=37)
+    dense, s1 = compare_features(
+        t, c, comparison=comparison, rdm_method=rdm_method, strategy="dense"
+    )
+    stream, s2 = compare_features(
+        t, c, comparison=comparison, rdm_method=rdm_method, strategy="stream", batch_size=37
+    )
     assert (s1, s2) == ("dense", "stream")
     np.testing.assert_allclose(stream.numpy(), dense.numpy(), atol=1e-9)
 
@@ -47,7 +53,9 @@ def test_accumulator_fed_by_batches() -> None:
     t, c = make(200, seed=2)
     acc = StreamingSimilarity()
     for s in range(0, 200, 50):
-        acc.update({k: v[s:s + 50] for k, v in t.items()}, {k: v[s:s + 50] for k, v in c.items()})
+        acc.update(
+            {k: v[s : s + 50] for k, v in t.items()}, {k: v[s : s + 50] for k, v in c.items()}
+        )
     dense, _ = compare_features(t, c, strategy="dense")
     assert acc.teacher_layers == ("T1", "T2") and acc.candidate_layers == ("C1", "C2", "C3")
     np.testing.assert_allclose(acc.similarity().numpy(), dense.numpy(), atol=1e-9)

@@ -15,9 +15,16 @@ DEFAULT_PG = "postgresql://tgsage:tgsage@127.0.0.1:5432/tgsage"
 
 def _sim_config(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     cfg: dict[str, Any] = {
-        "name": f"t-{uuid.uuid4().hex[:10]}", "objective": "simulate", "space": "layer",
-        "strategy": "random", "n_candidates": 8, "workers": 1, "run_dir": str(tmp_path / "run"),
-        "simulate": {"sleep": 0.0}, "heartbeat_interval": 1, "grace_period": 3,
+        "name": f"t-{uuid.uuid4().hex[:10]}",
+        "objective": "simulate",
+        "space": "layer",
+        "strategy": "random",
+        "n_candidates": 8,
+        "workers": 1,
+        "run_dir": str(tmp_path / "run"),
+        "simulate": {"sleep": 0.0},
+        "heartbeat_interval": 1,
+        "grace_period": 3,
     }
     cfg.update(overrides)
     return cfg
@@ -51,6 +58,8 @@ def postgres_url() -> str:
     if not _PG:
         _PG.append(_pg_url())
     if _PG[0] is None:
-        pytest.skip("no PostgreSQL at $TGSAGE_TEST_POSTGRES_URL or "
-                    f"{DEFAULT_PG} (start one with /work/notes/start-postgres.sh)")
+        pytest.skip(
+            "no PostgreSQL at $TGSAGE_TEST_POSTGRES_URL or "
+            f"{DEFAULT_PG} (start one with /work/notes/start-postgres.sh)"
+        )
     return _PG[0]

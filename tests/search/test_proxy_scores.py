@@ -31,8 +31,7 @@ def test_config_needs_a_proxy_for_proxy_scores(sim_config: Factory) -> None:
         load_config(sim_config(score="p", beta=0.5))
     with pytest.raises(ConfigError, match="proxy alone"):
         load_config(sim_config(score="proxy", proxy="synflow", beta=1.0))
-    cfg = load_config(sim_config(objective="train", score="proxy", proxy="nope",
-                                 data=TINY_DATA))
+    cfg = load_config(sim_config(objective="train", score="proxy", proxy="nope", data=TINY_DATA))
     with pytest.raises(ConfigError, match="proxy"):
         check_objective(cfg)
 
@@ -59,14 +58,27 @@ def _run(cfg_dict: dict[str, Any]) -> tuple[list[optuna.trial.FrozenTrial], Any]
 
 def test_proxy_alone_scores_untrained_networks(sim_config: Factory) -> None:
     """score: proxy with the params proxy: the value is the parameter count, no training."""
-    trials, _ = _run(sim_config(objective="train", score="proxy", proxy="params",
-                                n_candidates=3, space_options={"max_layers": 2},
-                                width_mult=0.25, device="cpu", train="cpu_demo",
-                                data=TINY_DATA))
+    trials, _ = _run(
+        sim_config(
+            objective="train",
+            score="proxy",
+            proxy="params",
+            n_candidates=3,
+            space_options={"max_layers": 2},
+            width_mult=0.25,
+            device="cpu",
+            train="cpu_demo",
+            data=TINY_DATA,
+        )
+    )
     assert len(trials) == 3
     for t in trials:
-        model = build_model(spec_from_json(t.user_attrs["spec"]), num_classes=8,
-                            input_shape=(3, 16, 16), width_mult=0.25)
+        model = build_model(
+            spec_from_json(t.user_attrs["spec"]),
+            num_classes=8,
+            input_shape=(3, 16, 16),
+            width_mult=0.25,
+        )
         assert t.value == count_params(model)
         assert t.user_attrs["examples"] == 0 and "P" not in t.user_attrs
 
@@ -75,10 +87,22 @@ def test_proxy_alone_scores_untrained_networks(sim_config: Factory) -> None:
 def test_p_plus_beta_rank_of_proxy(sim_config: Factory) -> None:
     """P + beta * rank(params): rank = percentile among the cached reference sample."""
     beta = 0.3
-    trials, cfg = _run(sim_config(objective="train", score="p", proxy="params", beta=beta,
-                                  proxy_reference=5, n_candidates=2, budget="32ex",
-                                  space_options={"max_layers": 2}, width_mult=0.25,
-                                  device="cpu", train="cpu_demo", data=TINY_DATA))
+    trials, cfg = _run(
+        sim_config(
+            objective="train",
+            score="p",
+            proxy="params",
+            beta=beta,
+            proxy_reference=5,
+            n_candidates=2,
+            budget="32ex",
+            space_options={"max_layers": 2},
+            width_mult=0.25,
+            device="cpu",
+            train="cpu_demo",
+            data=TINY_DATA,
+        )
+    )
     cache = list(cfg.resolved_run_dir.glob("proxy_reference_params_n5_seed0.json"))
     assert len(cache) == 1
     ref = np.asarray(json.loads(cache[0].read_text())["values"])

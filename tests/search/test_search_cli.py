@@ -38,17 +38,20 @@ def test_invalid_config_is_one_line_and_exit_2(app: typer.Typer, tmp_path: Path)
     assert "Traceback" not in res.output
 
 
-def test_unreachable_database_before_any_work(app: typer.Typer, tmp_path: Path,
-                                              sim_config: Factory) -> None:
+def test_unreachable_database_before_any_work(
+    app: typer.Typer, tmp_path: Path, sim_config: Factory
+) -> None:
     path = _write(tmp_path, sim_config())
-    res = CliRunner().invoke(app, ["search", str(path), "--storage",
-                                   "postgresql://u:pw@127.0.0.1:1/db"])
+    res = CliRunner().invoke(
+        app, ["search", str(path), "--storage", "postgresql://u:pw@127.0.0.1:1/db"]
+    )
     assert res.exit_code == 2 and "cannot reach the database" in res.output
     assert not Path(sim_config()["run_dir"]).exists()
 
 
-def test_search_status_and_worker_commands(app: typer.Typer, tmp_path: Path,
-                                           sim_config: Factory) -> None:
+def test_search_status_and_worker_commands(
+    app: typer.Typer, tmp_path: Path, sim_config: Factory
+) -> None:
     cfg = sim_config(n_candidates=3, simulate={"examples": 50})
     path = _write(tmp_path, cfg)
     runner = CliRunner()
@@ -82,6 +85,7 @@ def test_status_errors(app: typer.Typer, tmp_path: Path) -> None:
     runner = CliRunner()
     res = runner.invoke(app, ["status", str(tmp_path)])
     assert res.exit_code == 2 and "search.journal" in res.output
-    res = runner.invoke(app, ["worker", "--storage", f"journal:{tmp_path}/x.journal",
-                              "--study", "nope"])
+    res = runner.invoke(
+        app, ["worker", "--storage", f"journal:{tmp_path}/x.journal", "--study", "nope"]
+    )
     assert res.exit_code == 2 and "no journal file" in res.output

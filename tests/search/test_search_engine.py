@@ -93,8 +93,9 @@ def test_racing_workers_complete_exactly_n_on_journal(sim_config: Factory) -> No
 
 @pytest.mark.postgres
 @pytest.mark.slow
-def test_racing_workers_complete_exactly_n_on_postgres(sim_config: Factory,
-                                                       postgres_url: str) -> None:
+def test_racing_workers_complete_exactly_n_on_postgres(
+    sim_config: Factory, postgres_url: str
+) -> None:
     trials = _race(sim_config(n_candidates=16, storage=postgres_url), threads=4)
     _check_exact(trials, 16)
 
@@ -121,14 +122,22 @@ def test_claim_lost_in_a_race_is_handed_back_unevaluated(sim_config: Factory) ->
 
 def test_slots_ahead_counts_only_earlier_active_trials() -> None:
     def mk(number: int, state: TrialState, surplus: bool = False) -> optuna.trial.FrozenTrial:
-        t = optuna.trial.create_trial(state=state, value=1.0 if state == TrialState.COMPLETE
-                                      else None, user_attrs={"surplus": True} if surplus else {})
+        t = optuna.trial.create_trial(
+            state=state,
+            value=1.0 if state == TrialState.COMPLETE else None,
+            user_attrs={"surplus": True} if surplus else {},
+        )
         t.number = number
         return t
 
-    trials = [mk(0, TrialState.COMPLETE), mk(1, TrialState.FAIL), mk(2, TrialState.WAITING),
-              mk(3, TrialState.PRUNED, True), mk(4, TrialState.RUNNING),
-              mk(5, TrialState.COMPLETE)]
+    trials = [
+        mk(0, TrialState.COMPLETE),
+        mk(1, TrialState.FAIL),
+        mk(2, TrialState.WAITING),
+        mk(3, TrialState.PRUNED, True),
+        mk(4, TrialState.RUNNING),
+        mk(5, TrialState.COMPLETE),
+    ]
     assert [slots_ahead(trials, k) for k in range(7)] == [0, 1, 1, 2, 2, 3, 4]
 
 
@@ -221,12 +230,14 @@ def test_retries_stop_at_max_retries(sim_config: Factory) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
-def test_postgres_heartbeat_marks_lost_and_retries(sim_config: Factory,
-                                                   postgres_url: str) -> None:
+def test_postgres_heartbeat_marks_lost_and_retries(sim_config: Factory, postgres_url: str) -> None:
     from tgsage.search.worker import open_study
 
-    _, cfg = _new_study(sim_config(storage=postgres_url, local_pid_check=False,
-                                   heartbeat_interval=1, grace_period=2))
+    _, cfg = _new_study(
+        sim_config(
+            storage=postgres_url, local_pid_check=False, heartbeat_interval=1, grace_period=2
+        )
+    )
     study, _ = open_study(cfg.storage_url, cfg.name)
     lost = _running_trial(study, "elsewhere:1")
     study._storage.record_heartbeat(lost._trial_id)
@@ -243,19 +254,28 @@ def test_counts_and_leaderboard_by_hand() -> None:
     def mk(state: TrialState, value: float | None = None, **attrs: Any) -> Any:
         return optuna.trial.create_trial(state=state, value=value, user_attrs=attrs)
 
-    trials = [mk(TrialState.COMPLETE, 0.5, spec_hash="a", examples=10, P=0.4, TG=0.1),
-              mk(TrialState.COMPLETE, 0.9, spec_hash="b", examples=20),
-              mk(TrialState.COMPLETE, 0.9, spec_hash="b", examples=0, reused_from=1),
-              mk(TrialState.FAIL, failure_reason="diverged", examples=5),
-              mk(TrialState.FAIL),
-              mk(TrialState.PRUNED, surplus=True),
-              mk(TrialState.WAITING, retry_of=4),
-              mk(TrialState.COMPLETE, 0.7, spec_hash="c", examples=30)]
+    trials = [
+        mk(TrialState.COMPLETE, 0.5, spec_hash="a", examples=10, P=0.4, TG=0.1),
+        mk(TrialState.COMPLETE, 0.9, spec_hash="b", examples=20),
+        mk(TrialState.COMPLETE, 0.9, spec_hash="b", examples=0, reused_from=1),
+        mk(TrialState.FAIL, failure_reason="diverged", examples=5),
+        mk(TrialState.FAIL),
+        mk(TrialState.PRUNED, surplus=True),
+        mk(TrialState.WAITING, retry_of=4),
+        mk(TrialState.COMPLETE, 0.7, spec_hash="c", examples=30),
+    ]
     for i, t in enumerate(trials):
         t.number = i
     c = count_trials(trials)
-    assert (c.complete, c.failed, c.lost, c.surplus, c.waiting, c.reused, c.retried) == \
-        (4, 1, 1, 1, 1, 1, 1)
+    assert (c.complete, c.failed, c.lost, c.surplus, c.waiting, c.reused, c.retried) == (
+        4,
+        1,
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
     assert c.cost == 65 and c.reasons == {"diverged": 1}
     rows = leaderboard(trials, top=5)
     assert [(r.number, r.spec_hash) for r in rows] == [(1, "b"), (7, "c"), (0, "a")]
@@ -286,16 +306,21 @@ def test_unreachable_database_is_one_clear_error(sim_config: Factory) -> None:
 def test_choices_distribution_roundtrip_for_retry() -> None:
     # enqueue_retry relies on Optuna replaying categorical params of a WAITING trial
     study = optuna.create_study()
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING, params={"a": 3},
-        distributions={"a": CategoricalDistribution([1, 3])}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params={"a": 3},
+            distributions={"a": CategoricalDistribution([1, 3])},
+        )
+    )
     t = study.ask()
     assert t.suggest_categorical("a", [1, 3]) == 3
 
 
 @pytest.mark.slow
-def test_train_objective_records_real_evaluations(sim_config: Factory, tmp_path: Any,
-                                                  tiny_teacher_net: Any, tiny_probe: Any) -> None:
+def test_train_objective_records_real_evaluations(
+    sim_config: Factory, tmp_path: Any, tiny_teacher_net: Any, tiny_probe: Any
+) -> None:
     """objective=train: evaluate_candidate's P, S_i, TG, score and cost land in the trial."""
     import torch
 
@@ -304,11 +329,21 @@ def test_train_objective_records_real_evaluations(sim_config: Factory, tmp_path:
     teacher = teacher_from_network(tiny_teacher_net, tiny_probe, subsamples=None, device="cpu")
     teacher.save(tmp_path / "teacher.npz")
     torch.set_num_threads(1)
-    study, cfg = _new_study(sim_config(
-        objective="train", n_candidates=2, score="p+tg", alpha=0.5,
-        teacher=str(tmp_path / "teacher.npz"), budget="64ex", train="cpu_demo",
-        space_options={"max_layers": 2}, width_mult=0.25, device="cpu",
-        data={"name": "synthetic", "n_train": 256, "n_val": 64, "resolution": 16}))
+    study, cfg = _new_study(
+        sim_config(
+            objective="train",
+            n_candidates=2,
+            score="p+tg",
+            alpha=0.5,
+            teacher=str(tmp_path / "teacher.npz"),
+            budget="64ex",
+            train="cpu_demo",
+            space_options={"max_layers": 2},
+            width_mult=0.25,
+            device="cpu",
+            data={"name": "synthetic", "n_train": 256, "n_val": 64, "resolution": 16},
+        )
+    )
     w = Worker(cfg.storage_url, cfg.name)
     w.run()
     done = [t for t in study.get_trials() if t.state == TrialState.COMPLETE]

@@ -41,8 +41,9 @@ def _wait_for(pred: Callable[[], Any], timeout: float = 60.0) -> Any:
     raise AssertionError("timed out")
 
 
-def _running_worker(cfg: dict[str, Any], min_complete: int = 0, max_age: float = 1.0
-                    ) -> tuple[int, int] | None:
+def _running_worker(
+    cfg: dict[str, Any], min_complete: int = 0, max_age: float = 1.0
+) -> tuple[int, int] | None:
     """(pid, trial number) of a worker busy with a candidate, once some are complete."""
     try:
         trials = _trials(cfg)
@@ -52,8 +53,13 @@ def _running_worker(cfg: dict[str, Any], min_complete: int = 0, max_age: float =
         return None
     # The most recently started candidate, and only while it is young: killing a worker whose
     # candidate is about to finish races with its tell on a loaded machine.
-    running = [t for t in trials if t.state == TrialState.RUNNING and "spec_hash" in t.user_attrs
-               and t.datetime_start is not None]
+    running = [
+        t
+        for t in trials
+        if t.state == TrialState.RUNNING
+        and "spec_hash" in t.user_attrs
+        and t.datetime_start is not None
+    ]
     if not running:
         return None
     t = max(running, key=lambda t: t.datetime_start)
@@ -69,13 +75,18 @@ def _check_finished(cfg: dict[str, Any], n: int) -> list[optuna.trial.FrozenTria
     assert c.complete == n, c
     assert c.running == 0 and c.waiting == 0
     # no spec trained twice: every COMPLETE spec hash is evaluated once, others are reuses
-    evaluated = [t.user_attrs["spec_hash"] for t in trials
-                 if t.state == TrialState.COMPLETE and "reused_from" not in t.user_attrs]
+    evaluated = [
+        t.user_attrs["spec_hash"]
+        for t in trials
+        if t.state == TrialState.COMPLETE and "reused_from" not in t.user_attrs
+    ]
     assert len(evaluated) == len(set(evaluated))
     for t in trials:
         if t.state == TrialState.COMPLETE and "reused_from" in t.user_attrs:
-            assert trials[t.user_attrs["reused_from"]].user_attrs["spec_hash"] == \
-                t.user_attrs["spec_hash"]
+            assert (
+                trials[t.user_attrs["reused_from"]].user_attrs["spec_hash"]
+                == t.user_attrs["spec_hash"]
+            )
     return trials
 
 
@@ -83,8 +94,9 @@ def _kill_one_worker(sim_config: Factory, **storage: Any) -> None:
     n = 12
     # candidates take 3 s and only one younger than 1 s is killed: >= 2 s before its tell,
     # while a slow poll of a loaded database (PostgreSQL under CI load) still finds one
-    cfg = sim_config(n_candidates=n, workers=4, simulate={"sleep": 3.0},
-                     local_pid_check=False, **storage)  # exercise heartbeats, not pid checks
+    cfg = sim_config(
+        n_candidates=n, workers=4, simulate={"sleep": 3.0}, local_pid_check=False, **storage
+    )  # exercise heartbeats, not pid checks
     result: list[SearchSummary] = []
     thread = threading.Thread(target=lambda: result.append(run_search(cfg, progress=False)))
     thread.start()

@@ -101,17 +101,42 @@ def test_preset_cifar10_param_counts_within_10_percent(name: str) -> None:
 
 def test_presets_match_published_genotypes() -> None:
     """Oracle: the cells as listed in the DARTS genotypes (op, input) pairs, 0 = prev_prev."""
-    nasnet_normal = [("sep_conv_5x5", 1), ("sep_conv_3x3", 0), ("sep_conv_5x5", 0),
-                     ("sep_conv_3x3", 0), ("avg_pool_3x3", 1), ("identity", 0),
-                     ("avg_pool_3x3", 0), ("avg_pool_3x3", 0), ("sep_conv_3x3", 1),
-                     ("identity", 1)]
-    nasnet_reduce = [("sep_conv_5x5", 1), ("sep_conv_7x7", 0), ("max_pool_3x3", 1),
-                     ("sep_conv_7x7", 0), ("avg_pool_3x3", 1), ("sep_conv_5x5", 0),
-                     ("identity", 3), ("avg_pool_3x3", 2), ("sep_conv_3x3", 2),
-                     ("max_pool_3x3", 1)]
-    pnas = [("sep_conv_5x5", 0), ("max_pool_3x3", 0), ("sep_conv_7x7", 1), ("max_pool_3x3", 1),
-            ("sep_conv_5x5", 1), ("sep_conv_3x3", 1), ("sep_conv_3x3", 4), ("max_pool_3x3", 1),
-            ("sep_conv_3x3", 0), ("identity", 1)]
+    nasnet_normal = [
+        ("sep_conv_5x5", 1),
+        ("sep_conv_3x3", 0),
+        ("sep_conv_5x5", 0),
+        ("sep_conv_3x3", 0),
+        ("avg_pool_3x3", 1),
+        ("identity", 0),
+        ("avg_pool_3x3", 0),
+        ("avg_pool_3x3", 0),
+        ("sep_conv_3x3", 1),
+        ("identity", 1),
+    ]
+    nasnet_reduce = [
+        ("sep_conv_5x5", 1),
+        ("sep_conv_7x7", 0),
+        ("max_pool_3x3", 1),
+        ("sep_conv_7x7", 0),
+        ("avg_pool_3x3", 1),
+        ("sep_conv_5x5", 0),
+        ("identity", 3),
+        ("avg_pool_3x3", 2),
+        ("sep_conv_3x3", 2),
+        ("max_pool_3x3", 1),
+    ]
+    pnas = [
+        ("sep_conv_5x5", 0),
+        ("max_pool_3x3", 0),
+        ("sep_conv_7x7", 1),
+        ("max_pool_3x3", 1),
+        ("sep_conv_5x5", 1),
+        ("sep_conv_3x3", 1),
+        ("sep_conv_3x3", 4),
+        ("max_pool_3x3", 1),
+        ("sep_conv_3x3", 0),
+        ("identity", 1),
+    ]
 
     def pairs(cell):
         return [sorted([(b.op_a, b.input_a), (b.op_b, b.input_b)]) for b in cell.blocks]

@@ -20,8 +20,12 @@ from tgsage.spaces import (
     list_spaces,
 )
 
-SPACE_ARGS = [("layer", {"max_layers": 10}), ("layer", {"max_layers": 20}), ("cell", {}),
-              ("cell", {"separate_reduction": True, "blocks": 3})]
+SPACE_ARGS = [
+    ("layer", {"max_layers": 10}),
+    ("layer", {"max_layers": 20}),
+    ("cell", {}),
+    ("cell", {"separate_reduction": True, "blocks": 3}),
+]
 
 
 def test_registry() -> None:
@@ -177,9 +181,17 @@ def test_mutation_is_uniform_over_choices() -> None:
                 (n,) = (new - old).elements()
                 counts[f"block{b}/{'input' if o[0] != n[0] else 'op'}"] += 1
         for flag in ("concat_prev", "concat_prev_prev"):
-            counts[flag] += spec.normal.__getattribute__(flag) != child.normal.__getattribute__(flag)
-    expected = {"block0/input": 200, "block0/op": 200, "block1/input": 200, "block1/op": 200,
-                "concat_prev": 100, "concat_prev_prev": 100}
+            counts[flag] += spec.normal.__getattribute__(flag) != child.normal.__getattribute__(
+                flag
+            )
+    expected = {
+        "block0/input": 200,
+        "block0/op": 200,
+        "block1/input": 200,
+        "block1/op": 200,
+        "concat_prev": 100,
+        "concat_prev_prev": 100,
+    }
     assert sum(counts.values()) == 1000
     for key, e in expected.items():
         assert abs(counts[key] - e) < 4 * np.sqrt(e), (key, counts)
@@ -189,8 +201,14 @@ def test_layer_mutation_skips_the_empty_input_no_op() -> None:
     """Switching off a layer's only (image) connection gives the same spec: never chosen."""
     space = get_space("layer", max_layers=2)
     params = {"num_layers": 2, "layer1/in/image": True, "layer1/in/layer0": False}
-    for h, opts in (("filters", 32), ("kernel_h", 1), ("kernel_w", 1), ("stride", 1),
-                    ("activation", "relu"), ("norm", "none")):
+    for h, opts in (
+        ("filters", 32),
+        ("kernel_h", 1),
+        ("kernel_w", 1),
+        ("stride", 1),
+        ("activation", "relu"),
+        ("norm", "none"),
+    ):
         params[f"layer0/{h}"] = params[f"layer1/{h}"] = opts
     spec = space.params_to_spec(params)
     rng = np.random.default_rng(0)
@@ -221,12 +239,20 @@ def test_layer_controller_steps_match_the_supplementary() -> None:
     assert [h.name for h in steps[0].heads] == ["num_layers"]
     for i, step in enumerate(steps[1:]):
         assert [h.name for h in step.heads] == [
-            "filters", "kernel_h", "kernel_w", "stride", "activation", "norm"]
+            "filters",
+            "kernel_h",
+            "kernel_w",
+            "stride",
+            "activation",
+            "norm",
+        ]
         # links to the image (step 0's state) and every earlier layer (step j + 1)
         assert [lk.source_step for lk in step.links] == ([] if i == 0 else list(range(i + 1)))
         token_links = space.encode(spec)[i + 1].links
         if i > 0:
-            chosen = {lk.source_step - 1 for lk, on in zip(step.links, token_links, strict=True) if on}
+            chosen = {
+                lk.source_step - 1 for lk, on in zip(step.links, token_links, strict=True) if on
+            }
             assert chosen == set(spec.layers[i].inputs)
 
 

@@ -12,8 +12,14 @@ from tgsage.spaces.pooling import AvgPool3x3
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 9), st.integers(1, 9),
-       st.sampled_from([1, 2]), st.integers(0, 10_000))
+@given(
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.sampled_from([1, 2]),
+    st.integers(0, 10_000),
+)
 def test_matches_torch_exclude_pad_pool(n, c, h, w, stride, seed) -> None:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64, requires_grad=True)
@@ -41,8 +47,7 @@ def test_float32_and_repeated_sizes_use_the_cache() -> None:
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches() -> None:
     x = torch.randn(4, 5, 7, 7, device="cuda")
-    torch.testing.assert_close(AvgPool3x3(2)(x),
-                               nn.AvgPool2d(3, 2, 1, count_include_pad=False)(x))
+    torch.testing.assert_close(AvgPool3x3(2)(x), nn.AvgPool2d(3, 2, 1, count_include_pad=False)(x))
 
 
 def test_flop_counts_leave_pooling_out() -> None:

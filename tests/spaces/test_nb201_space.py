@@ -99,17 +99,26 @@ def test_spec_hash_is_the_cell_and_distinct_over_the_space() -> None:
     assert len(NB201Space.all_specs(unique=True)) == 6466  # published, see module doc
     a = NB201Spec(["nor_conv_3x3"] * 6)  # lists are normalised to tuples
     assert a.ops == ("nor_conv_3x3",) * 6
-    assert a.to_json() == '{"kind":"nb201","ops":' + str(["nor_conv_3x3"] * 6).replace(
-        "'", '"'
-    ).replace(" ", "") + "}"
+    assert (
+        a.to_json()
+        == '{"kind":"nb201","ops":'
+        + str(["nor_conv_3x3"] * 6).replace("'", '"').replace(" ", "")
+        + "}"
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "match"),
     [
         ("|nor_conv_3x3~0|+|none~0|none~1|", "2 node group"),
-        ("|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|", "bad token 'conv_3x3~0'.*not one of"),
-        ("|none~0|+|none~1|none~0|+|none~0|none~1|none~2|", "bad token 'none~1'.*input 0 of node 2"),
+        (
+            "|conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|",
+            "bad token 'conv_3x3~0'.*not one of",
+        ),
+        (
+            "|none~0|+|none~1|none~0|+|none~0|none~1|none~2|",
+            "bad token 'none~1'.*input 0 of node 2",
+        ),
         ("|none~0|+|none~0|none~1|+|none~0|none~1|", "node 3 .* 2 edge"),
         ("|none~0|+none~0|none~1|+|none~0|none~1|none~2|", "must start and end with '\\|'"),
         ("|none0|+|none~0|none~1|+|none~0|none~1|none~2|", "bad token 'none0'"),
@@ -146,7 +155,10 @@ def expected_params(ops: tuple[str, ...], num_classes: int = 10, n: int = 5) -> 
         for cin, cout in ((16, 32), (32, 64))
     )
     head = 2 * 64 + 64 * num_classes + num_classes
-    per_edge = {"nor_conv_3x3": lambda c: 9 * c * c + 2 * c, "nor_conv_1x1": lambda c: c * c + 2 * c}
+    per_edge = {
+        "nor_conv_3x3": lambda c: 9 * c * c + 2 * c,
+        "nor_conv_1x1": lambda c: c * c + 2 * c,
+    }
     edges = sum(n * per_edge[op](c) for op in ops if op in per_edge for c in PER_STAGE_C)
     return stem + reductions + head + edges
 
@@ -203,8 +215,9 @@ def test_feature_names_and_shapes_at_32_and_16() -> None:
 
 
 def test_small_builds_any_resolution_and_depth() -> None:
-    spec = NB201Spec(("nor_conv_3x3", "avg_pool_3x3", "skip_connect", "none", "nor_conv_1x1",
-                      "skip_connect"))
+    spec = NB201Spec(
+        ("nor_conv_3x3", "avg_pool_3x3", "skip_connect", "none", "nor_conv_1x1", "skip_connect")
+    )
     net = NB201Net(spec, num_classes=4, in_channels=1, width_mult=0.25, num_cells=1)
     assert net.feature_names == ("cell0", "reduce1", "cell1", "reduce2", "cell2")
     for h, w in ((7, 9), (1, 1), (5, 5)):
@@ -216,8 +229,9 @@ def test_small_builds_any_resolution_and_depth() -> None:
 
 def test_cell_computes_the_dag_sum_with_uncounted_padding() -> None:
     # parameter-free cell, checked against the node equations written out by hand
-    spec = NB201Spec(("skip_connect", "avg_pool_3x3", "skip_connect", "none", "avg_pool_3x3",
-                      "skip_connect"))
+    spec = NB201Spec(
+        ("skip_connect", "avg_pool_3x3", "skip_connect", "none", "avg_pool_3x3", "skip_connect")
+    )
     cell = NB201Cell(spec, 3)
     x = torch.randn(2, 3, 5, 6)
 

@@ -52,8 +52,15 @@ def test_hash_is_stable_across_versions() -> None:
 def test_same_layer_architecture_written_two_ways_hashes_the_same() -> None:
     a = json.loads(get_space("layer", max_layers=5).random_spec(3).to_json())
     a["layers"].append(
-        {"filters": 64, "kernel_h": 5, "kernel_w": 1, "stride": 2, "activation": "identity",
-         "norm": "none", "inputs": [0, -1, 0]}
+        {
+            "filters": 64,
+            "kernel_h": 5,
+            "kernel_w": 1,
+            "stride": 2,
+            "activation": "identity",
+            "norm": "none",
+            "inputs": [0, -1, 0],
+        }
     )
     b = json.loads(json.dumps(a))
     b["layers"][-1]["inputs"] = [-1, 0]  # reordered, duplicate dropped
@@ -63,8 +70,12 @@ def test_same_layer_architecture_written_two_ways_hashes_the_same() -> None:
 
 
 def test_same_cell_written_two_ways_hashes_the_same() -> None:
-    cell1 = Cell((Block(1, "sep_conv_3x3", 0, "identity"), Block(2, "max_pool_3x3", 0, "avg_pool_3x3")))
-    cell2 = Cell((Block(0, "identity", 1, "sep_conv_3x3"), Block(0, "avg_pool_3x3", 2, "max_pool_3x3")))
+    cell1 = Cell(
+        (Block(1, "sep_conv_3x3", 0, "identity"), Block(2, "max_pool_3x3", 0, "avg_pool_3x3"))
+    )
+    cell2 = Cell(
+        (Block(0, "identity", 1, "sep_conv_3x3"), Block(0, "avg_pool_3x3", 2, "max_pool_3x3"))
+    )
     a, b = CellSpec(cell1), CellSpec(cell2)
     assert a == b and a.spec_hash == b.spec_hash
     # optional fields at their defaults may be omitted
@@ -84,8 +95,15 @@ def test_presets_round_trip() -> None:
 
 
 def _layer_json(**override) -> str:
-    layer = {"filters": 32, "kernel_h": 3, "kernel_w": 3, "stride": 1, "activation": "relu",
-             "norm": "none", "inputs": [-1]}
+    layer = {
+        "filters": 32,
+        "kernel_h": 3,
+        "kernel_w": 3,
+        "stride": 1,
+        "activation": "relu",
+        "norm": "none",
+        "inputs": [-1],
+    }
     layers = [layer, {**layer, "inputs": [0]}]
     layers[1].update(override)
     return json.dumps({"kind": "layer", "layers": layers})
@@ -122,12 +140,18 @@ def _cell_json(block: dict | None = None, **top) -> str:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (_cell_json({"input_a": 3, "op_a": "identity", "input_b": 0, "op_b": "identity"}),
-         "normal.blocks[1].input_b: 3 is out of range (must be in [0, 2])"),
-        (_cell_json({"input_a": 0, "op_a": "conv_9x9", "input_b": 0, "op_b": "identity"}),
-         "normal.blocks[1].op_a: 'conv_9x9' is not one of"),
-        (_cell_json({"input_a": 0, "op_a": "identity", "input_b": 0}),
-         "normal.blocks[1].op_b: missing"),
+        (
+            _cell_json({"input_a": 3, "op_a": "identity", "input_b": 0, "op_b": "identity"}),
+            "normal.blocks[1].input_b: 3 is out of range (must be in [0, 2])",
+        ),
+        (
+            _cell_json({"input_a": 0, "op_a": "conv_9x9", "input_b": 0, "op_b": "identity"}),
+            "normal.blocks[1].op_a: 'conv_9x9' is not one of",
+        ),
+        (
+            _cell_json({"input_a": 0, "op_a": "identity", "input_b": 0}),
+            "normal.blocks[1].op_b: missing",
+        ),
         (_cell_json(num_cells=0), "num_cells: 0 is out of range"),
         (_cell_json(concat="some"), "concat: 'some' is not one of ('unused', 'all')"),
         (_cell_json(layout="resnet"), "layout: 'resnet' is not one of"),

@@ -48,11 +48,22 @@ def test_head_probabilities_sum_to_one_over_every_sequence() -> None:
 def test_link_probabilities_normalise_for_fixed_heads() -> None:
     space = get_space("layer", max_layers=3)
     rl = get_strategy("rl", space, seed=2)
-    layer = {"filters": 64, "kernel_h": 3, "kernel_w": 5, "stride": 1, "activation": "relu",
-             "norm": "none"}
+    layer = {
+        "filters": 64,
+        "kernel_h": 3,
+        "kernel_w": 5,
+        "stride": 1,
+        "activation": "relu",
+        "norm": "none",
+    }
     heads = {"num_layers": 3, **{f"layer{i}/{k}": v for i in range(3) for k, v in layer.items()}}
-    link_names = ["layer1/in/image", "layer1/in/layer0", "layer2/in/image", "layer2/in/layer0",
-                  "layer2/in/layer1"]
+    link_names = [
+        "layer1/in/image",
+        "layer1/in/layer0",
+        "layer2/in/image",
+        "layer2/in/layer0",
+        "layer2/in/layer1",
+    ]
     total = 0.0
     head_only = None
     for bits in itertools.product([False, True], repeat=5):
@@ -89,8 +100,15 @@ def test_numpy_sampler_and_torch_log_prob_agree(space_name: str) -> None:
 def test_heads_are_shared_across_steps() -> None:
     space = get_space("layer", max_layers=6)
     kinds = discover_kinds(space)
-    assert kinds == {"num_layers": 6, "filters": 3, "kernel_h": 4, "kernel_w": 4, "stride": 2,
-                     "activation": 2, "norm": 2}
+    assert kinds == {
+        "num_layers": 6,
+        "filters": 3,
+        "kernel_h": 4,
+        "kernel_w": 4,
+        "stride": 2,
+        "activation": 2,
+        "norm": 2,
+    }
     rl = get_strategy("rl", space)
     assert rl.controller.head.out_features == sum(kinds.values())
     assert rl.controller.lstm.num_layers == 2 and rl.controller.lstm.hidden_size == 32

@@ -203,12 +203,16 @@ def test_strategies_never_crash_on_failures_and_nan() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_config_and_fresh_copy(name: str) -> None:
     space = SPACES["layer"]()
-    opts = {"tpe": {"gamma": "paper"}, "rl": {"temperature": 2.0},
-            "evolution": {"population": 7}}.get(name, {})
+    opts = {
+        "tpe": {"gamma": "paper"},
+        "rl": {"temperature": 2.0},
+        "evolution": {"population": 7},
+    }.get(name, {})
     strategy = get_strategy(name, space, seed=11, **opts)
     strategy.tell(strategy.ask(0), 1.0)
     copy = strategy.fresh()
-    assert copy.config() == strategy.config() == {"strategy": name, "seed": 11,
-                                                   **strategy.options()}
+    assert (
+        copy.config() == strategy.config() == {"strategy": name, "seed": 11, **strategy.options()}
+    )
     assert all(strategy.options()[k] == v for k, v in opts.items())
     assert copy.n_told == 0 and strategy.n_told == 1

@@ -63,8 +63,10 @@ def optuna_run(sampler, n: int) -> list[tuple]:  # type: ignore[no-untyped-def]
 
     study = optuna.create_study(direction="maximize", sampler=sampler)
     study.optimize(objective, n_trials=n)
-    return [(A.index(t.params["a"]), B.index(t.params["b"]), C.index(t.params["c"]))
-            for t in study.trials]
+    return [
+        (A.index(t.params["a"]), B.index(t.params["b"]), C.index(t.params["c"]))
+        for t in study.trials
+    ]
 
 
 def hyperopt_tpe():  # type: ignore[no-untyped-def]
@@ -99,6 +101,7 @@ def test_start_up_is_random_for_exactly_20_candidates_in_both_libraries(seed: in
     h_tpe, h_rand = hyperopt_run(hyperopt_tpe(), n, seed), hyperopt_run(rand.suggest, n, seed)
     o_tpe = optuna_run(PaperTPESampler(seed), n)
     o_rand = optuna_run(TrialSeededRandomSampler(seed), n)
+
     def mean_score(run: list[tuple]) -> float:
         return float(np.mean([-loss(A[a], B[b], C[c]) for a, b, c in run]))
 
@@ -137,8 +140,9 @@ def test_optuna_builds_the_same_good_sets_as_hyperopt(
     def recording_split(study, trials, n_below):  # type: ignore[no-untyped-def]
         below, above = split(study, trials, n_below)
         done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-        recorded.append(([t.number for t in done], [t.value for t in done],
-                         {t.number for t in below}))
+        recorded.append(
+            ([t.number for t in done], [t.value for t in done], {t.number for t in below})
+        )
         return below, above
 
     monkeypatch.setattr(tpe_module, "_split_trials", recording_split)

@@ -23,9 +23,16 @@ def test_paper_values():
     assert (neural.lr, neural.step_epochs, neural.epochs, neural.batch_size) == (0.1, 15, 40, 128)
     assert (neural.grad_clip, neural.weight_decay) == (10, 4e-5)
     nb201 = get_preset("nas_bench_201")  # Dong & Yang 2020, Table 2
-    assert (nb201.optimizer, nb201.lr, nb201.momentum, nb201.nesterov, nb201.weight_decay,
-            nb201.batch_size, nb201.schedule, nb201.epochs) == \
-        ("sgd", 0.1, 0.9, True, 5e-4, 256, "cosine", 200)
+    assert (
+        nb201.optimizer,
+        nb201.lr,
+        nb201.momentum,
+        nb201.nesterov,
+        nb201.weight_decay,
+        nb201.batch_size,
+        nb201.schedule,
+        nb201.epochs,
+    ) == ("sgd", 0.1, 0.9, True, 5e-4, 256, "cosine", 200)
     assert nb201.lr_at(100) == pytest.approx(0.05) and nb201.lr_at(200) == pytest.approx(0.0)
     teacher = get_preset("resnet_cifar_teacher")
     # He et al.: decay at 32k and 48k iterations, stop at 64k, batch 128, 45k images.

@@ -34,8 +34,13 @@ def _splits(n_train: int = 96, n_val: int = 64) -> DataSplits:
 def _tiny(seed: int = 0, dropout: float = 0.0) -> nn.Module:
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(dropout),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Dropout(dropout),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     )
 
 
@@ -154,10 +159,13 @@ def test_resume_equals_straight_run():
     assert (first.steps, first.examples) == (7, 64 + 48)
     second = t.train_until("200ex")
     assert t.train_until("100ex").steps == second.steps  # smaller budget: no-op
-    assert (second.steps, second.examples) == (full.steps, full.examples) == (13, 208)  # 3 epochs + one full batch
+    assert (
+        (second.steps, second.examples) == (full.steps, full.examples) == (13, 208)
+    )  # 3 epochs + one full batch
     assert second.losses == full.losses
-    for p, q in zip(straight_model.state_dict().values(), resumed_model.state_dict().values(),
-                    strict=True):
+    for p, q in zip(
+        straight_model.state_dict().values(), resumed_model.state_dict().values(), strict=True
+    ):
         assert torch.equal(p, q)
     more = t.train_for("2steps")
     assert more.steps == 15 and more.examples == 208 + 16 + 16
@@ -167,9 +175,19 @@ def test_grad_clip_bounds_the_update():
     model = _tiny()
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     clip, lr, steps = 1e-6, 0.5, 6
-    res = train_model(model, _splits(), f"{steps}steps", config="cpu_demo", batch_size=16,
-                      device="cpu", lr=lr, momentum=0.0, weight_decay=0.0, schedule="constant",
-                      grad_clip=clip)
+    res = train_model(
+        model,
+        _splits(),
+        f"{steps}steps",
+        config="cpu_demo",
+        batch_size=16,
+        device="cpu",
+        lr=lr,
+        momentum=0.0,
+        weight_decay=0.0,
+        schedule="constant",
+        grad_clip=clip,
+    )
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
     assert res.ok and 0 < float((after - before).norm()) <= lr * clip * steps * 1.001
 
@@ -177,8 +195,9 @@ def test_grad_clip_bounds_the_update():
 def test_progress_eval_every_and_mature():
     seen = []
     splits = _splits()
-    res = train_model(_tiny(), splits, "mature", progress=seen.append, eval_every="1ep",
-                      epochs=3, **CFG)
+    res = train_model(
+        _tiny(), splits, "mature", progress=seen.append, eval_every="1ep", epochs=3, **CFG
+    )
     assert res.steps == 18 and res.epochs == pytest.approx(3.0)
     assert [p.steps for p in seen] == list(range(3, 19, 3))
     assert [h.steps for h in res.history] == [6, 12, 18]
@@ -233,8 +252,9 @@ def test_checkpoint_resume_in_a_new_trainer_equals_straight_run():
     res = t2.train_until("2.5ep")
     assert (res.steps, res.examples) == (full.steps, full.examples)
     assert res.losses == full.losses
-    for p, q in zip(straight_model.state_dict().values(), fresh_model.state_dict().values(),
-                    strict=True):
+    for p, q in zip(
+        straight_model.state_dict().values(), fresh_model.state_dict().values(), strict=True
+    ):
         assert torch.equal(p, q)
     with pytest.raises(Exception, match="seed"):
         Trainer(_tiny(), splits, seed=6, **CFG).load_state_dict(state)

@@ -74,8 +74,22 @@ _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset(
     + [("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")]
     + [
         ("builtins", n)
-        for n in ("dict", "list", "tuple", "set", "frozenset", "bytearray", "bytes", "str",
-                  "int", "float", "complex", "bool", "slice", "range")
+        for n in (
+            "dict",
+            "list",
+            "tuple",
+            "set",
+            "frozenset",
+            "bytearray",
+            "bytes",
+            "str",
+            "int",
+            "float",
+            "complex",
+            "bool",
+            "slice",
+            "range",
+        )
     ]
 )
 
@@ -294,8 +308,9 @@ def load_cifar(
         x_te, y_te = read([spec.test_file])
         test = image_set(x_te, y_te, "test")
     else:
-        warnings.warn(f"{spec.name}: no {spec.test_file!r} in {folder}; test split is None",
-                      stacklevel=2)
+        warnings.warn(
+            f"{spec.name}: no {spec.test_file!r} in {folder}; test split is None", stacklevel=2
+        )
     return DataSplits(train=train, val=val, test=test)
 
 

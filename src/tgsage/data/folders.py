@@ -18,8 +18,17 @@ from tgsage.data.base import DataSplits, ImageSet
 from tgsage.data.cifar import split_indices
 from tgsage.errors import DataError
 
-IMAGE_EXTENSIONS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif",
-                                     ".tiff", ".ppm")
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".gif",
+    ".webp",
+    ".tif",
+    ".tiff",
+    ".ppm",
+)
 
 
 def _pil():  # imported lazily: only image folders need Pillow
@@ -31,19 +40,24 @@ def _pil():  # imported lazily: only image folders need Pillow
 
 
 def scan_folder(
-    root: Path, class_names: tuple[str, ...] | None = None,
+    root: Path,
+    class_names: tuple[str, ...] | None = None,
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
 ) -> tuple[list[Path], list[int], tuple[str, ...]]:
     """Sorted image paths, their class indices and the class names (sorted sub-folder names)."""
     if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist; pass the folder that holds one "
-                        "sub-folder per class")
+        raise DataError(
+            f"image folder {root} does not exist; pass the folder that holds one "
+            "sub-folder per class"
+        )
     found = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
     names = class_names if class_names is not None else found
     extra = sorted(set(found) - set(names))
     if extra:
-        raise DataError(f"{root} has class folders {extra} that the training set lacks; "
-                        "make the split folders hold the same classes")
+        raise DataError(
+            f"{root} has class folders {extra} that the training set lacks; "
+            "make the split folders hold the same classes"
+        )
     exts = {e.lower() for e in extensions}
     paths: list[Path] = []
     labels: list[int] = []
@@ -54,8 +68,10 @@ def scan_folder(
         paths += files
         labels += [idx] * len(files)
     if not paths:
-        raise DataError(f"no images ({', '.join(sorted(exts))}) found under {root}/<class>/; "
-                        "expected ImageNet-style folders root/<class_name>/<image>")
+        raise DataError(
+            f"no images ({', '.join(sorted(exts))}) found under {root}/<class>/; "
+            "expected ImageNet-style folders root/<class_name>/<image>"
+        )
     return paths, labels, names
 
 
@@ -74,8 +90,9 @@ def load_image(path: Path, size: int, mode: str = "crop") -> np.ndarray:
             im = im.resize((size, size), image_mod.Resampling.BILINEAR, reducing_gap=3.0)
             return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1)
     except OSError as exc:
-        raise DataError(f"could not read image {path} ({exc}); remove or replace the file") \
-            from None
+        raise DataError(
+            f"could not read image {path} ({exc}); remove or replace the file"
+        ) from None
 
 
 def load_images(paths: list[Path], size: int, mode: str = "crop", workers: int = 4) -> torch.Tensor:
@@ -92,13 +109,19 @@ def load_images(paths: list[Path], size: int, mode: str = "crop", workers: int =
     return torch.from_numpy(out)
 
 
-def _image_set(root: Path, names: tuple[str, ...] | None, size: int, mode: str, workers: int,
-               split: str) -> ImageSet:
+def _image_set(
+    root: Path, names: tuple[str, ...] | None, size: int, mode: str, workers: int, split: str
+) -> ImageSet:
     paths, labels, names = scan_folder(root, names)
     y = torch.tensor(labels, dtype=torch.int64)
-    return ImageSet(images=load_images(paths, size, mode, workers), labels=y,
-                    num_classes=len(names), name=f"{root.name}-{split}", groups={"class": y},
-                    class_names=names)
+    return ImageSet(
+        images=load_images(paths, size, mode, workers),
+        labels=y,
+        num_classes=len(names),
+        name=f"{root.name}-{split}",
+        groups={"class": y},
+        class_names=names,
+    )
 
 
 def load_image_folder(
@@ -120,15 +143,25 @@ def load_image_folder(
         train = _image_set(root / "train", None, size, mode, workers, "train")
         names = train.class_names
         val = _image_set(root / "val", names, size, mode, workers, "val")
-        test = (_image_set(root / "test", names, size, mode, workers, "test")
-                if (root / "test").is_dir() else None)
+        test = (
+            _image_set(root / "test", names, size, mode, workers, "test")
+            if (root / "test").is_dir()
+            else None
+        )
         return DataSplits(train=train, val=val, test=test)
     full = _image_set(root, None, size, mode, workers, "all")
     tr, va = split_indices(len(full), val_size, seed)
     train, val = full.subset(tr), full.subset(va)
     return DataSplits(
-        train=ImageSet(train.images, train.labels, train.num_classes, f"{root.name}-train",
-                       train.groups, train.class_names),
-        val=ImageSet(val.images, val.labels, val.num_classes, f"{root.name}-val", val.groups,
-                     val.class_names),
+        train=ImageSet(
+            train.images,
+            train.labels,
+            train.num_classes,
+            f"{root.name}-train",
+            train.groups,
+            train.class_names,
+        ),
+        val=ImageSet(
+            val.images, val.labels, val.num_classes, f"{root.name}-val", val.groups, val.class_names
+        ),
     )

@@ -77,20 +77,27 @@ class Recording:
         if resp.ndim == 2:
             resp = resp[None]
         if resp.ndim != 3:
-            raise DataError(f"responses must be (stimuli, sites) or (repetitions, stimuli, "
-                            f"sites), got shape {resp.shape}")
+            raise DataError(
+                f"responses must be (stimuli, sites) or (repetitions, stimuli, "
+                f"sites), got shape {resp.shape}"
+            )
         _, s, n = resp.shape
         sid = np.asarray(self.stimulus_id).astype(str)
         reg = np.asarray(self.region).astype(str)
         if sid.shape != (s,):
             raise DataError(f"{s} stimuli but stimulus_id has shape {sid.shape}")
         if len(np.unique(sid)) != s:
-            raise DataError("stimulus_id values must be unique per stimulus; use "
-                            "Recording.from_rows for one row per presentation")
+            raise DataError(
+                "stimulus_id values must be unique per stimulus; use "
+                "Recording.from_rows for one row per presentation"
+            )
         if reg.shape != (n,):
             raise DataError(f"{n} sites but region has shape {reg.shape}")
-        nid = (np.array([f"site{i}" for i in range(n)]) if self.neuroid_id is None
-               else np.asarray(self.neuroid_id).astype(str))
+        nid = (
+            np.array([f"site{i}" for i in range(n)])
+            if self.neuroid_id is None
+            else np.asarray(self.neuroid_id).astype(str)
+        )
         if nid.shape != (n,):
             raise DataError(f"{n} sites but neuroid_id has shape {nid.shape}")
         meta = {k: np.asarray(v) for k, v in self.stimulus_meta.items()}
@@ -126,8 +133,9 @@ class Recording:
         """
         rows = np.asarray(responses, dtype=np.float32)
         if rows.ndim != 2:
-            raise DataError(f"{source}: row responses must be (presentations, sites), got "
-                            f"{rows.shape}")
+            raise DataError(
+                f"{source}: row responses must be (presentations, sites), got {rows.shape}"
+            )
         ids = np.asarray(stimulus_id).astype(str)
         if ids.shape != (rows.shape[0],):
             raise DataError(f"{source}: {rows.shape[0]} rows but {ids.shape} stimulus ids")
@@ -140,8 +148,9 @@ class Recording:
         else:
             rep_key = np.asarray(repetition)
             if rep_key.shape != ids.shape:
-                raise DataError(f"{source}: repetition has shape {rep_key.shape}, expected "
-                                f"{ids.shape}")
+                raise DataError(
+                    f"{source}: repetition has shape {rep_key.shape}, expected {ids.shape}"
+                )
         order = np.lexsort((rep_key, s_idx))
         s_sorted = s_idx[order]
         starts = np.searchsorted(s_sorted, s_sorted, side="left")
@@ -152,8 +161,10 @@ class Recording:
             dup = (s_sorted[1:] == s_sorted[:-1]) & (rk[1:] == rk[:-1])
             if dup.any():
                 i = order[1:][dup][0]
-                raise DataError(f"{source}: stimulus '{ids[i]}' has repetition {rep_key[i]} "
-                                "twice; make (stimulus_id, repetition) unique")
+                raise DataError(
+                    f"{source}: stimulus '{ids[i]}' has repetition {rep_key[i]} "
+                    "twice; make (stimulus_id, repetition) unique"
+                )
         n_s = len(uniq)
         n_r = int(slot.max()) + 1 if len(slot) else 1
         out = np.full((n_r, n_s, rows.shape[1]), np.nan, dtype=np.float32)
@@ -168,8 +179,10 @@ class Recording:
             per = v[first_row]
             if not np.array_equal(per[s_idx], v):
                 if k in KNOWN_META:
-                    raise DataError(f"{source}: {k!r} differs between repetitions of one "
-                                    "stimulus; it must be constant per stimulus_id")
+                    raise DataError(
+                        f"{source}: {k!r} differs between repetitions of one "
+                        "stimulus; it must be constant per stimulus_id"
+                    )
                 continue  # a per-presentation coordinate (e.g. trial time): not stimulus meta
             meta[k] = per
         return cls(out, stim_ids, region, neuroid_id, meta)
@@ -201,8 +214,13 @@ class Recording:
 
     def averaged(self) -> Recording:
         """The same recording with repetitions averaged (R = 1)."""
-        return Recording(self.mean()[None], self.stimulus_id, self.region, self.neuroid_id,
-                         dict(self.stimulus_meta))
+        return Recording(
+            self.mean()[None],
+            self.stimulus_id,
+            self.region,
+            self.neuroid_id,
+            dict(self.stimulus_meta),
+        )
 
     def regions(self) -> tuple[str, ...]:
         """Region names in order of first appearance among the sites."""
@@ -228,8 +246,7 @@ class Recording:
         """Integer codes (S,) of a per-stimulus label (e.g. ``category_name``) and the names,
         numbered in order of first appearance (for grouped RDMs)."""
         if name not in self.stimulus_meta:
-            raise DataError(f"no stimulus label {name!r}; available: "
-                            f"{sorted(self.stimulus_meta)}")
+            raise DataError(f"no stimulus label {name!r}; available: {sorted(self.stimulus_meta)}")
         values = self.stimulus_meta[name].astype(str)
         uniq, first, inverse = np.unique(values, return_index=True, return_inverse=True)
         order = np.argsort(first, kind="stable")
@@ -239,8 +256,13 @@ class Recording:
 
     def select_stimuli(self, index: np.ndarray) -> Recording:
         index = np.asarray(index)
-        return Recording(self.responses[:, index], self.stimulus_id[index], self.region,
-                         self.neuroid_id, {k: v[index] for k, v in self.stimulus_meta.items()})
+        return Recording(
+            self.responses[:, index],
+            self.stimulus_id[index],
+            self.region,
+            self.neuroid_id,
+            {k: v[index] for k, v in self.stimulus_meta.items()},
+        )
 
     def align(self, stimuli: Any) -> Recording:
         """Reorder stimuli to match a probe set's ``stimulus_ids`` (or a sequence of ids).
@@ -256,13 +278,18 @@ class Recording:
         if missing or extra:
             parts = []
             if missing:
-                parts.append(f"{len(missing)} probe stimuli missing from the recording "
-                             f"(e.g. {missing[:3]})")
+                parts.append(
+                    f"{len(missing)} probe stimuli missing from the recording (e.g. {missing[:3]})"
+                )
             if extra:
-                parts.append(f"{len(extra)} recorded stimuli not in the probe set "
-                             f"(e.g. {extra[:3]})")
-            raise DataError("cannot align recording to probe set: " + "; ".join(parts)
-                            + ". Use matching stimulus ids, or subset both to the shared ones")
+                parts.append(
+                    f"{len(extra)} recorded stimuli not in the probe set (e.g. {extra[:3]})"
+                )
+            raise DataError(
+                "cannot align recording to probe set: "
+                + "; ".join(parts)
+                + ". Use matching stimulus ids, or subset both to the shared ones"
+            )
         return self.select_stimuli(np.array([pos[s] for s in ids.tolist()], dtype=np.int64))
 
     # ------------------------------------------------------------------ noise ceiling
@@ -293,16 +320,19 @@ class Recording:
         for k, v in self.stimulus_meta.items():
             vals = v[stim]
             coords[k] = ("presentation", vals.astype(object) if vals.dtype.kind == "U" else vals)
-        da = xr.DataArray(rows, dims=("presentation", "neuroid"), coords=coords,
-                          name="responses")
+        da = xr.DataArray(rows, dims=("presentation", "neuroid"), coords=coords, name="responses")
         path = Path(path)
         da.to_netcdf(path, engine="h5netcdf")
         return path
 
     def to_npz(self, path: str | Path) -> Path:
         """Write the NPZ layout (responses (R, S, N) + labels; no pickle)."""
-        arrays = {"responses": self.responses, "stimulus_id": self.stimulus_id,
-                  "region": self.region, "neuroid_id": self.neuroid_id}
+        arrays = {
+            "responses": self.responses,
+            "stimulus_id": self.stimulus_id,
+            "region": self.region,
+            "neuroid_id": self.neuroid_id,
+        }
         for k, v in self.stimulus_meta.items():
             arrays[k if k in KNOWN_META else f"meta.{k}"] = v
         path = Path(path)
@@ -353,7 +383,10 @@ def _group_mean(x: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
 
 
 def split_half_noise_ceiling(
-    recording: Recording, n_splits: int = 20, seed: int = 0, group: str | Any = None,
+    recording: Recording,
+    n_splits: int = 20,
+    seed: int = 0,
+    group: str | Any = None,
     rdm: bool = True,
 ) -> dict[str, NoiseCeiling]:
     """Split-half noise ceiling per region.
@@ -373,8 +406,10 @@ def split_half_noise_ceiling(
     counts = recording.repetition_counts()
     keep = counts >= 2
     if keep.sum() < 3:
-        raise DataError("a split-half noise ceiling needs at least 3 stimuli with 2 or more "
-                        "repetitions; this recording has averaged responses only")
+        raise DataError(
+            "a split-half noise ceiling needs at least 3 stimuli with 2 or more "
+            "repetitions; this recording has averaged responses only"
+        )
     resp = resp[:, keep]
     counts = counts[keep]
     codes = None
@@ -383,8 +418,10 @@ def split_half_noise_ceiling(
     elif group is not None:
         codes = np.asarray(group.cpu() if hasattr(group, "cpu") else group).astype(np.int64)
         if codes.shape != (recording.n_stimuli,) or (codes < 0).any():
-            raise DataError(f"group codes must be {recording.n_stimuli} non-negative integers "
-                            f"(one per stimulus), got shape {codes.shape}")
+            raise DataError(
+                f"group codes must be {recording.n_stimuli} non-negative integers "
+                f"(one per stimulus), got shape {codes.shape}"
+            )
         codes = np.unique(codes[keep], return_inverse=True)[1].ravel()
     valid = ~np.isnan(resp).all(axis=2)
     filled = np.nan_to_num(resp, nan=0.0).astype(np.float64)
@@ -449,20 +486,24 @@ def read_netcdf(path: str | Path) -> Recording:
         raise DataError(f"{path} is not a readable NetCDF file ({exc})") from None
     with ds:
         names = list(ds.data_vars)
-        preferred = [n for n in ("__xarray_dataarray_variable__", "responses", "data")
-                     if n in names]
+        preferred = [
+            n for n in ("__xarray_dataarray_variable__", "responses", "data") if n in names
+        ]
         if len(names) != 1 and not preferred:
             raise DataError(f"{path}: expected one data variable (the assembly), found {names}")
         da = ds[preferred[0] if preferred else names[0]].load()
     for dim in da.dims:
         if dim not in ("presentation", "neuroid"):
             if da.sizes[dim] != 1:
-                raise DataError(f"{path}: dimension {dim!r} has size {da.sizes[dim]}; select "
-                                f"one first, e.g. assembly.isel({dim}=0), and save again")
+                raise DataError(
+                    f"{path}: dimension {dim!r} has size {da.sizes[dim]}; select "
+                    f"one first, e.g. assembly.isel({dim}=0), and save again"
+                )
             da = da.isel({dim: 0}, drop=True)
     if set(da.dims) != {"presentation", "neuroid"}:
-        raise DataError(f"{path}: dims are {da.dims}; a NeuroidAssembly needs "
-                        "('presentation', 'neuroid')")
+        raise DataError(
+            f"{path}: dims are {da.dims}; a NeuroidAssembly needs ('presentation', 'neuroid')"
+        )
     da = da.transpose("presentation", "neuroid")
 
     def coord(name: str, dim: str) -> np.ndarray | None:
@@ -474,20 +515,29 @@ def read_netcdf(path: str | Path) -> Recording:
     if sid is None:
         sid = coord("image_id", "presentation")
     if sid is None:
-        raise DataError(f"{path}: no 'stimulus_id' coordinate on the presentation dim; add one "
-                        "naming the image shown in each presentation")
+        raise DataError(
+            f"{path}: no 'stimulus_id' coordinate on the presentation dim; add one "
+            "naming the image shown in each presentation"
+        )
     region = coord("region", "neuroid")
     if region is None:
-        raise DataError(f"{path}: no 'region' coordinate on the neuroid dim; add one (e.g. "
-                        "'V4', 'IT') per site")
+        raise DataError(
+            f"{path}: no 'region' coordinate on the neuroid dim; add one (e.g. 'V4', 'IT') per site"
+        )
     skip = {"stimulus_id", "image_id", "repetition"}
     row_meta = {
-        str(k): np.asarray(c.values) for k, c in da.coords.items()
+        str(k): np.asarray(c.values)
+        for k, c in da.coords.items()
         if c.dims == ("presentation",) and k not in skip and k != "presentation"
     }
     return Recording.from_rows(
-        da.values, sid, region, neuroid_id=coord("neuroid_id", "neuroid"),
-        repetition=coord("repetition", "presentation"), row_meta=row_meta, source=str(path),
+        da.values,
+        sid,
+        region,
+        neuroid_id=coord("neuroid_id", "neuroid"),
+        repetition=coord("repetition", "presentation"),
+        row_meta=row_meta,
+        source=str(path),
     )
 
 
@@ -503,16 +553,27 @@ def read_npz(path: str | Path) -> Recording:
         raise DataError(f"{path} is not a readable NPZ recording ({exc})") from None
     for key in ("responses", "stimulus_id", "region"):
         if key not in data:
-            raise DataError(f"{path}: missing array {key!r}; an NPZ recording needs "
-                            "responses, stimulus_id and region")
-    meta = {k.removeprefix("meta."): v for k, v in data.items()
-            if k in KNOWN_META or k.startswith("meta.")}
+            raise DataError(
+                f"{path}: missing array {key!r}; an NPZ recording needs "
+                "responses, stimulus_id and region"
+            )
+    meta = {
+        k.removeprefix("meta."): v
+        for k, v in data.items()
+        if k in KNOWN_META or k.startswith("meta.")
+    }
     resp = data["responses"]
     if resp.ndim == 3:
         return Recording(resp, data["stimulus_id"], data["region"], data.get("neuroid_id"), meta)
-    return Recording.from_rows(resp, data["stimulus_id"], data["region"],
-                               data.get("neuroid_id"), data.get("repetition"), meta,
-                               source=str(path))
+    return Recording.from_rows(
+        resp,
+        data["stimulus_id"],
+        data["region"],
+        data.get("neuroid_id"),
+        data.get("repetition"),
+        meta,
+        source=str(path),
+    )
 
 
 def read_csv(path: str | Path) -> Recording:
@@ -530,23 +591,34 @@ def read_csv(path: str | Path) -> Recording:
         raise DataError(f"{path}: no 'stimulus_id' column")
     sites = [c for c in df.columns if "/" in c]
     if not sites:
-        raise DataError(f"{path}: no site columns; name them '<region>/<site id>', e.g. "
-                        "'IT/site017'")
+        raise DataError(
+            f"{path}: no site columns; name them '<region>/<site id>', e.g. 'IT/site017'"
+        )
     region = np.array([c.split("/", 1)[0] for c in sites])
     nid = np.array([c.split("/", 1)[1] for c in sites])
-    meta = {c.removeprefix("meta."): df[c].to_numpy() for c in df.columns
-            if c in KNOWN_META or c.startswith("meta.")}
+    meta = {
+        c.removeprefix("meta."): df[c].to_numpy()
+        for c in df.columns
+        if c in KNOWN_META or c.startswith("meta.")
+    }
     rep = df["repetition"].to_numpy() if "repetition" in df.columns else None
     try:
         values = df[sites].to_numpy(dtype=np.float32)
     except ValueError as exc:
         raise DataError(f"{path}: site columns must be numbers ({exc})") from None
-    return Recording.from_rows(values, df["stimulus_id"].to_numpy(), region, nid, rep, meta,
-                               source=str(path))
+    return Recording.from_rows(
+        values, df["stimulus_id"].to_numpy(), region, nid, rep, meta, source=str(path)
+    )
 
 
-READERS = {".nc": read_netcdf, ".nc4": read_netcdf, ".netcdf": read_netcdf, ".h5": read_netcdf,
-           ".npz": read_npz, ".csv": read_csv}
+READERS = {
+    ".nc": read_netcdf,
+    ".nc4": read_netcdf,
+    ".netcdf": read_netcdf,
+    ".h5": read_netcdf,
+    ".npz": read_npz,
+    ".csv": read_csv,
+}
 
 
 def load_recording(path: str | Path) -> Recording:
@@ -554,6 +626,8 @@ def load_recording(path: str | Path) -> Recording:
     path = Path(path)
     reader = READERS.get(path.suffix.lower())
     if reader is None:
-        raise DataError(f"{path}: unknown recording format {path.suffix!r}; use .nc (Brain-Score "
-                        "NetCDF), .npz or .csv")
+        raise DataError(
+            f"{path}: unknown recording format {path.suffix!r}; use .nc (Brain-Score "
+            "NetCDF), .npz or .csv"
+        )
     return reader(path)

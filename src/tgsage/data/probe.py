@@ -49,18 +49,23 @@ class ProbeSet:
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.ndim != 4:
-            raise DataError(f"probe set {self.name!r}: images must be uint8 (N, C, H, W), got "
-                            f"{self.images.dtype} {tuple(self.images.shape)}")
+            raise DataError(
+                f"probe set {self.name!r}: images must be uint8 (N, C, H, W), got "
+                f"{self.images.dtype} {tuple(self.images.shape)}"
+            )
         n = len(self)
         for key, lab in self.labelings.items():
             if lab.shape != (n,):
-                raise DataError(f"probe set {self.name!r}: labeling {key!r} has shape "
-                                f"{tuple(lab.shape)}, expected ({n},)")
+                raise DataError(
+                    f"probe set {self.name!r}: labeling {key!r} has shape "
+                    f"{tuple(lab.shape)}, expected ({n},)"
+                )
         if not self.stimulus_ids:
             object.__setattr__(self, "stimulus_ids", tuple(str(i) for i in range(n)))
         if len(self.stimulus_ids) != n:
-            raise DataError(f"probe set {self.name!r}: {len(self.stimulus_ids)} stimulus ids "
-                            f"for {n} images")
+            raise DataError(
+                f"probe set {self.name!r}: {len(self.stimulus_ids)} stimulus ids for {n} images"
+            )
         if len(set(self.stimulus_ids)) != n:
             raise DataError(f"probe set {self.name!r}: stimulus ids must be unique")
 
@@ -78,7 +83,10 @@ class ProbeSet:
 
     @classmethod
     def from_images(
-        cls, images: ImageSet, max_images: int | None = None, name: str | None = None,
+        cls,
+        images: ImageSet,
+        max_images: int | None = None,
+        name: str | None = None,
         stimulus_ids: Sequence[str] | None = None,
     ) -> ProbeSet:
         """The first ``max_images`` images of an ImageSet (all by default), in order.
@@ -89,16 +97,22 @@ class ProbeSet:
         labelings = {"label": images.labels[:n].clone()}
         labelings |= {k: v[:n].clone() for k, v in images.groups.items()}
         ids = tuple(stimulus_ids[:n]) if stimulus_ids is not None else ()
-        return cls(images=images.images[:n].contiguous(), labelings=labelings,
-                   stimulus_ids=ids, name=name or images.name)
+        return cls(
+            images=images.images[:n].contiguous(),
+            labelings=labelings,
+            stimulus_ids=ids,
+            name=name or images.name,
+        )
 
     def subset(self, index: torch.Tensor | Sequence[int]) -> ProbeSet:
         """A probe set of the selected images in the given order (new fingerprint)."""
         idx = torch.as_tensor(index, dtype=torch.long)
-        return ProbeSet(images=self.images[idx].contiguous(),
-                        labelings={k: v[idx] for k, v in self.labelings.items()},
-                        stimulus_ids=tuple(self.stimulus_ids[i] for i in idx.tolist()),
-                        name=self.name)
+        return ProbeSet(
+            images=self.images[idx].contiguous(),
+            labelings={k: v[idx] for k, v in self.labelings.items()},
+            stimulus_ids=tuple(self.stimulus_ids[i] for i in idx.tolist()),
+            name=self.name,
+        )
 
     def float_batches(self, batch_size: int = 256, device: torch.device | str = "cpu"):
         """Yield float32 batches in [0, 1] on ``device``, in probe order."""
@@ -117,24 +131,29 @@ class ProbeSet:
         return {prefix + k: v for k, v in arrays.items()}
 
     @classmethod
-    def from_arrays(cls, data: dict[str, np.ndarray], prefix: str = "",
-                    source: str = "arrays") -> ProbeSet:
+    def from_arrays(
+        cls, data: dict[str, np.ndarray], prefix: str = "", source: str = "arrays"
+    ) -> ProbeSet:
         """Inverse of :meth:`to_arrays`; refuses images that no longer match the fingerprint."""
         data = {k.removeprefix(prefix): v for k, v in data.items() if k.startswith(prefix)}
         if "images" not in data:
-            raise DataError(f"{source}: missing probe images; write probe sets with "
-                            "ProbeSet.save")
+            raise DataError(f"{source}: missing probe images; write probe sets with ProbeSet.save")
         probe = cls(
             images=torch.from_numpy(data["images"]),
-            labelings={k.removeprefix("labeling."): torch.from_numpy(v.astype(np.int64))
-                       for k, v in data.items() if k.startswith("labeling.")},
+            labelings={
+                k.removeprefix("labeling."): torch.from_numpy(v.astype(np.int64))
+                for k, v in data.items()
+                if k.startswith("labeling.")
+            },
             stimulus_ids=tuple(str(s) for s in data.get("stimulus_ids", np.array([], str))),
             name=str(data.get("name", "probe")),
         )
         stored = str(data["fingerprint"]) if "fingerprint" in data else probe.fingerprint
         if probe.fingerprint != stored:
-            raise DataError(f"{source}: images have fingerprint {probe.fingerprint} but the "
-                            f"file records {stored}; the file is corrupt or was edited, rebuild it")
+            raise DataError(
+                f"{source}: images have fingerprint {probe.fingerprint} but the "
+                f"file records {stored}; the file is corrupt or was edited, rebuild it"
+            )
         return probe
 
     def save(self, path: str | Path) -> Path:

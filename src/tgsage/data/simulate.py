@@ -62,8 +62,10 @@ def simulate_recording(
     rates, region_labels, site_ids = [], [], []
     for region, layer in regions.items():
         if layer not in activations:
-            raise DataError(f"region {region!r} maps to layer {layer!r}, which is not among the "
-                            f"activations {list(activations)}")
+            raise DataError(
+                f"region {region!r} maps to layer {layer!r}, which is not among the "
+                f"activations {list(activations)}"
+            )
         x = _as_matrix(activations[layer], layer)
         if n_stim is None:
             n_stim = len(x)
@@ -82,12 +84,13 @@ def simulate_recording(
         site_ids += [f"{region}_{i:03d}" for i in range(sites_per_region)]
     rate = np.concatenate(rates, axis=1)
     sd = rate.std(axis=0)
-    trial = noise * np.where(sd > 0, sd, 1.0) * rng.standard_normal(
-        (n_repetitions, *rate.shape)
-    )
+    trial = noise * np.where(sd > 0, sd, 1.0) * rng.standard_normal((n_repetitions, *rate.shape))
     responses = (rate[None] + trial).astype(np.float32)
-    ids = (np.array(list(stimulus_ids), dtype=str) if stimulus_ids is not None
-           else np.array([str(i) for i in range(rate.shape[0])]))
+    ids = (
+        np.array(list(stimulus_ids), dtype=str)
+        if stimulus_ids is not None
+        else np.array([str(i) for i in range(rate.shape[0])])
+    )
     meta = {k: np.asarray(v) for k, v in (stimulus_meta or {}).items()}
     return Recording(responses, ids, np.array(region_labels), np.array(site_ids), meta)
 

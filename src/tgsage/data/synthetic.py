@@ -209,8 +209,14 @@ class SyntheticObjects:
         t = {
             k: v.to(dev)
             for k, v in dict(
-                theta=theta, scale=scale, shift=shift, squash=squash, squash_dir=squash_dir,
-                light=light, bg=bg, noise=noise,
+                theta=theta,
+                scale=scale,
+                shift=shift,
+                squash=squash,
+                squash_dir=squash_dir,
+                light=light,
+                bg=bg,
+                noise=noise,
             ).items()
         }
         parts = self.parts.to(dev)[ids.to(dev)]  # (b, P, 7)
@@ -314,7 +320,12 @@ def balanced_objects(n: int, seed: int) -> torch.Tensor:
 
 
 def _image_set(
-    lib: SyntheticObjects, n: int, resolution: int, seed: int, label: str, split: str,
+    lib: SyntheticObjects,
+    n: int,
+    resolution: int,
+    seed: int,
+    label: str,
+    split: str,
     device: torch.device | str,
 ) -> ImageSet:
     objects = balanced_objects(n, seed)

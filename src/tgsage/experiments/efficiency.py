@@ -71,8 +71,9 @@ def best_so_far(
     recs = _completion_order(records)
     c = np.cumsum([_cost(r, cost) for r in recs], dtype=np.float64)
     numbers = np.asarray([r.number for r in recs], dtype=np.int64)
-    vals = np.asarray([np.nan if not r.ok or r.value(by) is None else r.value(by)
-                       for r in recs], dtype=np.float64)
+    vals = np.asarray(
+        [np.nan if not r.ok or r.value(by) is None else r.value(by) for r in recs], dtype=np.float64
+    )
     if select_top is None:
         best = np.fmax.accumulate(vals) if vals.size else vals
         return BestSoFar(c, best, numbers)
@@ -143,8 +144,12 @@ def compare_searches(
     equal cost for every search), or of the longest (``"longest"``; a run then contributes
     only up to its own end). Runs hold their value between candidates (step function).
     """
-    curves = {label: [best_so_far(run, by, cost, select_top=select_top, select_by=select_by)
-                      for run in runs] for label, runs in groups.items()}
+    curves = {
+        label: [
+            best_so_far(run, by, cost, select_top=select_top, select_by=select_by) for run in runs
+        ]
+        for label, runs in groups.items()
+    }
     ends = [c.cost[-1] for cs in curves.values() for c in cs if c.cost.size]
     if grid is None:
         if not ends:
@@ -161,15 +166,15 @@ def compare_searches(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(runs, axis=0) if runs.size else np.full(g.size, np.nan)
-            std = (np.nanstd(runs, axis=0, ddof=1) if runs.shape[0] > 1
-                   else np.zeros(g.size))
+            std = np.nanstd(runs, axis=0, ddof=1) if runs.shape[0] > 1 else np.zeros(g.size)
         std = np.where(n > 1, std, 0.0)
         out[label] = SearchCurve(label, g, mean, std, n, runs)
     return out
 
 
-def table_at_cost(curves: Mapping[str, SearchCurve], cost: float | None = None
-                  ) -> list[dict[str, Any]]:
+def table_at_cost(
+    curves: Mapping[str, SearchCurve], cost: float | None = None
+) -> list[dict[str, Any]]:
     """Table-1 style rows: each label's mean +- std at ``cost`` (default: the grid's end)."""
     rows = []
     for label, c in curves.items():

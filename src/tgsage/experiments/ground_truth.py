@@ -32,8 +32,14 @@ from tgsage.errors import InputError, SpecError
 from tgsage.spaces.nb201 import NB201Spec
 
 #: Architecture-string column names accepted (compared lower-case, punctuation removed).
-ARCH_COLUMNS: tuple[str, ...] = ("arch_str", "ArchitectureString", "arch", "architecture",
-                                 "arch_string", "genotype")
+ARCH_COLUMNS: tuple[str, ...] = (
+    "arch_str",
+    "ArchitectureString",
+    "arch",
+    "architecture",
+    "arch_string",
+    "genotype",
+)
 #: Dataset name -> column-name stems tried in order (compared lower-case, punctuation removed).
 DATASET_STEMS: dict[str, tuple[str, ...]] = {
     "cifar10": ("cifar10",),
@@ -41,8 +47,12 @@ DATASET_STEMS: dict[str, tuple[str, ...]] = {
     "cifar100": ("cifar100",),
     "imagenet16-120": ("imagenet16120", "imagenet16", "imagenet"),
 }
-_DATASET_ALIASES = {"imagenet": "imagenet16-120", "imagenet16": "imagenet16-120",
-                    "imagenet16120": "imagenet16-120", "cifar10valid": "cifar10-valid"}
+_DATASET_ALIASES = {
+    "imagenet": "imagenet16-120",
+    "imagenet16": "imagenet16-120",
+    "imagenet16120": "imagenet16-120",
+    "cifar10valid": "cifar10-valid",
+}
 SCALES = ("auto", "percent", "fraction")
 
 
@@ -83,8 +93,7 @@ class GroundTruth(Mapping[str, float]):
         bad = np.flatnonzero(~np.isfinite(acc) | (acc < 0) | (acc > 1))
         if bad.size:
             raise InputError(
-                f"{source}: accuracy {acc[bad[0]]!r} of {specs[bad[0]]} is not a fraction in "
-                "[0, 1]"
+                f"{source}: accuracy {acc[bad[0]]!r} of {specs[bad[0]]} is not a fraction in [0, 1]"
             )
         self._specs = tuple(specs)
         self._acc = acc
@@ -112,8 +121,10 @@ class GroundTruth(Mapping[str, float]):
         return len(self._specs)
 
     def __repr__(self) -> str:
-        return (f"GroundTruth({len(self)} cells, dataset={self.dataset!r}, "
-                f"column={self.column!r}, source={self.source!r})")
+        return (
+            f"GroundTruth({len(self)} cells, dataset={self.dataset!r}, "
+            f"column={self.column!r}, source={self.source!r})"
+        )
 
     # ----- queries -----
 
@@ -173,8 +184,9 @@ class GroundTruth(Mapping[str, float]):
             try:
                 info = api.get_more_info(i, dataset, hp=hp, is_random=is_random)
             except TypeError:
-                info = api.get_more_info(i, dataset, use_12epochs_result=(hp == "12"),
-                                         is_random=is_random)
+                info = api.get_more_info(
+                    i, dataset, use_12epochs_result=(hp == "12"), is_random=is_random
+                )
             if metric not in info:
                 raise InputError(
                     f"{source}: architecture {i} has no {metric!r} for dataset {dataset!r} "
@@ -188,12 +200,14 @@ class GroundTruth(Mapping[str, float]):
         where = [f"architecture {i}" for i in range(len(raw))]
         values, used = _scaled(np.array(raw), scale, source, where)
         name = _canonical_dataset(dataset) or dataset
-        return cls(specs, values, source=source, dataset=name, column=f"{metric}@hp={hp}",
-                   scale=used)
+        return cls(
+            specs, values, source=source, dataset=name, column=f"{metric}@hp={hp}", scale=used
+        )
 
 
-def _scaled(raw: np.ndarray, scale: str, source: str, where: Sequence[str]
-            ) -> tuple[np.ndarray, str]:
+def _scaled(
+    raw: np.ndarray, scale: str, source: str, where: Sequence[str]
+) -> tuple[np.ndarray, str]:
     """Percent or fraction -> fraction; ``auto`` says percent when any value exceeds 1."""
     if scale not in SCALES:
         raise InputError(f"scale: {scale!r} is not one of {SCALES!r}")
@@ -239,14 +253,14 @@ def _pick_accuracy_column(header: list[str], dataset: str, skip: int, source: st
     for stem in stems:
         found = []
         for i, n in enumerate(norms):
-            rest = n[len(stem):]
+            rest = n[len(stem) :]
             if i == skip or not n.startswith(stem) or rest[:1].isdigit():
                 continue
             if rest.startswith("valid") and not stem.endswith("valid"):
                 continue  # a "cifar10-valid" column is not the cifar10 test accuracy
             found.append(i)
         if len(found) > 1:
-            tests = [i for i in found if "test" in norms[i][len(stem):]]
+            tests = [i for i in found if "test" in norms[i][len(stem) :]]
             found = tests if len(tests) == 1 else found
         if len(found) == 1:
             return found[0]
@@ -285,8 +299,10 @@ def load_nb201_table(
     with file.open(newline="", encoding="utf-8-sig") as fh:
         first = fh.readline()
         if not first.strip():
-            raise InputError(f"{source}, line 1: empty file; expected a header row such as "
-                             "'arch_str,cifar10' followed by one row per architecture")
+            raise InputError(
+                f"{source}, line 1: empty file; expected a header row such as "
+                "'arch_str,cifar10' followed by one row per architecture"
+            )
         delimiter = "\t" if "\t" in first and "," not in first else ","
         fh.seek(0)
         reader = csv.reader(fh, delimiter=delimiter)
@@ -309,7 +325,9 @@ def load_nb201_table(
             try:
                 spec = NB201Spec.from_arch_string(row[a_col].strip())
             except SpecError as exc:
-                raise InputError(f"{source}, line {line}, column {header[a_col]!r}: {exc}") from None
+                raise InputError(
+                    f"{source}, line {line}, column {header[a_col]!r}: {exc}"
+                ) from None
             text = row[v_col].strip()
             try:
                 value = float(text)
@@ -337,8 +355,7 @@ def load_nb201_table(
         raise InputError(f"{source}: no rows below the header; add one row per architecture")
     values, used = _scaled(np.array(raw), scale, source, [f"line {n}" for n in lines])
     name = _canonical_dataset(dataset) or header[v_col]
-    return GroundTruth(specs, values, source=source, dataset=name, column=header[v_col],
-                       scale=used)
+    return GroundTruth(specs, values, source=source, dataset=name, column=header[v_col], scale=used)
 
 
 def load_nb201_api(

@@ -82,8 +82,13 @@ def pool_from_specs(items: Iterable[Any]) -> list[ArchSpec]:
     return _dedupe(as_spec(i) for i in items)
 
 
-def random_pool(space: str | SearchSpace, n: int, seed: int = 0, max_tries: int | None = None,
-                **space_options: Any) -> list[ArchSpec]:
+def random_pool(
+    space: str | SearchSpace,
+    n: int,
+    seed: int = 0,
+    max_tries: int | None = None,
+    **space_options: Any,
+) -> list[ArchSpec]:
     """``n`` distinct uniformly random architectures of ``space`` (a name or a SearchSpace)."""
     sp = get_space(space, **space_options) if isinstance(space, str) else space
     rng = np.random.default_rng(seed)
@@ -95,13 +100,16 @@ def random_pool(space: str | SearchSpace, n: int, seed: int = 0, max_tries: int 
         spec = sp.sample(RandomSuggester(rng))
         out.setdefault(spec.spec_hash, spec)
     if len(out) < n:
-        raise InputError(f"random_pool: found only {len(out)} distinct architectures in "
-                         f"{tries} draws; the space is too small for n={n}")
+        raise InputError(
+            f"random_pool: found only {len(out)} distinct architectures in "
+            f"{tries} draws; the space is too small for n={n}"
+        )
     return list(out.values())
 
 
-def pool_from_records(records: Iterable[Any], top: int | None = None, by: str = "score"
-                      ) -> list[ArchSpec]:
+def pool_from_records(
+    records: Iterable[Any], top: int | None = None, by: str = "score"
+) -> list[ArchSpec]:
     """The specs of a finished search's candidates (all, or the ``top`` by ``by``).
 
     ``records``: CandidateRecords (e.g. :func:`records_from_study`) or plain dicts. Failed
@@ -109,14 +117,17 @@ def pool_from_records(records: Iterable[Any], top: int | None = None, by: str = 
     """
     recs = [r for r in as_candidate_records(records) if r.ok and r.spec]
     if top is not None:
-        recs = sorted((r for r in recs if r.value(by) is not None),
-                      key=lambda r: (-(r.value(by) or 0.0), r.number))[:top]
+        recs = sorted(
+            (r for r in recs if r.value(by) is not None),
+            key=lambda r: (-(r.value(by) or 0.0), r.number),
+        )[:top]
     return _dedupe(spec_from_json(r.spec) for r in recs)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------- measurement
-def _ordered_budgets(trainer: Trainer, budgets: Sequence[str], mature: str | None
-                     ) -> tuple[list[tuple[str, int]], int | None]:
+def _ordered_budgets(
+    trainer: Trainer, budgets: Sequence[str], mature: str | None
+) -> tuple[list[tuple[str, int]], int | None]:
     """The budgets in training order with their steps, and the mature steps (None: no mature
     run, e.g. mature accuracy from a table)."""
     steps = sorted(((b, trainer.budget_steps(b)) for b in budgets), key=lambda t: t[1])
@@ -124,17 +135,27 @@ def _ordered_budgets(trainer: Trainer, budgets: Sequence[str], mature: str | Non
         return steps, None
     mature_steps = trainer.check_budget(mature)  # a bad mature budget fails now
     if steps and mature_steps <= steps[-1][1]:
-        raise InputError(f"the mature budget {mature!r} ({mature_steps} steps) must be longer "
-                         f"than every premature budget (the longest is {steps[-1][0]!r}, "
-                         f"{steps[-1][1]} steps)")
+        raise InputError(
+            f"the mature budget {mature!r} ({mature_steps} steps) must be longer "
+            f"than every premature budget (the longest is {steps[-1][0]!r}, "
+            f"{steps[-1][1]} steps)"
+        )
     return steps, mature_steps
 
 
-def _guidance(net: torch.nn.Module, trainer: Trainer, teacher: Teacher, probe: ProbeSet,
-              batch_size: int) -> tuple[float, dict[str, float]]:
+def _guidance(
+    net: torch.nn.Module, trainer: Trainer, teacher: Teacher, probe: ProbeSet, batch_size: int
+) -> tuple[float, dict[str, float]]:
     normalize = get_augmentation(trainer.config.augment).normalize
-    rdms = network_rdms(net, probe, grouping=teacher.grouping, method=teacher.method,
-                        device=trainer.device, batch_size=batch_size, normalize=normalize)
+    rdms = network_rdms(
+        net,
+        probe,
+        grouping=teacher.grouping,
+        method=teacher.method,
+        device=trainer.device,
+        batch_size=batch_size,
+        normalize=normalize,
+    )
     g = teacher.guidance(rdms, probe.fingerprint)
     return float(g.tg), dict(zip(g.teacher_layers, map(float, g.per_layer), strict=True))
 
@@ -163,10 +184,15 @@ def measure_architecture(
     ``proxies``: zero-cost proxies measured at initialisation; ``ground_truth``: a table giving
     the mature accuracy (``mature`` is then ignored and training ends after ``budgets``)."""
     t0 = time.perf_counter()
-    rec = PoolRecord(spec_hash=spec.spec_hash, spec=spec.to_json(), status="failed",
-                     mature_budget=None if ground_truth is not None else str(mature),
-                     index=index, seed=seed,
-                     mature_source="table" if ground_truth is not None else "trained")
+    rec = PoolRecord(
+        spec_hash=spec.spec_hash,
+        spec=spec.to_json(),
+        status="failed",
+        mature_budget=None if ground_truth is not None else str(mature),
+        index=index,
+        seed=seed,
+        mature_source="table" if ground_truth is not None else "trained",
+    )
 
     def fail(reason: str, message: str) -> PoolRecord:
         rec.failure_reason, rec.message = reason, message
@@ -183,16 +209,26 @@ def measure_architecture(
     if ground_truth is not None:
         truth = ground_truth.lookup(spec)
         if truth is None:
-            return fail("not_in_table", f"{spec.spec_hash} is not in the ground-truth table "
-                        f"{getattr(ground_truth, 'source', '')}")
+            return fail(
+                "not_in_table",
+                f"{spec.spec_hash} is not in the ground-truth table "
+                f"{getattr(ground_truth, 'source', '')}",
+            )
     trainer = Trainer(net, data, config, device=device, seed=seed, **train_overrides)
     order, rec.mature_steps = _ordered_budgets(
-        trainer, budgets, None if ground_truth is not None else mature)
+        trainer, budgets, None if ground_truth is not None else mature
+    )
     if proxies:
         try:
             rec.proxies = measure_proxies(
-                net, data, proxies, device=trainer.device, batch=proxy_batch, seed=seed,
-                normalize=get_augmentation(trainer.config.augment).normalize)
+                net,
+                data,
+                proxies,
+                device=trainer.device,
+                batch=proxy_batch,
+                seed=seed,
+                normalize=get_augmentation(trainer.config.augment).normalize,
+            )
         except torch.OutOfMemoryError as exc:
             return fail("out_of_memory", str(exc))
         except TgsageError as exc:
@@ -204,9 +240,14 @@ def measure_architecture(
         accuracy = res.val_accuracy
         if accuracy is None and res.steps == 0 and data.val is not None and len(data.val):
             accuracy = trainer.evaluate()  # a zero budget: P of the untrained network
-        point = BudgetPoint(budget=budget, steps=res.steps, examples=res.examples,
-                            epochs=float(res.epochs), accuracy=accuracy,
-                            train_seconds=res.seconds)
+        point = BudgetPoint(
+            budget=budget,
+            steps=res.steps,
+            examples=res.examples,
+            epochs=float(res.epochs),
+            accuracy=accuracy,
+            train_seconds=res.seconds,
+        )
         if teacher is not None and probe is not None:
             t1 = time.perf_counter()
             try:
@@ -300,11 +341,24 @@ def run_predictivity(
             prev.index = i
             out.append(prev)
             continue
-        rec = measure_architecture(spec, data, teacher, budgets=list(budgets), mature=mature,
-                                   config=config, probe=probe, width_mult=width_mult,
-                                   device=device, seed=seed, batch_size=batch_size, index=i,
-                                   proxies=proxies, proxy_batch=proxy_batch,
-                                   ground_truth=ground_truth, **train_overrides)
+        rec = measure_architecture(
+            spec,
+            data,
+            teacher,
+            budgets=list(budgets),
+            mature=mature,
+            config=config,
+            probe=probe,
+            width_mult=width_mult,
+            device=device,
+            seed=seed,
+            batch_size=batch_size,
+            index=i,
+            proxies=proxies,
+            proxy_batch=proxy_batch,
+            ground_truth=ground_truth,
+            **train_overrides,
+        )
         if store is not None:
             append_jsonl(store, {**rec.as_dict(), "alpha": alpha})
         log.info("predictivity %d/%d %s: %s", i + 1, len(specs), spec.spec_hash, rec.status)

@@ -100,7 +100,7 @@ class CandidateRecord:
         """A numeric field by name: score, accuracy/P, tg/TG, mature_accuracy, S:<layer>..."""
         key = {"P": "accuracy", "TG": "tg", "p": "accuracy", "tg": "tg"}.get(name, name)
         if key.startswith(LAYER_PREFIX):
-            return self.per_layer.get(key[len(LAYER_PREFIX):])
+            return self.per_layer.get(key[len(LAYER_PREFIX) :])
         if key in _CANDIDATE_NUMERIC:
             return _num(getattr(self, key))
         return _num(self.extra.get(name))
@@ -112,8 +112,13 @@ class CandidateRecord:
     def from_mapping(cls, row: Mapping[str, Any], number: int | None = None) -> CandidateRecord:
         """From a plain dict using either our field names or the trial attribute names."""
         known = {f.name for f in fields(cls)}
-        aliases = {"P": "accuracy", "TG": "tg", "value": "score", "state": "status",
-                   "datetime_complete": "order"}
+        aliases = {
+            "P": "accuracy",
+            "TG": "tg",
+            "value": "score",
+            "state": "status",
+            "datetime_complete": "order",
+        }
         data: dict[str, Any] = {}
         extra: dict[str, Any] = dict(row.get("extra") or {})
         for k, v in row.items():
@@ -147,8 +152,14 @@ class CandidateRecord:
         return rec
 
 
-_CANDIDATE_NUMERIC = ("score", "accuracy", "tg", "train_seconds", "score_seconds",
-                      "mature_accuracy")
+_CANDIDATE_NUMERIC = (
+    "score",
+    "accuracy",
+    "tg",
+    "train_seconds",
+    "score_seconds",
+    "mature_accuracy",
+)
 
 
 def _spec_text(spec: Any) -> str | None:
@@ -198,8 +209,9 @@ def as_candidate_records(table: Iterable[Any]) -> list[CandidateRecord]:
         elif hasattr(row, "as_dict"):
             out.append(CandidateRecord.from_mapping(row.as_dict(), number=i))
         else:
-            raise InputError(f"row {i}: expected a CandidateRecord or a dict, got "
-                             f"{type(row).__name__}")
+            raise InputError(
+                f"row {i}: expected a CandidateRecord or a dict, got {type(row).__name__}"
+            )
     return out
 
 
@@ -288,7 +300,7 @@ class PoolRecord:
         """A score at a budget: "P", "TG", "P+TG" (P + alpha*TG), "S:<teacher layer>" or
         "Z:<proxy>" (a zero-cost proxy: the same at every budget)."""
         if score.startswith(PROXY_PREFIX):
-            return _num(self.proxies.get(score[len(PROXY_PREFIX):]))
+            return _num(self.proxies.get(score[len(PROXY_PREFIX) :]))
         p = self.point(budget)
         if p is None:
             return None
@@ -300,9 +312,10 @@ class PoolRecord:
             a, t = _num(p.accuracy), _num(p.tg)
             return None if a is None or t is None else a + alpha * t
         if score.startswith(LAYER_PREFIX):
-            return _num(p.per_layer.get(score[len(LAYER_PREFIX):]))
-        raise InputError(f"unknown score {score!r}; use 'P', 'TG', 'P+TG', 'S:<layer>' or "
-                         "'Z:<proxy>'")
+            return _num(p.per_layer.get(score[len(LAYER_PREFIX) :]))
+        raise InputError(
+            f"unknown score {score!r}; use 'P', 'TG', 'P+TG', 'S:<layer>' or 'Z:<proxy>'"
+        )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -311,11 +324,15 @@ class PoolRecord:
     def from_dict(cls, data: Mapping[str, Any]) -> PoolRecord:
         known = {f.name for f in fields(cls)}
         body = {k: v for k, v in data.items() if k in known and k != "points"}
-        body["proxies"] = {k: float(v) if v is not None else math.nan
-                           for k, v in (body.get("proxies") or {}).items()}
+        body["proxies"] = {
+            k: float(v) if v is not None else math.nan
+            for k, v in (body.get("proxies") or {}).items()
+        }
         pfields = {f.name for f in fields(BudgetPoint)}
-        points = [BudgetPoint(**{k: v for k, v in p.items() if k in pfields})
-                  for p in data.get("points", [])]
+        points = [
+            BudgetPoint(**{k: v for k, v in p.items() if k in pfields})
+            for p in data.get("points", [])
+        ]
         return cls(points=points, **body)
 
 
@@ -361,8 +378,11 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
         else:
             bad.append(i + 1)
     if bad:
-        warnings.warn(f"{path}: skipped {len(bad)} unreadable line(s) {bad[:5]} (torn writes "
-                      "from an interrupted run); those entries will be redone", stacklevel=2)
+        warnings.warn(
+            f"{path}: skipped {len(bad)} unreadable line(s) {bad[:5]} (torn writes "
+            "from an interrupted run); those entries will be redone",
+            stacklevel=2,
+        )
     return rows
 
 

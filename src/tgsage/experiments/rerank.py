@@ -42,8 +42,9 @@ class LongRun:
         if examples is None:
             raise InputError("train_fn must report the examples it trained on (the cost)")
         status = str(get("status") or "ok")
-        return cls(None if acc is None else float(acc), int(examples), status,
-                   get("failure_reason"))
+        return cls(
+            None if acc is None else float(acc), int(examples), status, get("failure_reason")
+        )
 
 
 @dataclass
@@ -88,12 +89,24 @@ class RerankResult:
     def cost_table(self) -> list[dict[str, Any]]:
         """Rows for a report: search, re-ranking, total."""
         return [
-            {"stage": "search", "M": self.m1, "E (mean examples)": round(self.e1, 1),
-             "examples": self.e1_total},
-            {"stage": "rerank", "M": self.m2, "E (mean examples)": round(self.e2, 1),
-             "examples": self.e2_total},
-            {"stage": "total", "M": self.m1 + self.m2, "E (mean examples)": "",
-             "examples": self.total},
+            {
+                "stage": "search",
+                "M": self.m1,
+                "E (mean examples)": round(self.e1, 1),
+                "examples": self.e1_total,
+            },
+            {
+                "stage": "rerank",
+                "M": self.m2,
+                "E (mean examples)": round(self.e2, 1),
+                "examples": self.e2_total,
+            },
+            {
+                "stage": "total",
+                "M": self.m1 + self.m2,
+                "E (mean examples)": "",
+                "examples": self.total,
+            },
         ]
 
     def as_dict(self) -> dict[str, Any]:
@@ -101,8 +114,13 @@ class RerankResult:
             "best": None if self.best is None else self.best.as_dict(),
             "best_accuracy": self.best_accuracy,
             "entries": [asdict(e) for e in self.entries],
-            "m1": self.m1, "e1": self.e1, "e1_total": self.e1_total,
-            "m2": self.m2, "e2": self.e2, "e2_total": self.e2_total, "total": self.total,
+            "m1": self.m1,
+            "e1": self.e1,
+            "e1_total": self.e1_total,
+            "m2": self.m2,
+            "e2": self.e2,
+            "e2_total": self.e2_total,
+            "total": self.total,
         }
 
 
@@ -141,15 +159,24 @@ def rerank(
         raise InputError(f"rerank: k must be >= 1, got {k}")
     recs = as_candidate_records(records)
     sampled = [r for r in recs if r.status in SAMPLED_STATES]
-    result = RerankResult(best=None, best_accuracy=None, m1=len(sampled),
-                          e1_total=sum(r.cost for r in sampled))
+    result = RerankResult(
+        best=None, best_accuracy=None, m1=len(sampled), e1_total=sum(r.cost for r in sampled)
+    )
     best_key: tuple[float, int] | None = None
     for rank, rec in enumerate(top_k(sampled, k, by)):
         run = LongRun.coerce(train_fn(rec))
         ok = run.status == "ok" and run.accuracy is not None
-        result.entries.append(RerankEntry(rec.number, rec.spec_hash, rec.score, rec.accuracy,
-                                          run.accuracy, run.examples,
-                                          "ok" if ok else "failed"))
+        result.entries.append(
+            RerankEntry(
+                rec.number,
+                rec.spec_hash,
+                rec.score,
+                rec.accuracy,
+                run.accuracy,
+                run.examples,
+                "ok" if ok else "failed",
+            )
+        )
         result.m2 += 1
         result.e2_total += run.examples
         if ok and (best_key is None or (run.accuracy, -rank) > best_key):  # type: ignore[operator]
@@ -158,9 +185,16 @@ def rerank(
     return result
 
 
-def make_train_fn(data: Any, budget: str = "mature", config: Any = None, *,
-                  width_mult: float = 1.0, device: Any = "auto", seed: int = 0,
-                  **train_overrides: Any) -> Callable[[CandidateRecord], LongRun]:
+def make_train_fn(
+    data: Any,
+    budget: str = "mature",
+    config: Any = None,
+    *,
+    width_mult: float = 1.0,
+    device: Any = "auto",
+    seed: int = 0,
+    **train_overrides: Any,
+) -> Callable[[CandidateRecord], LongRun]:
     """A ``train_fn`` for :func:`rerank` that builds the record's spec and trains it for
     ``budget`` (the validation accuracy of ``data.val`` is the re-ranking criterion).
 
@@ -176,8 +210,7 @@ def make_train_fn(data: Any, budget: str = "mature", config: Any = None, *,
             model, _ = build_candidate(rec.spec, data, width_mult, seed=seed)
         except (SpecError, InputError) as exc:
             return LongRun(None, 0, "failed", f"invalid_architecture: {exc}")
-        res = train_model(model, data, budget, config, device=device, seed=seed,
-                          **train_overrides)
+        res = train_model(model, data, budget, config, device=device, seed=seed, **train_overrides)
         return LongRun(res.val_accuracy, res.examples, res.status, res.failure_reason)
 
     return train

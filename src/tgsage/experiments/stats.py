@@ -69,8 +69,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return pearson(sps.rankdata(x, axis=-1), sps.rankdata(y, axis=-1))
 
 
-def kendall_tau_b(x: np.ndarray, y: np.ndarray, chunk_elements: int = DEFAULT_CHUNK
-                  ) -> np.ndarray:
+def kendall_tau_b(x: np.ndarray, y: np.ndarray, chunk_elements: int = DEFAULT_CHUNK) -> np.ndarray:
     """Kendall tau-b along the last axis (scipy's default variant), by pairwise signs.
 
     tau-b = sum_ij s_x s_y / sqrt(sum_ij s_x^2 * sum_ij s_y^2) with s = sign of the pair
@@ -89,13 +88,14 @@ def kendall_tau_b(x: np.ndarray, y: np.ndarray, chunk_elements: int = DEFAULT_CH
     iu, ju = np.triu_indices(n, 1)  # each pair once
     step = max(1, chunk_elements // iu.size)
     for s in range(0, b, step):
-        sx = np.sign(x[s:s + step, iu] - x[s:s + step, ju]).astype(np.float32)
-        sy = np.sign(y[s:s + step, iu] - y[s:s + step, ju]).astype(np.float32)
+        sx = np.sign(x[s : s + step, iu] - x[s : s + step, ju]).astype(np.float32)
+        sy = np.sign(y[s : s + step, iu] - y[s : s + step, ju]).astype(np.float32)
         num = np.einsum("bp,bp->b", sx, sy, dtype=np.float64)
-        den = np.sqrt(np.abs(sx).sum(axis=1, dtype=np.float64)
-                      * np.abs(sy).sum(axis=1, dtype=np.float64))
+        den = np.sqrt(
+            np.abs(sx).sum(axis=1, dtype=np.float64) * np.abs(sy).sum(axis=1, dtype=np.float64)
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
-            out[s:s + step] = np.where(den > 0, num / den, np.nan)
+            out[s : s + step] = np.where(den > 0, num / den, np.nan)
     return out
 
 
@@ -158,8 +158,7 @@ def correlation_estimates(
     x = np.asarray(score, dtype=np.float64)
     y = np.asarray(target, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
-        raise InputError(f"score and target must be 1-D of one length, got {x.shape} and "
-                         f"{y.shape}")
+        raise InputError(f"score and target must be 1-D of one length, got {x.shape} and {y.shape}")
     n = x.size
     point = {
         "pearson": float(pearson(x, y)) if n >= 2 else float("nan"),
@@ -207,8 +206,9 @@ class PredictivityRow:
         return asdict(self)
 
     def estimate(self, metric: str) -> Estimate:
-        return Estimate(getattr(self, metric), getattr(self, f"{metric}_low"),
-                        getattr(self, f"{metric}_high"))
+        return Estimate(
+            getattr(self, metric), getattr(self, f"{metric}_low"), getattr(self, f"{metric}_high")
+        )
 
 
 def _pool(records: Iterable[Any]) -> list[PoolRecord]:
@@ -246,8 +246,11 @@ def pool_scores(records: Iterable[Any]) -> list[str]:
     scores = ["P"]
     if has_tg:
         scores += ["TG", "P+TG"]
-    return (scores + [f"{LAYER_PREFIX}{name}" for name in layers]
-            + [f"{PROXY_PREFIX}{name}" for name in proxies])
+    return (
+        scores
+        + [f"{LAYER_PREFIX}{name}" for name in layers]
+        + [f"{PROXY_PREFIX}{name}" for name in proxies]
+    )
 
 
 def is_proxy_score(score: str) -> bool:
@@ -261,8 +264,14 @@ def pool_ranks(x: np.ndarray) -> np.ndarray:
     return sps.rankdata(x) / max(x.size, 1)
 
 
-def _columns(recs: list[PoolRecord], budget: str, scores: Sequence[str], target: str,
-             alpha: float = 1.0, beta: float = 1.0) -> tuple[list[np.ndarray], np.ndarray]:
+def _columns(
+    recs: list[PoolRecord],
+    budget: str,
+    scores: Sequence[str],
+    target: str,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+) -> tuple[list[np.ndarray], np.ndarray]:
     """The scores and the target of the architectures that have all of them, in pool order
     (pool order is the tie-break order of precision@k).
 
@@ -277,8 +286,7 @@ def _columns(recs: list[PoolRecord], budget: str, scores: Sequence[str], target:
         if m is None:
             parts.append((s, None))
         else:
-            proxy = m["proxy"] if m["proxy"].startswith(PROXY_PREFIX) \
-                else PROXY_PREFIX + m["proxy"]
+            proxy = m["proxy"] if m["proxy"].startswith(PROXY_PREFIX) else PROXY_PREFIX + m["proxy"]
             parts.append((m["base"], proxy))
     names = list(dict.fromkeys([b for b, _ in parts] + [p for _, p in parts if p]))
     cols: list[list[float]] = [[] for _ in names]
@@ -292,8 +300,7 @@ def _columns(recs: list[PoolRecord], budget: str, scores: Sequence[str], target:
             c.append(float(x))  # type: ignore[arg-type]
         ys.append(float(y))
     arrays = {n: np.asarray(c, dtype=np.float64) for n, c in zip(names, cols, strict=True)}
-    out = [arrays[b] if p is None else arrays[b] + beta * pool_ranks(arrays[p])
-           for b, p in parts]
+    out = [arrays[b] if p is None else arrays[b] + beta * pool_ranks(arrays[p]) for b, p in parts]
     return out, np.asarray(ys, dtype=np.float64)
 
 
@@ -332,14 +339,18 @@ def predictivity_table(
         bi = 2**31 if budget == INIT else budgets.index(budget)
         (x,), y = _columns(recs, budget, [score], target, alpha, beta)
         rng = np.random.default_rng([seed, bi, _stable_id(score)])
-        est = correlation_estimates(x, y, k=k, n_boot=n_boot, n_boot_kendall=n_boot_kendall,
-                                    seed=rng, level=level)
+        est = correlation_estimates(
+            x, y, k=k, n_boot=n_boot, n_boot_kendall=n_boot_kendall, seed=rng, level=level
+        )
         flat: dict[str, float] = {}
         for m in METRICS:
             e = est[m]
             flat[m], flat[f"{m}_low"], flat[f"{m}_high"] = e.value, e.low, e.high
-        rows.append(PredictivityRow(budget=budget, score=score, n=int(x.size),
-                                    k=min(k, int(x.size)), **flat))
+        rows.append(
+            PredictivityRow(
+                budget=budget, score=score, n=int(x.size), k=min(k, int(x.size)), **flat
+            )
+        )
     return rows
 
 
@@ -419,6 +430,8 @@ def alpha_sweep(
             pr, sr, kt = pearson(x, y), spearman(x, y), kendall_tau_b(x, y)
         else:
             pr = sr = kt = np.full(a.size, np.nan)
-        rows += [AlphaRow(budget, float(a[i]), n, float(pr[i]), float(sr[i]), float(kt[i]))
-                 for i in range(a.size)]
+        rows += [
+            AlphaRow(budget, float(a[i]), n, float(pr[i]), float(sr[i]), float(kt[i]))
+            for i in range(a.size)
+        ]
     return rows

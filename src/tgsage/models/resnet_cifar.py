@@ -126,4 +126,3 @@ class ResNetCifar(FeatureModule):
         f3 = self.stack3(f2)
         logits = self.fc(torch.flatten(F.adaptive_avg_pool2d(f3, 1), 1))
         return logits, {"stack1": f1, "stack2": f2, "stack3": f3}
-

@@ -42,4 +42,3 @@ class SmallCNN(FeatureModule):
             x = block(x)
             feats[name] = x
         return self.fc(x.mean(dim=(2, 3))), feats
-

@@ -41,9 +41,7 @@ class Proxy:
 PROXIES: dict[str, Proxy] = {}
 
 
-def register_proxy(
-    name: str, needs_labels: bool, description: str
-) -> Callable[[ProxyFn], ProxyFn]:
+def register_proxy(name: str, needs_labels: bool, description: str) -> Callable[[ProxyFn], ProxyFn]:
     """Decorator: register ``fn`` as proxy ``name`` (the function itself is returned as is)."""
 
     def deco(fn: ProxyFn) -> ProxyFn:

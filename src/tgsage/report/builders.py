@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------- tables
-def side_by_side_rows(table: Sequence[PredictivityRow], metric: str = "spearman"
-                      ) -> list[dict[str, Any]]:
+def side_by_side_rows(
+    table: Sequence[PredictivityRow], metric: str = "spearman"
+) -> list[dict[str, Any]]:
     """One row per score, one column per budget: "value [low, high]" of ``metric``."""
     grid = side_by_side(table, metric)
     rows = []
@@ -47,20 +48,33 @@ def side_by_side_rows(table: Sequence[PredictivityRow], metric: str = "spearman"
         row: dict[str, Any] = {"score": score}
         for j, b in enumerate(grid.budgets):
             v, lo, hi = grid.value[i, j], grid.low[i, j], grid.high[i, j]
-            row[b] = "-" if not np.isfinite(v) else (
-                f"{v:.2f} [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi)
-                else f"{v:.2f}")
+            row[b] = (
+                "-"
+                if not np.isfinite(v)
+                else (
+                    f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+                    if np.isfinite(lo) and np.isfinite(hi)
+                    else f"{v:.2f}"
+                )
+            )
         rows.append(row)
     return rows
 
 
-def leaderboard_rows(records: Iterable[Any], top: int = 20, by: str = "score"
-                     ) -> list[dict[str, Any]]:
+def leaderboard_rows(
+    records: Iterable[Any], top: int = 20, by: str = "score"
+) -> list[dict[str, Any]]:
     """The best distinct candidates by ``by``: rank, trial, hash, score, P, TG, S_i, cost."""
     rows = []
     for rank, r in enumerate(top_k(records, top, by), start=1):
-        row: dict[str, Any] = {"rank": rank, "trial": r.number, "spec_hash": r.spec_hash or "",
-                               "score": r.score, "P": r.accuracy, "TG": r.tg}
+        row: dict[str, Any] = {
+            "rank": rank,
+            "trial": r.number,
+            "spec_hash": r.spec_hash or "",
+            "score": r.score,
+            "P": r.accuracy,
+            "TG": r.tg,
+        }
         for name, v in r.per_layer.items():
             row[f"S:{name}"] = v
         if r.mature_accuracy is not None:
@@ -70,8 +84,7 @@ def leaderboard_rows(records: Iterable[Any], top: int = 20, by: str = "score"
     return rows
 
 
-def cost_rows(records: Iterable[Any], rerank: RerankResult | None = None
-              ) -> list[dict[str, Any]]:
+def cost_rows(records: Iterable[Any], rerank: RerankResult | None = None) -> list[dict[str, Any]]:
     """The search's cost in the paper's terms: M1 candidates x E1 examples (+ M2 x E2)."""
     recs = [r for r in as_candidate_records(records) if r.status in ("ok", "failed")]
     m1 = len(recs)
@@ -80,30 +93,61 @@ def cost_rows(records: Iterable[Any], rerank: RerankResult | None = None
     reused = sum(r.reused_from is not None for r in recs)
     secs = sum((r.train_seconds or 0.0) + (r.score_seconds or 0.0) for r in recs)
     rows: list[dict[str, Any]] = [
-        {"stage": "search (M1 x E1)", "candidates": m1, "failed": failed, "reused": reused,
-         "mean examples": e1 / m1 if m1 else 0.0, "examples": e1, "seconds": secs},
+        {
+            "stage": "search (M1 x E1)",
+            "candidates": m1,
+            "failed": failed,
+            "reused": reused,
+            "mean examples": e1 / m1 if m1 else 0.0,
+            "examples": e1,
+            "seconds": secs,
+        },
     ]
     total = e1
     if rerank is not None:
-        rows.append({"stage": "rerank (M2 x E2)", "candidates": rerank.m2, "failed":
-                     sum(e.status != "ok" for e in rerank.entries), "reused": 0,
-                     "mean examples": rerank.e2, "examples": rerank.e2_total, "seconds": None})
+        rows.append(
+            {
+                "stage": "rerank (M2 x E2)",
+                "candidates": rerank.m2,
+                "failed": sum(e.status != "ok" for e in rerank.entries),
+                "reused": 0,
+                "mean examples": rerank.e2,
+                "examples": rerank.e2_total,
+                "seconds": None,
+            }
+        )
         total += rerank.e2_total
-    rows.append({"stage": "total", "candidates": None, "failed": None, "reused": None,
-                 "mean examples": None, "examples": total, "seconds": None})
+    rows.append(
+        {
+            "stage": "total",
+            "candidates": None,
+            "failed": None,
+            "reused": None,
+            "mean examples": None,
+            "examples": total,
+            "seconds": None,
+        }
+    )
     return rows
 
 
-def _similarity(best: CandidateRecord | None, given: Any
-                ) -> tuple[np.ndarray, list[str], list[str]] | None:
+def _similarity(
+    best: CandidateRecord | None, given: Any
+) -> tuple[np.ndarray, list[str], list[str]] | None:
     if given is not None:
         if hasattr(given, "similarity") and hasattr(given, "teacher_layers"):  # Guidance
             sim = given.similarity
-            return (np.asarray(sim.tolist() if hasattr(sim, "tolist") else sim, float),
-                    list(given.teacher_layers), list(given.candidate_layers))
+            return (
+                np.asarray(sim.tolist() if hasattr(sim, "tolist") else sim, float),
+                list(given.teacher_layers),
+                list(given.candidate_layers),
+            )
         if isinstance(given, Mapping):
-            return (np.asarray(given["similarity"], float), list(given["teacher_layers"]),
-                    list(given["candidate_layers"]))
+            return (
+                np.asarray(given["similarity"], float),
+                list(given["teacher_layers"]),
+                list(given["candidate_layers"]),
+            )
         sim, t, c = given
         return np.asarray(sim, float), list(t), list(c)
     if best is not None and best.similarity and best.teacher_layers and best.candidate_layers:
@@ -149,29 +193,39 @@ def build_search_report(
     leaders = top_k(recs, max(drawings, 1))
     best = leaders[0] if leaders else None
     n_fail = sum(r.status == "failed" for r in recs)
-    summary = (f"{len(ok)} scored candidates, {n_fail} failed, "
-               f"{sum(r.cost for r in recs):,} examples processed by SGD.")
+    summary = (
+        f"{len(ok)} scored candidates, {n_fail} failed, "
+        f"{sum(r.cost for r in recs):,} examples processed by SGD."
+    )
     if best is not None:
-        summary += (f" Best: trial {best.number} ({best.spec_hash}) with score "
-                    f"{best.score:.4f}" + (f", P {best.accuracy:.4f}" if best.accuracy is not None
-                                           else "") + (f", TG {best.tg:.4f}" if best.tg
-                                                       is not None else "") + ".")
+        summary += (
+            f" Best: trial {best.number} ({best.spec_hash}) with score "
+            f"{best.score:.4f}"
+            + (f", P {best.accuracy:.4f}" if best.accuracy is not None else "")
+            + (f", TG {best.tg:.4f}" if best.tg is not None else "")
+            + "."
+        )
     sections.append(Section("Summary", summary))
 
     # progress against cost (paper Fig. 4, right)
     imgs, caps = [], []
     if ok:
         curves = {"best score": best_so_far(recs, "score")}
-        files.append(plot_best_so_far(curves, out / "best_so_far.png",
-                                      ylabel="best score so far"))
+        files.append(plot_best_so_far(curves, out / "best_so_far.png", ylabel="best score so far"))
         imgs.append(files[-1])
-        caps.append("Best score found so far against examples processed (all candidates, "
-                    "failed ones included in the cost).")
+        caps.append(
+            "Best score found so far against examples processed (all candidates, "
+            "failed ones included in the cost)."
+        )
         if any(r.mature_accuracy is not None for r in ok):
-            mature = {"max mature accuracy of the top 5":
-                      best_so_far(recs, "mature_accuracy", select_top=5)}
-            files.append(plot_best_so_far(mature, out / "best_so_far_mature.png",
-                                          ylabel="mature accuracy"))
+            mature = {
+                "max mature accuracy of the top 5": best_so_far(
+                    recs, "mature_accuracy", select_top=5
+                )
+            }
+            files.append(
+                plot_best_so_far(mature, out / "best_so_far_mature.png", ylabel="mature accuracy")
+            )
             imgs.append(files[-1])
             caps.append("Paper Fig. 4: best mature accuracy among the search's current top 5.")
     sections.append(Section("Progress against cost", None, imgs, captions=caps))
@@ -180,16 +234,18 @@ def build_search_report(
     imgs, caps = [], []
     labels = [str(r.number) for r in ok]
     sel = [i for i, r in enumerate(ok) if best is not None and r.number == best.number]
-    pairs = [("accuracy", "score", "P (premature accuracy)", "score", "scatter_score_p.png"),
-             ("tg", "accuracy", "TG", "P (premature accuracy)", "scatter_p_tg.png"),
-             ("score", "mature_accuracy", "score", "mature accuracy",
-              "scatter_score_mature.png")]
+    pairs = [
+        ("accuracy", "score", "P (premature accuracy)", "score", "scatter_score_p.png"),
+        ("tg", "accuracy", "TG", "P (premature accuracy)", "scatter_p_tg.png"),
+        ("score", "mature_accuracy", "score", "mature accuracy", "scatter_score_mature.png"),
+    ]
     for xk, yk, xl, yl, name in pairs:
         x = np.array([np.nan if r.value(xk) is None else r.value(xk) for r in ok], float)
         y = np.array([np.nan if r.value(yk) is None else r.value(yk) for r in ok], float)
         if (np.isfinite(x) & np.isfinite(y)).sum() >= 2:
-            files.append(plot_scatter(x, y, out / name, labels, xlabel=xl, ylabel=yl,
-                                      highlight=sel))
+            files.append(
+                plot_scatter(x, y, out / name, labels, xlabel=xl, ylabel=yl, highlight=sel)
+            )
             imgs.append(files[-1])
             caps.append(f"{yl} vs {xl}; the best candidate is circled.")
     if imgs:
@@ -198,22 +254,33 @@ def build_search_report(
     # RDMs and similarity
     imgs, caps = [], []
     if teacher is not None:
-        files.append(plot_rdm_heatmap(teacher.rdms, out / "teacher_rdms.png",
-                                      title=f"Teacher RDMs ({teacher.source})"))
+        files.append(
+            plot_rdm_heatmap(
+                teacher.rdms, out / "teacher_rdms.png", title=f"Teacher RDMs ({teacher.source})"
+            )
+        )
         imgs.append(files[-1])
-        caps.append(f"Teacher RDMs, {teacher.rdms.n_conditions} conditions"
-                    + (f" grouped by {teacher.grouping}" if teacher.grouping else "") + ".")
+        caps.append(
+            f"Teacher RDMs, {teacher.rdms.n_conditions} conditions"
+            + (f" grouped by {teacher.grouping}" if teacher.grouping else "")
+            + "."
+        )
     if candidate_rdms is not None:
-        files.append(plot_rdm_heatmap(candidate_rdms, out / "candidate_rdms.png",
-                                      title="Best candidate's RDMs"))
+        files.append(
+            plot_rdm_heatmap(
+                candidate_rdms, out / "candidate_rdms.png", title="Best candidate's RDMs"
+            )
+        )
         imgs.append(files[-1])
         caps.append("RDMs of the best candidate's layers.")
     sim = _similarity(best, best_similarity)
     if sim is not None:
         files.append(plot_similarity_matrix(*sim, out / "best_similarity.png"))
         imgs.append(files[-1])
-        caps.append("Teacher x candidate RDM similarity of the best candidate; the outlined "
-                    "cell of each row is that teacher layer's S_i.")
+        caps.append(
+            "Teacher x candidate RDM similarity of the best candidate; the outlined "
+            "cell of each row is that teacher layer's S_i."
+        )
     if imgs:
         sections.append(Section("Representations", None, imgs, captions=caps))
 
@@ -223,8 +290,11 @@ def build_search_report(
         if not r.spec:
             continue
         try:
-            paths = draw_spec(r.spec, out / f"architecture_{rank}.png",
-                              title=f"#{rank}: trial {r.number} (score {r.score:.4f})")
+            paths = draw_spec(
+                r.spec,
+                out / f"architecture_{rank}.png",
+                title=f"#{rank}: trial {r.number} (score {r.score:.4f})",
+            )
         except TgsageError as exc:
             log.warning("could not draw trial %d: %s", r.number, exc)
             continue
@@ -235,14 +305,15 @@ def build_search_report(
         sections.append(Section("Best architectures", None, imgs, captions=caps))
 
     sections.append(Section("Leaderboard", None, table=leaderboard_rows(recs, leaderboard_size)))
-    text = ("Cost in examples processed by SGD (paper 4.3: M1*E1 + M2*E2).")
+    text = "Cost in examples processed by SGD (paper 4.3: M1*E1 + M2*E2)."
     if rerank is not None and rerank.best is not None:
-        text += (f" Re-ranking the top {rerank.m2} chose trial {rerank.best.number} "
-                 f"({rerank.best.spec_hash}) at accuracy {rerank.best_accuracy:.4f}.")
+        text += (
+            f" Re-ranking the top {rerank.m2} chose trial {rerank.best.number} "
+            f"({rerank.best.spec_hash}) at accuracy {rerank.best_accuracy:.4f}."
+        )
     sections.append(Section("Cost", text, table=cost_rows(recs, rerank)))
     if rerank is not None:
-        sections.append(Section("Re-ranking", None,
-                                table=[e.__dict__ for e in rerank.entries]))
+        sections.append(Section("Re-ranking", None, table=[e.__dict__ for e in rerank.entries]))
     files.append(write_html_report(out / "report.html", title, sections, subtitle))
     return files
 
@@ -273,22 +344,35 @@ def build_predictivity_report(
     out.mkdir(parents=True, exist_ok=True)
     recs = [r if isinstance(r, PoolRecord) else PoolRecord.from_dict(r) for r in records]
     ok = [r for r in recs if r.ok]
-    table = list(table) if table is not None else predictivity_table(
-        recs, k=k, alpha=alpha, n_boot=n_boot, seed=seed)
+    table = (
+        list(table)
+        if table is not None
+        else predictivity_table(recs, k=k, alpha=alpha, n_boot=n_boot, seed=seed)
+    )
     if alpha_rows is None and any(p.tg is not None for r in ok for p in r.points):
         alpha_rows = alpha_sweep(recs, alphas)
     files: list[Path] = []
     s = pool_summary(recs)
-    sections = [Section("Pool", f"{s['ok']} architectures measured, {s['failed']} failed "
-                        f"{s['failure_reasons'] or ''}; {s['examples']:,} examples to maturity.")]
+    sections = [
+        Section(
+            "Pool",
+            f"{s['ok']} architectures measured, {s['failed']} failed "
+            f"{s['failure_reasons'] or ''}; {s['examples']:,} examples to maturity.",
+        )
+    ]
     imgs, caps = [], []
     if table:
         for metric in ("pearson", "spearman"):
-            files.append(plot_predictivity(table, out / f"predictivity_{metric}.png",
-                                           metric=metric, alpha_rows=alpha_rows))
+            files.append(
+                plot_predictivity(
+                    table, out / f"predictivity_{metric}.png", metric=metric, alpha_rows=alpha_rows
+                )
+            )
             imgs.append(files[-1])
-            caps.append(f"{metric} correlation with mature accuracy per premature budget "
-                        "(bands: bootstrap 95% intervals); right: the alpha sweep.")
+            caps.append(
+                f"{metric} correlation with mature accuracy per premature budget "
+                "(bands: bootstrap 95% intervals); right: the alpha sweep."
+            )
     budgets = pool_budgets(ok)
     if budgets:
         b = budget or _default_budget(budgets)
@@ -298,28 +382,46 @@ def build_predictivity_report(
             if sum(v is not None for v in x) >= 2:
                 xa = np.array([np.nan if v is None else v for v in x], float)
                 name = "scatter_" + score.replace("+", "_") + ".png"
-                files.append(plot_scatter(xa, np.array(y, float), out / name,
-                                          xlabel=f"{score} at {b}", ylabel="mature accuracy"))
+                files.append(
+                    plot_scatter(
+                        xa,
+                        np.array(y, float),
+                        out / name,
+                        xlabel=f"{score} at {b}",
+                        ylabel="mature accuracy",
+                    )
+                )
                 imgs.append(files[-1])
                 caps.append(f"Paper Fig. 3 (top): {score} at {b} vs mature accuracy.")
     if table:
         files.append(plot_predictivity_panels(table, out / "predictivity_side_by_side.png"))
         imgs.append(files[-1])
-        caps.append("Every score side by side: Spearman, Kendall and precision@k with mature "
-                    "accuracy per budget (bands: bootstrap 95% intervals; dotted: zero-cost "
-                    "proxies, measured once at initialisation).")
+        caps.append(
+            "Every score side by side: Spearman, Kendall and precision@k with mature "
+            "accuracy per budget (bands: bootstrap 95% intervals; dotted: zero-cost "
+            "proxies, measured once at initialisation)."
+        )
     if imgs:
         sections.append(Section("Predictivity", None, imgs, captions=caps))
     truth = {r.mature_source for r in ok}
     if truth == {"table"}:
-        sections.append(Section("Mature accuracy", "Read from the ground-truth table "
-                                "(published accuracies), not trained here."))
+        sections.append(
+            Section(
+                "Mature accuracy",
+                "Read from the ground-truth table (published accuracies), not trained here.",
+            )
+        )
     for metric in ("spearman", "kendall", "precision_at_k") if table else ():
-        sections.append(Section(f"Side by side: {metric}", "value [95% bootstrap interval]; "
-                                "rows: scores, columns: premature budgets.",
-                                table=side_by_side_rows(table, metric)))
-    sections.append(Section("Correlations with mature accuracy", None,
-                            table=[r.as_dict() for r in table]))
+        sections.append(
+            Section(
+                f"Side by side: {metric}",
+                "value [95% bootstrap interval]; rows: scores, columns: premature budgets.",
+                table=side_by_side_rows(table, metric),
+            )
+        )
+    sections.append(
+        Section("Correlations with mature accuracy", None, table=[r.as_dict() for r in table])
+    )
     if alpha_rows:
         sections.append(Section("Alpha sweep", None, table=[r.as_dict() for r in alpha_rows]))
     files.append(write_html_report(out / "report.html", title, sections))

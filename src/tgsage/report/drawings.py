@@ -24,20 +24,59 @@ BOX = dict(boxstyle="round,pad=0.3", linewidth=1.0)
 
 
 def _node(ax: Any, x: float, y: float, text: str, color: str, fontsize: float = 7.5) -> None:
-    ax.text(x, y, text, ha="center", va="center", fontsize=fontsize, zorder=3,
-            bbox={**BOX, "facecolor": color, "edgecolor": "#333333"})
+    ax.text(
+        x,
+        y,
+        text,
+        ha="center",
+        va="center",
+        fontsize=fontsize,
+        zorder=3,
+        bbox={**BOX, "facecolor": color, "edgecolor": "#333333"},
+    )
 
 
-def _edge(ax: Any, a: tuple[float, float], b: tuple[float, float], rad: float = 0.0,
-          label: str | None = None, color: str = "#555555") -> None:
-    ax.add_patch(FancyArrowPatch(a, b, arrowstyle="-|>", mutation_scale=9, color=color,
-                                 linewidth=0.9, shrinkA=11, shrinkB=11, zorder=1,
-                                 connectionstyle=f"arc3,rad={rad}", clip_on=False))
+def _edge(
+    ax: Any,
+    a: tuple[float, float],
+    b: tuple[float, float],
+    rad: float = 0.0,
+    label: str | None = None,
+    color: str = "#555555",
+) -> None:
+    ax.add_patch(
+        FancyArrowPatch(
+            a,
+            b,
+            arrowstyle="-|>",
+            mutation_scale=9,
+            color=color,
+            linewidth=0.9,
+            shrinkA=11,
+            shrinkB=11,
+            zorder=1,
+            connectionstyle=f"arc3,rad={rad}",
+            clip_on=False,
+        )
+    )
     if label:
         mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
-        ax.text(mx, my, label, fontsize=5.5, ha="center", va="center", zorder=4,
-                color="#1a1a80", bbox={"boxstyle": "round,pad=0.1", "facecolor": "white",
-                                       "edgecolor": "none", "alpha": 0.85})
+        ax.text(
+            mx,
+            my,
+            label,
+            fontsize=5.5,
+            ha="center",
+            va="center",
+            zorder=4,
+            color="#1a1a80",
+            bbox={
+                "boxstyle": "round,pad=0.1",
+                "facecolor": "white",
+                "edgecolor": "none",
+                "alpha": 0.85,
+            },
+        )
 
 
 def _as_spec(spec: Any) -> ArchSpec:
@@ -60,8 +99,9 @@ def _skip_or_next(ax: Any, a: tuple[float, float], b: tuple[float, float], gap: 
     _edge(ax, (a[0] + x, a[1]), (b[0] + x, b[1]), -min(0.45, 0.1 + 0.03 * gap))
 
 
-def draw_layer_network(spec: LayerSpec | str | dict, path: str | Path, *,
-                       title: str | None = None) -> Path:
+def draw_layer_network(
+    spec: LayerSpec | str | dict, path: str | Path, *, title: str | None = None
+) -> Path:
     """A layer-space network as a top-down graph (see the module docstring)."""
     s = _as_spec(spec)
     if not isinstance(s, LayerSpec):
@@ -77,8 +117,10 @@ def draw_layer_network(spec: LayerSpec | str | dict, path: str | Path, *,
     for i, layer in enumerate(s.layers):
         act = "ReLU" if layer.activation == "relu" else "linear"
         norm = ", BN" if layer.norm == "batchnorm" else ""
-        text = (f"layer{i}: {layer.filters} x {layer.kernel_h}x{layer.kernel_w}"
-                f"{' /2' if layer.stride == 2 else ''}  {act}{norm}")
+        text = (
+            f"layer{i}: {layer.filters} x {layer.kernel_h}x{layer.kernel_w}"
+            f"{' /2' if layer.stride == 2 else ''}  {act}{norm}"
+        )
         _node(ax, *pos[i], text, "#cfe2f3" if layer.stride == 1 else "#f9d9b5")
         for src in layer.inputs:
             _skip_or_next(ax, pos[src], pos[i], i - src)
@@ -99,8 +141,14 @@ def _block_depths(cell: Cell) -> list[int]:
     return [depth[2 + j] for j in range(len(cell.blocks))]
 
 
-def draw_cell(cell: Cell | CellSpec | str | dict, path: str | Path, *, concat: str = "unused",
-              title: str | None = None, reduction: bool = False) -> Path:
+def draw_cell(
+    cell: Cell | CellSpec | str | dict,
+    path: str | Path,
+    *,
+    concat: str = "unused",
+    title: str | None = None,
+    reduction: bool = False,
+) -> Path:
     """A cell (or a CellSpec's normal cell; ``reduction=True``: its reduction cell) as a graph
     of blocks (see the module docstring). ``concat`` is the output rule of a bare Cell."""
     if not isinstance(cell, Cell):
@@ -152,7 +200,6 @@ def draw_spec(spec: Any, path: str | Path, title: str | None = None) -> list[Pat
     if isinstance(s, CellSpec):
         out = [draw_cell(s, p, title=title)]
         if s.reduction is not None:
-            out.append(draw_cell(s, p.with_name(p.stem + "_reduction" + p.suffix),
-                                 reduction=True))
+            out.append(draw_cell(s, p.with_name(p.stem + "_reduction" + p.suffix), reduction=True))
         return out
     raise SpecError(f"drawing: no drawing for spec kind {s.kind!r}")

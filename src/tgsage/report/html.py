@@ -67,14 +67,16 @@ def table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None 
             for k in r:
                 seen.setdefault(str(k), None)
         columns = list(seen)
-    text_cols = {c for c in columns
-                 if any(isinstance(r.get(c), str) for r in rows)}
-    head = "".join(f'<th class="{"t" if c in text_cols else ""}">{html.escape(c)}</th>'
-                   for c in columns)
+    text_cols = {c for c in columns if any(isinstance(r.get(c), str) for r in rows)}
+    head = "".join(
+        f'<th class="{"t" if c in text_cols else ""}">{html.escape(c)}</th>' for c in columns
+    )
     body = []
     for r in rows:
-        cells = "".join(f'<td class="{"t" if c in text_cols else ""}">'
-                        f"{html.escape(_fmt(r.get(c)))}</td>" for c in columns)
+        cells = "".join(
+            f'<td class="{"t" if c in text_cols else ""}">{html.escape(_fmt(r.get(c)))}</td>'
+            for c in columns
+        )
         body.append(f"<tr>{cells}</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
@@ -105,16 +107,21 @@ def _section(s: Section | Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def write_html_report(path: str | Path, title: str,
-                      sections: Iterable[Section | Mapping[str, Any]],
-                      subtitle: str | None = None) -> Path:
+def write_html_report(
+    path: str | Path,
+    title: str,
+    sections: Iterable[Section | Mapping[str, Any]],
+    subtitle: str | None = None,
+) -> Path:
     """Write ONE self-contained HTML file (see the module docstring) and return its path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     body = "\n".join(_section(s) for s in sections)
     meta = f'<p class="meta">{html.escape(subtitle)}</p>' if subtitle else ""
-    page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"
-            f"<body><h1>{html.escape(title)}</h1>{meta}\n{body}\n</body></html>\n")
+    page = (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head>\n"
+        f"<body><h1>{html.escape(title)}</h1>{meta}\n{body}\n</body></html>\n"
+    )
     path.write_text(page, encoding="utf-8")
     return path

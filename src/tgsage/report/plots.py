@@ -13,8 +13,18 @@ from tgsage.errors import InputError
 from tgsage.experiments.efficiency import BestSoFar, SearchCurve
 from tgsage.report._figure import new_figure, save
 
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-          "#7f7f7f", "#bcbd22", "#17becf")
+COLORS = (
+    "#1f77b4",
+    "#d62728",
+    "#2ca02c",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
 
 
 def _array(x: Any) -> np.ndarray:
@@ -40,13 +50,32 @@ def plot_best_so_far(
     for i, (label, c) in enumerate(curves.items()):
         color = COLORS[i % len(COLORS)]
         if isinstance(c, SearchCurve):
-            ax.plot(c.grid, c.mean, color=color, label=f"{label} (n={c.runs.shape[0]})",
-                    drawstyle="steps-post")
-            ax.fill_between(c.grid, c.mean - c.std, c.mean + c.std, color=color, alpha=0.2,
-                            step="post", linewidth=0)
+            ax.plot(
+                c.grid,
+                c.mean,
+                color=color,
+                label=f"{label} (n={c.runs.shape[0]})",
+                drawstyle="steps-post",
+            )
+            ax.fill_between(
+                c.grid,
+                c.mean - c.std,
+                c.mean + c.std,
+                color=color,
+                alpha=0.2,
+                step="post",
+                linewidth=0,
+            )
         else:
-            ax.plot(c.cost, c.best, color=color, label=label, drawstyle="steps-post",
-                    marker=".", markersize=3)
+            ax.plot(
+                c.cost,
+                c.best,
+                color=color,
+                label=label,
+                drawstyle="steps-post",
+                marker=".",
+                markersize=3,
+            )
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
@@ -76,13 +105,25 @@ def plot_scatter(
     ax.scatter(xa[keep], ya[keep], s=18, alpha=0.75, color=COLORS[0], edgecolors="none")
     hi = [i for i in highlight if 0 <= i < xa.size and keep[i]]
     if hi:
-        ax.scatter(xa[hi], ya[hi], s=60, facecolors="none", edgecolors=COLORS[1],
-                   linewidths=1.5, label="selected")
+        ax.scatter(
+            xa[hi],
+            ya[hi],
+            s=60,
+            facecolors="none",
+            edgecolors=COLORS[1],
+            linewidths=1.5,
+            label="selected",
+        )
         ax.legend(fontsize=8)
     if labels is not None and keep.sum() <= 30:
         for i in np.flatnonzero(keep):
-            ax.annotate(str(labels[i]), (xa[i], ya[i]), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                str(labels[i]),
+                (xa[i], ya[i]),
+                fontsize=6,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
     r = ""
     if keep.sum() >= 2 and np.std(xa[keep]) > 0 and np.std(ya[keep]) > 0:
         r = f" (r = {np.corrcoef(xa[keep], ya[keep])[0, 1]:.3f}, n = {int(keep.sum())})"
@@ -131,8 +172,11 @@ def plot_rdm_heatmap(
         image = ax.imshow(m, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
         ax.set_title(name, fontsize=9)
         n = m.shape[0]
-        cond = (labels if labels is not None and len(labels) == n
-                and not (k > 1 and len(labels) == k) else None)
+        cond = (
+            labels
+            if labels is not None and len(labels) == n and not (k > 1 and len(labels) == k)
+            else None
+        )
         if cond is not None and n <= 40:
             ax.set_xticks(range(n), [str(c) for c in cond], rotation=90, fontsize=5)
             ax.set_yticks(range(n), [str(c) for c in cond], fontsize=5)
@@ -157,8 +201,10 @@ def plot_similarity_matrix(
     (its S_i) is outlined and the values are printed when the matrix is small."""
     m = _array(sim)
     if m.shape != (len(teacher_layers), len(candidate_layers)):
-        raise InputError(f"similarity matrix of shape {m.shape} for {len(teacher_layers)} "
-                         f"teacher and {len(candidate_layers)} candidate layers")
+        raise InputError(
+            f"similarity matrix of shape {m.shape} for {len(teacher_layers)} "
+            f"teacher and {len(candidate_layers)} candidate layers"
+        )
     t, c = m.shape
     fig = new_figure(max(4.0, 0.55 * c + 2.5), max(2.6, 0.5 * t + 1.8))
     ax = fig.add_subplot()
@@ -173,8 +219,15 @@ def plot_similarity_matrix(
         ax.add_patch(_rect(j, i))
         if t * c <= 200:
             for jj in range(c):
-                ax.text(jj, i, f"{m[i, jj]:.2f}", ha="center", va="center", fontsize=6,
-                        color="white" if m[i, jj] < np.nanmax(m) * 0.6 else "black")
+                ax.text(
+                    jj,
+                    i,
+                    f"{m[i, jj]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="white" if m[i, jj] < np.nanmax(m) * 0.6 else "black",
+                )
     fig.colorbar(image, ax=ax, label="RDM similarity")
     return save(fig, path)
 
@@ -217,8 +270,12 @@ def plot_predictivity(
     return save(fig, path)
 
 
-METRIC_LABELS = {"pearson": "Pearson r", "spearman": "Spearman rho", "kendall": "Kendall tau",
-                 "precision_at_k": "precision@k"}
+METRIC_LABELS = {
+    "pearson": "Pearson r",
+    "spearman": "Spearman rho",
+    "kendall": "Kendall tau",
+    "precision_at_k": "precision@k",
+}
 
 
 def _predictivity_panel(ax: Any, table: Sequence[Any], metric: str, title: str) -> None:
@@ -236,20 +293,31 @@ def _predictivity_panel(ax: Any, table: Sequence[Any], metric: str, title: str) 
             r = rows["init"]
             ends = np.array([xs[0] - 0.2, xs[-1] + 0.2])
             ax.plot(ends, [_get(r, metric)] * 2, ":", color=color, linewidth=1.6, label=score)
-            ax.fill_between(ends, _get(r, f"{metric}_low"), _get(r, f"{metric}_high"),
-                            color=color, alpha=0.06, linewidth=0)
+            ax.fill_between(
+                ends,
+                _get(r, f"{metric}_low"),
+                _get(r, f"{metric}_high"),
+                color=color,
+                alpha=0.06,
+                linewidth=0,
+            )
             continue
         y = np.array([_get(rows[b], metric) if b in rows else np.nan for b in budgets], float)
-        lo = np.array([_get(rows[b], f"{metric}_low") if b in rows else np.nan
-                       for b in budgets], float)
-        hi = np.array([_get(rows[b], f"{metric}_high") if b in rows else np.nan
-                       for b in budgets], float)
+        lo = np.array(
+            [_get(rows[b], f"{metric}_low") if b in rows else np.nan for b in budgets], float
+        )
+        hi = np.array(
+            [_get(rows[b], f"{metric}_high") if b in rows else np.nan for b in budgets], float
+        )
         style = "-" if not score.startswith("S:") else "--"
         ax.plot(xs, y, style, marker="o", color=color, label=score)
         ax.fill_between(xs, lo, hi, color=color, alpha=0.12, linewidth=0)
     ax.set_xticks(xs, budgets)
-    ax.set(xlabel="premature budget", ylabel=f"{METRIC_LABELS.get(metric, metric)} with "
-           "mature accuracy", title=title)
+    ax.set(
+        xlabel="premature budget",
+        ylabel=f"{METRIC_LABELS.get(metric, metric)} with mature accuracy",
+        title=title,
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
 
@@ -267,9 +335,14 @@ def plot_predictivity_panels(
         raise InputError("plot_predictivity_panels: the table is empty")
     fig = new_figure(5.2 * len(metrics), 4.4)
     for i, metric in enumerate(metrics):
-        _predictivity_panel(fig.add_subplot(1, len(metrics), i + 1), table, metric,
-                            f"{title}: {METRIC_LABELS.get(metric, metric)}" if i == 0
-                            else METRIC_LABELS.get(metric, metric))
+        _predictivity_panel(
+            fig.add_subplot(1, len(metrics), i + 1),
+            table,
+            metric,
+            f"{title}: {METRIC_LABELS.get(metric, metric)}"
+            if i == 0
+            else METRIC_LABELS.get(metric, metric),
+        )
     return save(fig, path)
 
 
@@ -283,8 +356,11 @@ def _alpha_panel(ax: Any, rows: Sequence[Any], metric: str) -> None:
         y = [by_b.get(b, np.nan) for b in budgets]
         ax.plot(xs, y, marker="o", color=COLORS[i % len(COLORS)], label=f"alpha={a:g}")
     ax.set_xticks(xs, budgets)
-    ax.set(xlabel="premature budget", ylabel=f"{m} of P + alpha*TG",
-           title="Effect of the TG weight alpha")
+    ax.set(
+        xlabel="premature budget",
+        ylabel=f"{m} of P + alpha*TG",
+        title="Effect of the TG weight alpha",
+    )
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
 

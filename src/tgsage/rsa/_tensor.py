@@ -27,16 +27,22 @@ def to_tensor(x: ArrayLike, device: torch.device | str | None = None) -> torch.T
     t = x.detach() if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
     if device is not None:
         t = t.to(device)
-    if not (t.is_floating_point() or t.dtype in (torch.int8, torch.uint8, torch.int16,
-                                                  torch.int32, torch.int64, torch.bool)):
+    if not (
+        t.is_floating_point()
+        or t.dtype in (torch.int8, torch.uint8, torch.int16, torch.int32, torch.int64, torch.bool)
+    ):
         raise InputError(f"activations must be real numbers, got dtype {t.dtype}")
     if not t.is_floating_point():
         t = t.to(torch.float32)
     return t
 
 
-def as_matrix(x: ArrayLike, name: str = "features", device: torch.device | str | None = None,
-              check_finite: bool = True) -> torch.Tensor:
+def as_matrix(
+    x: ArrayLike,
+    name: str = "features",
+    device: torch.device | str | None = None,
+    check_finite: bool = True,
+) -> torch.Tensor:
     """Flatten activations to an (n_images, n_features) matrix in its compute dtype.
 
     Raises InputError for NaN/inf (naming the layer and the first bad image) and for empty input.
@@ -117,8 +123,9 @@ def ensure_finite(t: torch.Tensor, name: str) -> None:
         )
 
 
-def as_layers(features: ArrayLike | Mapping[str, ArrayLike],
-              default_name: str = "layer") -> dict[str, Any]:
+def as_layers(
+    features: ArrayLike | Mapping[str, ArrayLike], default_name: str = "layer"
+) -> dict[str, Any]:
     """Normalise 'one array' or 'mapping name -> array' to an ordered dict of layers."""
     if isinstance(features, Mapping):
         if not features:

@@ -54,8 +54,9 @@ def check_same_conditions(a: RDMs, b: RDMs) -> None:
         raise InputError("RDMs use different group orders; pass the same group_order to both")
 
 
-def _pearson_rows(a: torch.Tensor, b: torch.Tensor, names_a: Sequence[str],
-                  names_b: Sequence[str]) -> torch.Tensor:
+def _pearson_rows(
+    a: torch.Tensor, b: torch.Tensor, names_a: Sequence[str], names_b: Sequence[str]
+) -> torch.Tensor:
     """All-pairs Pearson correlation of the rows of a (ka, N) and b (kb, N).
 
     One pass over the data: cache-sized chunks of all rows, shifted by an estimate of their
@@ -76,7 +77,7 @@ def _pearson_rows(a: torch.Tensor, b: torch.Tensor, names_a: Sequence[str],
     for s in range(0, n, _CHUNK):
         width = min(_CHUNK, n - s)
         centred = buf[:, :width]
-        torch.cat([r[:, s:s + width] for r in rows], out=centred)
+        torch.cat([r[:, s : s + width] for r in rows], out=centred)
         centred -= shift_c
         if dtype == torch.float64:
             gram += centred @ centred.T
@@ -183,8 +184,11 @@ def compare(a: RDMs, b: RDMs | None = None, method: str = "pearson") -> torch.Te
     const = [a.names[i] for i, x in enumerate(na) if np.ptp(x) == 0]
     const += [b.names[j] for j, y in enumerate(nb) if np.ptp(y) == 0]
     if const:
-        warnings.warn(f"RDMs of {sorted(set(const))} are constant; similarity set to 0",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"RDMs of {sorted(set(const))} are constant; similarity set to 0",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return torch.as_tensor(out, dtype=ACC_DTYPE, device=va.device)
 
 
@@ -242,14 +246,18 @@ def cka(
         bad = norm <= torch.finfo(g.dtype).eps * g.abs().amax(dim=1).to(ACC_DTYPE) * g.shape[1]
         bad |= norm == 0
         if bool(bad.any()):
-            warnings.warn(f"layers {[names[i] for i in torch.nonzero(bad).flatten().tolist()]} "
-                          "have no variance; CKA set to 0", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"layers {[names[i] for i in torch.nonzero(bad).flatten().tolist()]} "
+                "have no variance; CKA set to 0",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         return torch.where(bad, torch.zeros_like(norm), 1.0 / norm.clamp_min(1e-300))
 
     ia, ib = inv_norms(ga, na), inv_norms(gb, nb)
     acc = torch.zeros(ga.shape[0], gb.shape[0], dtype=ACC_DTYPE, device=ga.device)
     for s in range(0, ga.shape[1], _CHUNK):
-        acc += ga[:, s:s + _CHUNK].to(ACC_DTYPE) @ gb[:, s:s + _CHUNK].to(ACC_DTYPE).T
+        acc += ga[:, s : s + _CHUNK].to(ACC_DTYPE) @ gb[:, s : s + _CHUNK].to(ACC_DTYPE).T
     return (acc * ia[:, None] * ib[None, :]).clamp_(-1.0, 1.0)
 
 
@@ -261,5 +269,3 @@ __all__ = [
     "compare",
     "kendall_tau_a",
 ]
-
-

@@ -71,10 +71,16 @@ def teacher_guidance(
         )
     if not bool(torch.isfinite(sim).all()):
         raise InputError("similarity matrix contains NaN or inf")
-    t_names = tuple(teacher_layers) if teacher_layers is not None else tuple(
-        f"T{i + 1}" for i in range(sim.shape[0]))
-    c_names = tuple(candidate_layers) if candidate_layers is not None else tuple(
-        f"C{j + 1}" for j in range(sim.shape[1]))
+    t_names = (
+        tuple(teacher_layers)
+        if teacher_layers is not None
+        else tuple(f"T{i + 1}" for i in range(sim.shape[0]))
+    )
+    c_names = (
+        tuple(candidate_layers)
+        if candidate_layers is not None
+        else tuple(f"C{j + 1}" for j in range(sim.shape[1]))
+    )
     if len(t_names) != sim.shape[0] or len(c_names) != sim.shape[1]:
         raise InputError(
             f"{len(t_names)} teacher / {len(c_names)} candidate names for a similarity "

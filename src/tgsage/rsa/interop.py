@@ -52,8 +52,9 @@ def from_rsatoolbox(obj: Any, names: list[str] | None = None) -> RDMs:
     n = n_conditions_from_pairs(vectors.shape[1])
     if names is None:
         desc = obj.rdm_descriptors.get("name")
-        names = [str(x) for x in desc] if desc is not None else [
-            f"rdm{i}" for i in range(obj.n_rdm)]
+        names = (
+            [str(x) for x in desc] if desc is not None else [f"rdm{i}" for i in range(obj.n_rdm)]
+        )
     groups = obj.pattern_descriptors.get("group")
     measure = obj.dissimilarity_measure or "unknown"
     return RDMs(

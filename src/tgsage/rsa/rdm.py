@@ -136,8 +136,9 @@ class RDMs:
         """Square form, (n_rdms, n, n), zero diagonal."""
         n = self.n_conditions
         k = len(self)
-        out = torch.zeros(k, n, n, dtype=self.dissimilarities.dtype,
-                          device=self.dissimilarities.device)
+        out = torch.zeros(
+            k, n, n, dtype=self.dissimilarities.dtype, device=self.dissimilarities.device
+        )
         iu = torch.triu_indices(n, n, offset=1, device=out.device)
         out[:, iu[0], iu[1]] = self.dissimilarities
         out[:, iu[1], iu[0]] = self.dissimilarities
@@ -147,15 +148,28 @@ class RDMs:
         """Upper-triangle vectors as a float64 numpy array (n_rdms, n*(n-1)/2)."""
         return self.dissimilarities.detach().cpu().to(torch.float64).numpy()
 
-    def to(self, device: torch.device | str | None = None,
-           dtype: torch.dtype | None = None) -> RDMs:
-        return RDMs(self.dissimilarities.to(device=device, dtype=dtype), self.names,
-                    self.n_conditions, self.method, self.conditions, dict(self.metadata))
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> RDMs:
+        return RDMs(
+            self.dissimilarities.to(device=device, dtype=dtype),
+            self.names,
+            self.n_conditions,
+            self.method,
+            self.conditions,
+            dict(self.metadata),
+        )
 
     def with_metadata(self, **items: Any) -> RDMs:
         """A copy with ``items`` added to the metadata (the data is shared, not copied)."""
-        return RDMs(self.dissimilarities, self.names, self.n_conditions, self.method,
-                    self.conditions, {**self.metadata, **items})
+        return RDMs(
+            self.dissimilarities,
+            self.names,
+            self.n_conditions,
+            self.method,
+            self.conditions,
+            {**self.metadata, **items},
+        )
 
     def concat(self, other: RDMs) -> RDMs:
         """Stack two RDM sets measured on the same conditions."""
@@ -165,16 +179,25 @@ class RDMs:
             )
         return RDMs(
             torch.cat([self.dissimilarities, other.dissimilarities.to(self.dissimilarities)]),
-            self.names + other.names, self.n_conditions, self.method, self.conditions,
+            self.names + other.names,
+            self.n_conditions,
+            self.method,
+            self.conditions,
             {**other.metadata, **self.metadata},
         )
 
     @classmethod
-    def from_matrices(cls, matrices: ArrayLike, names: Sequence[str] | None = None,
-                      method: str = "unknown", **kwargs: Any) -> RDMs:
+    def from_matrices(
+        cls,
+        matrices: ArrayLike,
+        names: Sequence[str] | None = None,
+        method: str = "unknown",
+        **kwargs: Any,
+    ) -> RDMs:
         """Build from square matrices (n, n) or (k, n, n); checks symmetry and zero diagonal."""
-        m = torch.as_tensor(np.asarray(matrices) if not isinstance(matrices, torch.Tensor)
-                            else matrices)
+        m = torch.as_tensor(
+            np.asarray(matrices) if not isinstance(matrices, torch.Tensor) else matrices
+        )
         if m.ndim == 2:
             m = m[None]
         if m.ndim != 3 or m.shape[1] != m.shape[2]:
@@ -196,9 +219,12 @@ class RDMs:
 # --------------------------------------------------------------------------- grouping
 
 
-def group_means(features: torch.Tensor, labels: ArrayLike,
-                group_order: Sequence[Any] | None = None,
-                chunk_rows: int = 4096) -> tuple[torch.Tensor, tuple[Any, ...]]:
+def group_means(
+    features: torch.Tensor,
+    labels: ArrayLike,
+    group_order: Sequence[Any] | None = None,
+    chunk_rows: int = 4096,
+) -> tuple[torch.Tensor, tuple[Any, ...]]:
     """Average rows of ``features`` within each label; returns (means, group order).
 
     Sums are accumulated in float64 over row chunks, so memory stays bounded.
@@ -238,8 +264,9 @@ def group_means(features: torch.Tensor, labels: ArrayLike,
 # --------------------------------------------------------------------------- embeddings
 
 
-def _unit_rows(x: torch.Tensor, center: bool, scale: float = 1.0,
-               out: torch.Tensor | None = None) -> torch.Tensor:
+def _unit_rows(
+    x: torch.Tensor, center: bool, scale: float = 1.0, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Centre (optionally) and scale each row to norm ``scale`` along the last dim; constant -> 0.
 
     Means and norms are accumulated in float64 (blocked); the result keeps the compute dtype.
@@ -264,8 +291,9 @@ def _unit_rows(x: torch.Tensor, center: bool, scale: float = 1.0,
     return x * inv.to(x.dtype)
 
 
-def subsample_indices(n_features: int, k: int, m: int, seed: int,
-                      device: torch.device | str | None = None) -> torch.Tensor:
+def subsample_indices(
+    n_features: int, k: int, m: int, seed: int, device: torch.device | str | None = None
+) -> torch.Tensor:
     """(k, m) feature indices: k independent draws of m features without replacement."""
     if k < 1 or m < 1:
         raise InputError(f"subsampling needs k >= 1 and m >= 1, got k={k}, m={m}")
@@ -280,9 +308,12 @@ def default_subsample_size(n_features: int, k: int) -> int:
     return max(1, math.ceil(n_features / k))
 
 
-def rdm_embedding(features: torch.Tensor, method: str = "correlation",
-                  subsample: torch.Tensor | None = None,
-                  out: torch.Tensor | None = None) -> torch.Tensor:
+def rdm_embedding(
+    features: torch.Tensor,
+    method: str = "correlation",
+    subsample: torch.Tensor | None = None,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Row embedding Z with ``RDM = 1 - Z Z^T`` (correlation and cosine RDMs).
 
     With ``subsample`` (a (k, m) index tensor) Z concatenates the k subsample embeddings scaled
@@ -310,8 +341,9 @@ def _panel_rows(n: int, d: int, itemsize: int, max_panel_bytes: int) -> int:
     return max(1, min(rows, cap, n))
 
 
-def upper_gram(z: torch.Tensor, out: torch.Tensor | None = None,
-               max_panel_bytes: int = 256 * 2**20) -> torch.Tensor:
+def upper_gram(
+    z: torch.Tensor, out: torch.Tensor | None = None, max_panel_bytes: int = 256 * 2**20
+) -> torch.Tensor:
     """Strict upper triangle of ``z @ z.T`` (row-major), computed panel by panel.
 
     Only the blocks on or above the diagonal are multiplied, so the cost is about half a full
@@ -324,21 +356,24 @@ def upper_gram(z: torch.Tensor, out: torch.Tensor | None = None,
     zt = z.T
     gather = _panel_indices(n, rows, z.device) if n_pairs(n) <= _INDEX_CACHE_LIMIT else None
     # Otherwise every panel's strict-upper mask is a slice of the first one's (column > row).
-    mask = None if gather is not None else torch.ones(
-        min(rows, n), n, dtype=torch.bool, device=z.device).triu_(1)
+    mask = (
+        None
+        if gather is not None
+        else torch.ones(min(rows, n), n, dtype=torch.bool, device=z.device).triu_(1)
+    )
     panel_buf = torch.empty(min(rows, n) * n, dtype=z.dtype, device=z.device)
     offset = 0
     for k, i0 in enumerate(range(0, n - 1, rows)):
         i1 = min(n, i0 + rows)
-        flat = panel_buf[:(i1 - i0) * (n - i0)]
+        flat = panel_buf[: (i1 - i0) * (n - i0)]
         torch.mm(z[i0:i1], zt[:, i0:], out=flat.view(i1 - i0, n - i0))
         count = n_pairs(n - i0) - n_pairs(n - i1)
-        target = out[offset:offset + count]
+        target = out[offset : offset + count]
         if gather is not None:
             torch.index_select(flat, 0, gather[k], out=target)
         else:
             assert mask is not None
-            torch.masked_select(flat.view(i1 - i0, n - i0), mask[:i1 - i0, :n - i0], out=target)
+            torch.masked_select(flat.view(i1 - i0, n - i0), mask[: i1 - i0, : n - i0], out=target)
         offset += count
     return out
 
@@ -360,8 +395,9 @@ def _panel_indices(n: int, rows: int, device: torch.device) -> tuple[torch.Tenso
     return tuple(out)
 
 
-def upper_euclidean(x: torch.Tensor, out: torch.Tensor | None = None,
-                    max_panel_bytes: int = 256 * 2**20) -> torch.Tensor:
+def upper_euclidean(
+    x: torch.Tensor, out: torch.Tensor | None = None, max_panel_bytes: int = 256 * 2**20
+) -> torch.Tensor:
     """Strict upper triangle of the Euclidean distance matrix via one Gram product per panel."""
     n = x.shape[0]
     if out is None:
@@ -376,7 +412,7 @@ def upper_euclidean(x: torch.Tensor, out: torch.Tensor | None = None,
         panel += sq[None, i0:]
         mask = torch.ones(panel.shape, dtype=torch.bool, device=x.device).triu_(1)
         count = n_pairs(n - i0) - n_pairs(n - i1)
-        out[offset:offset + count] = panel[mask].clamp_min_(0).sqrt_().to(out.dtype)
+        out[offset : offset + count] = panel[mask].clamp_min_(0).sqrt_().to(out.dtype)
         offset += count
     return out
 
@@ -454,14 +490,14 @@ def compute_rdms(
         if subsamples is not None:
             m = subsample_size or default_subsample_size(mat.shape[1], subsamples)
             sub = subsample_indices(mat.shape[1], subsamples, m, seed + i, device=mat.device)
-            sub_meta = {"subsamples": subsamples, "subsample_size": int(sub.shape[1]),
-                        "seed": seed}
+            sub_meta = {"subsamples": subsamples, "subsample_size": int(sub.shape[1]), "seed": seed}
         buffer = None
         if sub is None:
             if workspace is None or workspace.numel() < mat.numel():
-                workspace = torch.empty(max(m.numel() for m in mats), dtype=dtype,
-                                        device=mat.device)
-            buffer = workspace[:mat.numel()].view(mat.shape)
+                workspace = torch.empty(
+                    max(m.numel() for m in mats), dtype=dtype, device=mat.device
+                )
+            buffer = workspace[: mat.numel()].view(mat.shape)
         z = rdm_embedding(mat, method, sub, out=buffer)
         upper_gram(z, out=out[i])
         out[i].neg_().add_(1.0)

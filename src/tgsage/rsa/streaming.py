@@ -65,17 +65,24 @@ class StreamingSimilarity:
     arrays, same b), then :meth:`similarity` for the (n_teacher x n_candidate) matrix.
     """
 
-    def __init__(self, comparison: str = "pearson", rdm_method: str = "correlation", *,
-                 teacher_subsamples: int | None = None, subsample_size: int | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        comparison: str = "pearson",
+        rdm_method: str = "correlation",
+        *,
+        teacher_subsamples: int | None = None,
+        subsample_size: int | None = None,
+        seed: int = 0,
+    ) -> None:
         if comparison not in STREAMABLE:
             raise InputError(
                 f"comparison {comparison!r} cannot stream (ranks need all pairs at once); "
                 f"use one of {STREAMABLE} or the dense path"
             )
         if comparison == "pearson" and rdm_method not in EMBEDDABLE_METHODS:
-            raise InputError(f"streaming supports RDM methods {EMBEDDABLE_METHODS}, "
-                             f"not {rdm_method!r}")
+            raise InputError(
+                f"streaming supports RDM methods {EMBEDDABLE_METHODS}, not {rdm_method!r}"
+            )
         self.comparison = comparison
         self.rdm_method = rdm_method
         self.teacher_subsamples = teacher_subsamples
@@ -96,15 +103,21 @@ class StreamingSimilarity:
         if teacher and self.teacher_subsamples is not None:
             if name not in self._subsample:
                 m = self.subsample_size or default_subsample_size(
-                    x.shape[1], self.teacher_subsamples)
+                    x.shape[1], self.teacher_subsamples
+                )
                 self._subsample[name] = subsample_indices(
-                    x.shape[1], self.teacher_subsamples, m, self.seed + position,
-                    device=x.device)
+                    x.shape[1], self.teacher_subsamples, m, self.seed + position, device=x.device
+                )
             sub = self._subsample[name]
         return rdm_embedding(x, self.rdm_method, sub)
 
-    def _side(self, batch: Mapping[str, ArrayLike], stats: dict[str, _LayerStats],
-              teacher: bool, device: torch.device | str | None) -> list[torch.Tensor]:
+    def _side(
+        self,
+        batch: Mapping[str, ArrayLike],
+        stats: dict[str, _LayerStats],
+        teacher: bool,
+        device: torch.device | str | None,
+    ) -> list[torch.Tensor]:
         zs = []
         for pos, (name, value) in enumerate(as_layers(batch).items()):
             z = self._embed(name, as_matrix(value, f"layer {name!r}", device=device), teacher, pos)
@@ -129,9 +142,12 @@ class StreamingSimilarity:
             raise InputError("every batch must carry the same layers")
         return zs
 
-    def update(self, teacher_batch: Mapping[str, ArrayLike],
-               candidate_batch: Mapping[str, ArrayLike],
-               device: torch.device | str | None = None) -> None:
+    def update(
+        self,
+        teacher_batch: Mapping[str, ArrayLike],
+        candidate_batch: Mapping[str, ArrayLike],
+        device: torch.device | str | None = None,
+    ) -> None:
         """Add one batch of images (teacher and candidate activations of the same images)."""
         zt = self._side(teacher_batch, self._teacher, True, device)
         zc = self._side(candidate_batch, self._candidate, False, device)
@@ -149,10 +165,8 @@ class StreamingSimilarity:
             self._cross = torch.zeros(at.shape[1], ac.shape[1], dtype=ACC_DTYPE, device=dev)
             self._gh = torch.zeros(len(zt), len(zc), dtype=ACC_DTYPE, device=dev)
         self._cross.add_(at.T @ ac)
-        gt = torch.stack([torch.linalg.vector_norm(z, dim=1, dtype=ACC_DTYPE).square()
-                          for z in zt])
-        gc = torch.stack([torch.linalg.vector_norm(z, dim=1, dtype=ACC_DTYPE).square()
-                          for z in zc])
+        gt = torch.stack([torch.linalg.vector_norm(z, dim=1, dtype=ACC_DTYPE).square() for z in zt])
+        gc = torch.stack([torch.linalg.vector_norm(z, dim=1, dtype=ACC_DTYPE).square() for z in zc])
         assert self._gh is not None
         self._gh += gt @ gc.T
         self.n += b
@@ -178,13 +192,15 @@ class StreamingSimilarity:
             n = self.n
             mu_t = [s.s / n for s in t_stats]
             mu_c = [s.s / n for s in c_stats]
-            self_t = [_fro(s.gram - n * torch.outer(m, m)) for s, m in zip(t_stats, mu_t,
-                                                                             strict=True)]
-            self_c = [_fro(s.gram - n * torch.outer(m, m)) for s, m in zip(c_stats, mu_c,
-                                                                             strict=True)]
+            self_t = [
+                _fro(s.gram - n * torch.outer(m, m)) for s, m in zip(t_stats, mu_t, strict=True)
+            ]
+            self_c = [
+                _fro(s.gram - n * torch.outer(m, m)) for s, m in zip(c_stats, mu_c, strict=True)
+            ]
             for i in range(len(t_stats)):
                 for j in range(len(c_stats)):
-                    block = self._cross[t_off[i]:t_off[i + 1], c_off[j]:c_off[j + 1]]
+                    block = self._cross[t_off[i] : t_off[i + 1], c_off[j] : c_off[j + 1]]
                     cross = _fro(block - n * torch.outer(mu_t[i], mu_c[j])) ** 2
                     denom = self_t[i] * self_c[j]
                     out[i, j] = cross / denom if denom > 0 else 0.0
@@ -202,7 +218,7 @@ class StreamingSimilarity:
         assert self._gh is not None
         for i in range(len(t_stats)):
             for j in range(len(c_stats)):
-                block = self._cross[t_off[i]:t_off[i + 1], c_off[j]:c_off[j + 1]]
+                block = self._cross[t_off[i] : t_off[i + 1], c_off[j] : c_off[j + 1]]
                 sab = (_fro(block) ** 2 - float(self._gh[i, j])) / 2
                 cov = sab / pairs - mt[i][0] * mc[j][0]
                 var = mt[i][1] * mc[j][1]
@@ -273,8 +289,7 @@ def compare_features(
     """
     t_layers, c_layers = as_layers(teacher, "teacher"), as_layers(candidate, "candidate")
     t_mats = {k: as_matrix(v, f"teacher layer {k!r}", device=device) for k, v in t_layers.items()}
-    c_mats = {k: as_matrix(v, f"candidate layer {k!r}", device=device)
-              for k, v in c_layers.items()}
+    c_mats = {k: as_matrix(v, f"candidate layer {k!r}", device=device) for k, v in c_layers.items()}
     n_t = {m.shape[0] for m in t_mats.values()}
     n_c = {m.shape[0] for m in c_mats.values()}
     if len(n_t | n_c) != 1:
@@ -291,8 +306,10 @@ def compare_features(
         strategy = "dense"
     if strategy == "auto":
         limit = memory_limit if memory_limit is not None else available_memory(device) // 2
-        dims_t = [_embedded_dim(m.shape[1], teacher_subsamples, subsample_size, comparison)
-                  for m in t_mats.values()]
+        dims_t = [
+            _embedded_dim(m.shape[1], teacher_subsamples, subsample_size, comparison)
+            for m in t_mats.values()
+        ]
         dims_c = [m.shape[1] for m in c_mats.values()]
         k_total = len(dims_t) + len(dims_c)
         dense_mem = dense_bytes(n, k_total)
@@ -313,12 +330,23 @@ def compare_features(
     if strategy == "dense":
         if comparison == "cka":
             return cka(t_mats, c_mats, groups=groups), "dense"
-        rt = compute_rdms(t_mats, rdm_method, groups=groups, subsamples=teacher_subsamples,
-                          subsample_size=subsample_size, seed=seed)
+        rt = compute_rdms(
+            t_mats,
+            rdm_method,
+            groups=groups,
+            subsamples=teacher_subsamples,
+            subsample_size=subsample_size,
+            seed=seed,
+        )
         rc = compute_rdms(c_mats, rdm_method, groups=groups)
         return compare(rt, rc, comparison), "dense"
-    acc = StreamingSimilarity(comparison, rdm_method, teacher_subsamples=teacher_subsamples,
-                              subsample_size=subsample_size, seed=seed)
+    acc = StreamingSimilarity(
+        comparison,
+        rdm_method,
+        teacher_subsamples=teacher_subsamples,
+        subsample_size=subsample_size,
+        seed=seed,
+    )
     for start in range(0, n, batch_size):
         sl = slice(start, min(n, start + batch_size))
         acc.update({k: v[sl] for k, v in t_mats.items()}, {k: v[sl] for k, v in c_mats.items()})
@@ -331,8 +359,9 @@ def _embedded_dim(d: int, k: int | None, m: int | None, comparison: str) -> int:
     return k * min(d, m or default_subsample_size(d, k))
 
 
-def stream_batches(batches: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]],
-                   **kwargs: Any) -> StreamingSimilarity:
+def stream_batches(
+    batches: Iterable[tuple[Mapping[str, Any], Mapping[str, Any]]], **kwargs: Any
+) -> StreamingSimilarity:
     """Feed an iterable of ``(teacher_batch, candidate_batch)`` pairs into an accumulator."""
     acc = StreamingSimilarity(**kwargs)
     for t, c in batches:

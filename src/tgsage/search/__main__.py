@@ -24,9 +24,15 @@ def main(argv: list[str] | None = None) -> int:
     from tgsage.search.worker import run_worker
 
     try:
-        summary = run_worker(args.storage, args.study, args.worker_id, args.max_candidates,
-                             log_dir=args.log_dir, parent_pid=args.parent_pid,
-                             torch_threads=args.torch_threads)
+        summary = run_worker(
+            args.storage,
+            args.study,
+            args.worker_id,
+            args.max_candidates,
+            log_dir=args.log_dir,
+            parent_pid=args.parent_pid,
+            torch_threads=args.torch_threads,
+        )
     except TgsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

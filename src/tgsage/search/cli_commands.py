@@ -17,18 +17,24 @@ from tgsage.cli_common import console, err_console, friendly_errors
 def search(
     config: Path = typer.Argument(..., help="Search config (YAML)."),
     workers: int | None = typer.Option(None, "--workers", "-w", help="Local worker processes."),
-    n_candidates: int | None = typer.Option(None, "--n-candidates", "-n",
-                                            help="Completed candidates wanted."),
-    storage: str | None = typer.Option(None, help="Storage URL: journal:PATH (default: "
-                                       "<run_dir>/search.journal), postgresql://..., "
-                                       "sqlite:///FILE (one worker only)."),
+    n_candidates: int | None = typer.Option(
+        None, "--n-candidates", "-n", help="Completed candidates wanted."
+    ),
+    storage: str | None = typer.Option(
+        None,
+        help="Storage URL: journal:PATH (default: "
+        "<run_dir>/search.journal), postgresql://..., "
+        "sqlite:///FILE (one worker only).",
+    ),
     name: str | None = typer.Option(None, help="Study name."),
     run_dir: Path | None = typer.Option(None, help="Run folder (logs, default journal)."),
     strategy: str | None = typer.Option(None, help="random, tpe, rl, evolution."),
-    score: str | None = typer.Option(None, help="p, tg, p+tg, or proxy (a zero-cost proxy "
-                                     "alone, no training)."),
-    proxy: str | None = typer.Option(None, help="Zero-cost proxy: synflow, naswot, jacob_cov, "
-                                     "grad_norm, snip, params, flops."),
+    score: str | None = typer.Option(
+        None, help="p, tg, p+tg, or proxy (a zero-cost proxy alone, no training)."
+    ),
+    proxy: str | None = typer.Option(
+        None, help="Zero-cost proxy: synflow, naswot, jacob_cov, grad_norm, snip, params, flops."
+    ),
     beta: float | None = typer.Option(None, help="Add beta * rank(proxy) to the score."),
     budget: str | None = typer.Option(None, help="Premature budget, e.g. 2ep."),
     objective: str | None = typer.Option(None, help="train, or simulate (fake, for tests)."),
@@ -41,11 +47,24 @@ def search(
     from tgsage.search.runner import run_search
     from tgsage.search.status import leaderboard_table
 
-    summary = run_search(config, progress=not (quiet or as_json), console=console,
-                         workers=workers, n_candidates=n_candidates, storage=storage, name=name,
-                         run_dir=run_dir, strategy=strategy, score=score, budget=budget,
-                         objective=objective, seed=seed, device=device, proxy=proxy,
-                         beta=beta)
+    summary = run_search(
+        config,
+        progress=not (quiet or as_json),
+        console=console,
+        workers=workers,
+        n_candidates=n_candidates,
+        storage=storage,
+        name=name,
+        run_dir=run_dir,
+        strategy=strategy,
+        score=score,
+        budget=budget,
+        objective=objective,
+        seed=seed,
+        device=device,
+        proxy=proxy,
+        beta=beta,
+    )
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2, default=str))
     else:
@@ -53,7 +72,8 @@ def search(
             f"{summary.study}: {summary.complete}/{summary.n_candidates} completed "
             f"({summary.reused} reused), {summary.failed} failed, {summary.lost} lost and "
             f"retried, cost {summary.cost_examples:,} examples, {summary.seconds:.0f} s"
-            f"{' (resumed)' if summary.resumed else ''}; logs in {summary.run_dir}")
+            f"{' (resumed)' if summary.resumed else ''}; logs in {summary.run_dir}"
+        )
         if summary.best is not None:
             console.print(leaderboard_table([summary.best], "best candidate"))
     if not summary.finished:
@@ -67,23 +87,27 @@ def worker(
     study: str = typer.Option(..., help="Study name."),
     max_candidates: int | None = typer.Option(None, help="Stop after this many candidates."),
     worker_id: str | None = typer.Option(None, help="Name in the records (default host:pid)."),
-    log_dir: Path | None = typer.Option(None, help="Log folder (default: the run folder if "
-                                        "it exists here)."),
+    log_dir: Path | None = typer.Option(
+        None, help="Log folder (default: the run folder if it exists here)."
+    ),
 ) -> None:
     """Join a running search from this process or machine; work until it is complete."""
     from tgsage.search.worker import run_worker
 
     s = run_worker(storage, study, worker_id, max_candidates, log_dir=log_dir)
-    console.print(f"worker {s.worker}: {s.evaluated} evaluated, {s.reused} reused, "
-                  f"{s.failed} failed ({s.stopped_by})")
+    console.print(
+        f"worker {s.worker}: {s.evaluated} evaluated, {s.reused} reused, "
+        f"{s.failed} failed ({s.stopped_by})"
+    )
     if s.stopped_by == "failures":
         raise typer.Exit(code=1)
 
 
 @friendly_errors
 def status(
-    target: str | None = typer.Argument(None, help="A run folder or config file (reads its "
-                                        "storage), instead of --storage/--study."),
+    target: str | None = typer.Argument(
+        None, help="A run folder or config file (reads its storage), instead of --storage/--study."
+    ),
     storage: str | None = typer.Option(None, help="Storage URL."),
     study: str | None = typer.Option(None, help="Study name (default: the only one)."),
     top: int = typer.Option(5, help="Leaderboard rows."),

@@ -24,14 +24,28 @@ from tgsage.errors import ConfigError
 
 Objective = Literal["train", "simulate"]
 # Fields a restarted search may change without starting a new study.
-MUTABLE_FIELDS = frozenset({"n_candidates", "workers", "max_failures", "heartbeat_interval",
-                            "grace_period", "max_retries", "torch_threads", "simulate",
-                            "local_pid_check", "device"})
+MUTABLE_FIELDS = frozenset(
+    {
+        "n_candidates",
+        "workers",
+        "max_failures",
+        "heartbeat_interval",
+        "grace_period",
+        "max_retries",
+        "torch_threads",
+        "simulate",
+        "local_pid_check",
+        "device",
+    }
+)
 
 
 # The training preset a search uses when its config names none: each space's paper recipe.
-SPACE_PRESETS = {"layer": "cifar_layer_space", "cell": "cifar_cell_search",
-                 "nb201": "nas_bench_201"}
+SPACE_PRESETS = {
+    "layer": "cifar_layer_space",
+    "cell": "cifar_cell_search",
+    "nb201": "nas_bench_201",
+}
 
 
 class DataConfig(BaseModel):
@@ -71,16 +85,25 @@ class SearchConfig(BaseModel):
     strategy_options: dict[str, Any] = Field(default_factory=dict)
     score: Literal["p", "tg", "p+tg", "proxy"] = "p+tg"
     alpha: float = 1.0
-    proxy: str | None = Field(None, description="Zero-cost proxy (tgsage.proxies): the whole "
-                              "score with score: proxy, else added as beta * rank(proxy).")
-    beta: float = Field(0.0, description="Weight of rank(proxy), the proxy's percentile among "
-                        "random architectures of the space, added to p, tg or p+tg.")
+    proxy: str | None = Field(
+        None,
+        description="Zero-cost proxy (tgsage.proxies): the whole "
+        "score with score: proxy, else added as beta * rank(proxy).",
+    )
+    beta: float = Field(
+        0.0,
+        description="Weight of rank(proxy), the proxy's percentile among "
+        "random architectures of the space, added to p, tg or p+tg.",
+    )
     proxy_reference: int = Field(64, ge=2, description="Random architectures behind rank(proxy).")
     budget: str = "2ep"
-    train: str | None = Field(None, description="Training preset (default: the space's, "
-                              "see SPACE_PRESETS).")
-    train_options: dict[str, Any] = Field(default_factory=dict, description="Overrides of the "
-                                          "preset's fields, e.g. {epochs: 30, lr: 0.05}.")
+    train: str | None = Field(
+        None, description="Training preset (default: the space's, see SPACE_PRESETS)."
+    )
+    train_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Overrides of the preset's fields, e.g. {epochs: 30, lr: 0.05}.",
+    )
     data: DataConfig = Field(default_factory=DataConfig)
     teacher: Path | None = None
     n_candidates: int = Field(..., ge=1, description="Completed candidates wanted.")
@@ -95,10 +118,14 @@ class SearchConfig(BaseModel):
     heartbeat_interval: int = Field(10, ge=1, description="Seconds between heartbeats.")
     grace_period: int = Field(60, ge=2, description="Seconds without heartbeat = worker lost.")
     max_retries: int = Field(3, ge=0, description="Retries of a candidate whose worker died.")
-    max_failures: int | None = Field(None, ge=0, description="Failed candidates before the "
-                                     "search stops (default: n_candidates).")
-    local_pid_check: bool = Field(True, description="A RUNNING candidate of a dead process on "
-                                  "this host is lost at once (no grace period).")
+    max_failures: int | None = Field(
+        None, ge=0, description="Failed candidates before the search stops (default: n_candidates)."
+    )
+    local_pid_check: bool = Field(
+        True,
+        description="A RUNNING candidate of a dead process on "
+        "this host is lost at once (no grace period).",
+    )
     torch_threads: int | None = Field(None, ge=1)
 
     @field_validator("budget")
@@ -128,15 +155,17 @@ class SearchConfig(BaseModel):
             raise ValueError("beta weighs rank(proxy): set 'proxy: <name>' too (or beta: 0)")
         if self.score == "proxy" and self.beta != 0:
             raise ValueError("score 'proxy' is the proxy alone; beta applies to p, tg or p+tg")
-        if self.score not in ("p", "proxy") and self.objective == "train" \
-                and self.teacher is None:
-            raise ValueError(f"score {self.score!r} needs 'teacher: <teacher file>' "
-                             "(or use score: p)")
+        if self.score not in ("p", "proxy") and self.objective == "train" and self.teacher is None:
+            raise ValueError(
+                f"score {self.score!r} needs 'teacher: <teacher file>' (or use score: p)"
+            )
         if self.grace_period <= self.heartbeat_interval:
             raise ValueError("grace_period must be longer than heartbeat_interval")
         if self.storage is not None and self.storage.startswith("sqlite") and self.workers > 1:
-            raise ValueError("SQLite storage serves a single process only; use workers: 1, "
-                             "the default journal file, or PostgreSQL for many workers")
+            raise ValueError(
+                "SQLite storage serves a single process only; use workers: 1, "
+                "the default journal file, or PostgreSQL for many workers"
+            )
         return self
 
     # ------------------------------------------------------------------ derived
@@ -213,8 +242,9 @@ def _format_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load_config(source: SearchConfig | Mapping[str, Any] | str | Path,
-                **overrides: Any) -> SearchConfig:
+def load_config(
+    source: SearchConfig | Mapping[str, Any] | str | Path, **overrides: Any
+) -> SearchConfig:
     """A validated config from a YAML/JSON file, a dict or a config; ``overrides`` win.
 
     Overrides whose value is None are ignored (so CLI flags left unset do not override).
@@ -246,5 +276,6 @@ def config_from_json(text: str) -> SearchConfig:
     try:
         return SearchConfig.model_validate_json(text)
     except ValidationError as exc:
-        raise ConfigError(f"the config stored in the study is invalid: {_format_error(exc)}"
-                          ) from None
+        raise ConfigError(
+            f"the config stored in the study is invalid: {_format_error(exc)}"
+        ) from None

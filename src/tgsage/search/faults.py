@@ -73,11 +73,19 @@ def enqueue_retry(study: optuna.Study, lost: FrozenTrial, max_retries: int) -> b
     if len(history) > max_retries:
         log.warning("trial %d lost %d times; not retried again", lost.number, len(history))
         return False
-    system = {"failed_trial": lost.system_attrs.get("failed_trial", lost.number),
-              "retry_history": history}
-    study.add_trial(optuna.trial.create_trial(
-        state=TrialState.WAITING, params=lost.params, distributions=lost.distributions,
-        user_attrs={"retry_of": lost.number}, system_attrs=system))
+    system = {
+        "failed_trial": lost.system_attrs.get("failed_trial", lost.number),
+        "retry_history": history,
+    }
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=TrialState.WAITING,
+            params=lost.params,
+            distributions=lost.distributions,
+            user_attrs={"retry_of": lost.number},
+            system_attrs=system,
+        )
+    )
     return True
 
 
@@ -90,8 +98,9 @@ def fail_and_retry(study: optuna.Study, trial_id: int, max_retries: int) -> bool
     except UpdateFinishedTrialError:
         return False  # finished meanwhile, or another worker swept it first
     lost = storage.get_trial(trial_id)
-    log.warning("trial %d lost (worker %s); retrying it", lost.number,
-                lost.user_attrs.get("worker", "?"))
+    log.warning(
+        "trial %d lost (worker %s); retrying it", lost.number, lost.user_attrs.get("worker", "?")
+    )
     enqueue_retry(study, lost, max_retries)
     return True
 
@@ -100,15 +109,24 @@ def rdb_retry_callback(max_retries: int) -> Callable[[optuna.Study, FrozenTrial]
     """The ``heartbeat_stale_trial_callback`` for RDBStorage (Optuna already failed the trial)."""
 
     def callback(study: optuna.Study, trial: FrozenTrial) -> None:
-        log.warning("trial %d lost (no heartbeat from %s); retrying it", trial.number,
-                    trial.user_attrs.get("worker", "?"))
+        log.warning(
+            "trial %d lost (no heartbeat from %s); retrying it",
+            trial.number,
+            trial.user_attrs.get("worker", "?"),
+        )
         enqueue_retry(study, trial, max_retries)
 
     return callback
 
 
-def sweep_stale(study: optuna.Study, trials: Sequence[FrozenTrial], grace_period: float,
-                max_retries: int, local_pid_check: bool = True, heartbeats: bool = True) -> int:
+def sweep_stale(
+    study: optuna.Study,
+    trials: Sequence[FrozenTrial],
+    grace_period: float,
+    max_retries: int,
+    local_pid_check: bool = True,
+    heartbeats: bool = True,
+) -> int:
     """Fail and retry lost RUNNING trials; returns how many this call swept.
 
     ``heartbeats=False`` skips the (RDB) heartbeat-table query and checks local pids only.

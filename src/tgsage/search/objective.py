@@ -49,8 +49,11 @@ class SimulatedObjective:
         seconds = time.perf_counter() - t0
         base = {"examples": sim.examples, "train_seconds": seconds, "score_seconds": 0.0}
         if _unit(h, "fail") < sim.fail_fraction:
-            return Outcome(False, None, base | {"failure_reason": "simulated_failure",
-                                                "message": "simulated failure"})
+            return Outcome(
+                False,
+                None,
+                base | {"failure_reason": "simulated_failure", "message": "simulated failure"},
+            )
         p = 0.1 + 0.8 * _unit(h, "P")
         per_layer = {f"layer{i}": round(_unit(h, f"S{i}"), 6) for i in range(3)}
         tg = sum(per_layer.values()) / len(per_layer)
@@ -95,10 +98,16 @@ class TrainObjective:
             except OSError:
                 cache = None  # a worker on another machine without the run folder
             self._reference = build_reference(
-                get_space(c.space, **c.space_options), c.proxy, self.data,
-                n=c.proxy_reference, seed=c.seed, width_mult=c.width_mult,
-                device=resolve_device(c.device), cache=cache,
-                normalize=get_augmentation(self.train.augment).normalize)
+                get_space(c.space, **c.space_options),
+                c.proxy,
+                self.data,
+                n=c.proxy_reference,
+                seed=c.seed,
+                width_mult=c.width_mult,
+                device=resolve_device(c.device),
+                cache=cache,
+                normalize=get_augmentation(self.train.augment).normalize,
+            )
         return self._reference
 
     def _proxy_only(self, spec: Any) -> Outcome:
@@ -113,16 +122,29 @@ class TrainObjective:
         t0 = time.perf_counter()
         device = resolve_device(c.device)
         model, _ = build_candidate(spec, self.data, c.width_mult, seed=c.seed)
-        values = measure_proxies(model.to(device), self.data, [c.proxy], device=device,
-                                 normalize=get_augmentation(self.train.augment).normalize,
-                                 seed=c.seed)
+        values = measure_proxies(
+            model.to(device),
+            self.data,
+            [c.proxy],
+            device=device,
+            normalize=get_augmentation(self.train.augment).normalize,
+            seed=c.seed,
+        )
         z = values[c.proxy]
-        attrs: dict[str, Any] = {"examples": 0, "steps": 0, "train_seconds": 0.0,
-                                 "score_seconds": time.perf_counter() - t0, "proxies": values,
-                                 "params_count": sum(p.numel() for p in model.parameters())}
+        attrs: dict[str, Any] = {
+            "examples": 0,
+            "steps": 0,
+            "train_seconds": 0.0,
+            "score_seconds": time.perf_counter() - t0,
+            "proxies": values,
+            "params_count": sum(p.numel() for p in model.parameters()),
+        }
         if not math.isfinite(z):
-            return Outcome(False, None, attrs | {"failure_reason": "proxy_undefined",
-                                                 "message": f"{c.proxy} is {z}"})
+            return Outcome(
+                False,
+                None,
+                attrs | {"failure_reason": "proxy_undefined", "message": f"{c.proxy} is {z}"},
+            )
         return Outcome(True, float(z), attrs | {"score": float(z)})
 
     def __call__(self, spec: Any) -> Outcome:
@@ -132,26 +154,45 @@ class TrainObjective:
         if c.score == "proxy":
             return self._proxy_only(spec)
         use_proxy = c.proxy is not None and c.beta != 0
-        r = evaluate_candidate(spec, self.data, self.teacher if c.score != "p" else None,
-                               budget=c.budget, config=self.train, score=c.score, alpha=c.alpha,
-                               width_mult=c.width_mult, device=c.device, seed=c.seed,
-                               proxies=[c.proxy] if use_proxy else ())
+        r = evaluate_candidate(
+            spec,
+            self.data,
+            self.teacher if c.score != "p" else None,
+            budget=c.budget,
+            config=self.train,
+            score=c.score,
+            alpha=c.alpha,
+            width_mult=c.width_mult,
+            device=c.device,
+            seed=c.seed,
+            proxies=[c.proxy] if use_proxy else (),
+        )
         attrs: dict[str, Any] = {
-            "examples": r.examples, "steps": r.steps, "train_seconds": r.train_seconds,
-            "eval_seconds": r.eval_seconds, "score_seconds": r.score_seconds,
-            "params_count": r.params, "device": r.device,
+            "examples": r.examples,
+            "steps": r.steps,
+            "train_seconds": r.train_seconds,
+            "eval_seconds": r.eval_seconds,
+            "score_seconds": r.score_seconds,
+            "params_count": r.params,
+            "device": r.device,
         }
         if r.proxies:
             attrs["proxies"] = r.proxies
         if r.accuracy is not None:
             attrs["P"] = r.accuracy
         if r.tg is not None:
-            attrs.update(TG=r.tg, per_layer=r.per_layer, best_match=r.best_match,
-                         similarity=r.similarity, teacher_layers=r.teacher_layers,
-                         candidate_layers=r.candidate_layers)
+            attrs.update(
+                TG=r.tg,
+                per_layer=r.per_layer,
+                best_match=r.best_match,
+                similarity=r.similarity,
+                teacher_layers=r.teacher_layers,
+                candidate_layers=r.candidate_layers,
+            )
         if not r.ok:
-            attrs.update(failure_reason=r.failure_reason or "failed",
-                         message=(r.message or "")[:2000])
+            attrs.update(
+                failure_reason=r.failure_reason or "failed", message=(r.message or "")[:2000]
+            )
             return Outcome(False, None, attrs)
         score = r.score
         if use_proxy and score is not None:
@@ -179,14 +220,16 @@ def check_objective(config: SearchConfig) -> None:
     from tgsage.data.registry import list_datasets
 
     if config.data.name not in list_datasets():
-        raise ConfigError(f"data.name: unknown dataset {config.data.name!r}; choose one of "
-                          f"{list_datasets()}")
+        raise ConfigError(
+            f"data.name: unknown dataset {config.data.name!r}; choose one of {list_datasets()}"
+        )
     if config.train is not None:
         from tgsage.train import list_presets
 
         if config.train not in list_presets():
-            raise ConfigError(f"train: unknown training preset {config.train!r}; choose one of "
-                              f"{list_presets()}")
+            raise ConfigError(
+                f"train: unknown training preset {config.train!r}; choose one of {list_presets()}"
+            )
     if config.train_options:
         try:
             config.train_config  # noqa: B018 - validates the overrides
@@ -204,6 +247,7 @@ def check_objective(config: SearchConfig) -> None:
         from tgsage.teacher import Teacher
 
         if not config.teacher.exists():
-            raise ConfigError(f"teacher: file {config.teacher} not found; build one with "
-                              "`tgsage teacher build`")
+            raise ConfigError(
+                f"teacher: file {config.teacher} not found; build one with `tgsage teacher build`"
+            )
         Teacher.load(config.teacher)

@@ -46,10 +46,18 @@ def reference_path(run_dir: Path, proxy: str, n: int, seed: int) -> Path:
     return Path(run_dir) / f"proxy_reference_{proxy}_n{n}_seed{seed}.json"
 
 
-def build_reference(space: Any, proxy: str, data: DataSplits, *, n: int, seed: int,
-                    width_mult: float = 1.0, device: str | torch.device = "cpu",
-                    normalize: str = "per_image", cache: Path | None = None
-                    ) -> ProxyReference:
+def build_reference(
+    space: Any,
+    proxy: str,
+    data: DataSplits,
+    *,
+    n: int,
+    seed: int,
+    width_mult: float = 1.0,
+    device: str | torch.device = "cpu",
+    normalize: str = "per_image",
+    cache: Path | None = None,
+) -> ProxyReference:
     """Measure ``proxy`` on ``n`` random architectures of ``space`` (seeded), or read the cache."""
     if cache is not None and cache.is_file():
         try:
@@ -66,13 +74,16 @@ def build_reference(space: Any, proxy: str, data: DataSplits, *, n: int, seed: i
     for i in range(n):
         spec = space.random_spec(rng)
         net, _ = build_candidate(spec, data, width_mult, seed=seed + i)
-        v = measure_proxies(net.to(device), data, [proxy], device=device, normalize=normalize,
-                            seed=seed)[proxy]
+        v = measure_proxies(
+            net.to(device), data, [proxy], device=device, normalize=normalize, seed=seed
+        )[proxy]
         if np.isfinite(v):
             values.append(v)
     if not values:
-        raise InputError(f"proxy {proxy!r} was undefined (NaN) for all {n} reference "
-                         "architectures; choose another proxy")
+        raise InputError(
+            f"proxy {proxy!r} was undefined (NaN) for all {n} reference "
+            "architectures; choose another proxy"
+        )
     ref = ProxyReference(proxy, np.sort(np.asarray(values, dtype=np.float64)))
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)

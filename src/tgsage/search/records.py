@@ -29,9 +29,22 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
-RESULT_ATTRS = ("P", "TG", "score", "per_layer", "best_match", "similarity", "teacher_layers",
-                "candidate_layers", "params_count", "steps", "train_seconds", "eval_seconds",
-                "score_seconds", "device")
+RESULT_ATTRS = (
+    "P",
+    "TG",
+    "score",
+    "per_layer",
+    "best_match",
+    "similarity",
+    "teacher_layers",
+    "candidate_layers",
+    "params_count",
+    "steps",
+    "train_seconds",
+    "eval_seconds",
+    "score_seconds",
+    "device",
+)
 HEARTBEAT_ATTR = "tgsage:heartbeat"
 
 
@@ -94,8 +107,7 @@ ACTIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 
 def slots_ahead(trials: Sequence[FrozenTrial], number: int) -> int:
     """Trials numbered before ``number`` that hold (or will hold) a candidate slot."""
-    return sum(1 for t in trials if t.number < number and t.state in ACTIVE
-               and not is_surplus(t))
+    return sum(1 for t in trials if t.number < number and t.state in ACTIVE and not is_surplus(t))
 
 
 @dataclass
@@ -127,11 +139,20 @@ def leaderboard(trials: Iterable[FrozenTrial], top: int = 5) -> list[Row]:
             continue
         seen.add(h)
         a = t.user_attrs
-        rows.append(Row(number=t.number, score=float(t.value), p=a.get("P"), tg=a.get("TG"),
-                        examples=trial_cost(t), spec_hash=h, reused_from=a.get("reused_from"),
-                        worker=str(a.get("worker", "")),
-                        seconds=float(a.get("train_seconds", 0.0) or 0.0)
-                        + float(a.get("score_seconds", 0.0) or 0.0)))
+        rows.append(
+            Row(
+                number=t.number,
+                score=float(t.value),
+                p=a.get("P"),
+                tg=a.get("TG"),
+                examples=trial_cost(t),
+                spec_hash=h,
+                reused_from=a.get("reused_from"),
+                worker=str(a.get("worker", "")),
+                seconds=float(a.get("train_seconds", 0.0) or 0.0)
+                + float(a.get("score_seconds", 0.0) or 0.0),
+            )
+        )
         if len(rows) >= top:
             break
     return rows

@@ -77,10 +77,12 @@ def preflight(config: SearchConfig) -> Any:
         raise ConfigError(f"strategy_options: {exc}") from None
     check_objective(config)
     rdb = storage_kind(config.storage_url) != "journal"
-    return open_storage(config.storage_url,
-                        heartbeat_interval=config.heartbeat_interval if rdb else None,
-                        grace_period=config.grace_period if rdb else None,
-                        retry_callback=rdb_retry_callback(config.max_retries) if rdb else None)
+    return open_storage(
+        config.storage_url,
+        heartbeat_interval=config.heartbeat_interval if rdb else None,
+        grace_period=config.grace_period if rdb else None,
+        retry_callback=rdb_retry_callback(config.max_retries) if rdb else None,
+    )
 
 
 def _setup_logging(run_dir: Path) -> logging.Handler:
@@ -96,15 +98,30 @@ def start_workers(config: SearchConfig, n: int) -> list[subprocess.Popen[bytes]]
     """``n`` worker processes for the configured study, logging into its run folder."""
     run_dir = config.resolved_run_dir
     threads = config.torch_threads or max(1, (os.cpu_count() or 1) // max(1, n))
-    cmd = [sys.executable, "-m", "tgsage.search", "--storage", config.storage_url, "--study",
-           config.name, "--log-dir", str(run_dir), "--parent-pid", str(os.getpid()),
-           "--torch-threads", str(threads)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tgsage.search",
+        "--storage",
+        config.storage_url,
+        "--study",
+        config.name,
+        "--log-dir",
+        str(run_dir),
+        "--parent-pid",
+        str(os.getpid()),
+        "--torch-threads",
+        str(threads),
+    ]
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads))
     procs = []
     with open(run_dir / "workers.stderr", "ab") as err:
         for _ in range(n):
-            procs.append(subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
-                                          stdout=subprocess.DEVNULL, stderr=err, env=env))
+            procs.append(
+                subprocess.Popen(
+                    cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err, env=env
+                )
+            )
     return procs
 
 
@@ -126,12 +143,18 @@ class _Display:
 
     def __init__(self, config: SearchConfig, console: Console | None, enabled: bool) -> None:
         self.enabled = enabled
-        self.progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-                                 TimeElapsedColumn(), auto_refresh=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            auto_refresh=False,
+        )
         self.task = self.progress.add_task(config.name, total=config.n_candidates, info="")
-        self.live = Live(console=console, refresh_per_second=4, transient=False) if enabled \
-            else None
+        self.live = (
+            Live(console=console, refresh_per_second=4, transient=False) if enabled else None
+        )
 
     def __enter__(self) -> _Display:
         if self.live is not None:
@@ -145,15 +168,24 @@ class _Display:
     def update(self, s: SearchStatus) -> None:
         if self.live is None:
             return
-        self.progress.update(self.task, completed=min(s.complete, s.n_candidates),
-                             info=summary_line(s).split(", ", 1)[1])
-        self.live.update(Group(self.progress, leaderboard_table(s.leaderboard, "top 5")),
-                         refresh=True)
+        self.progress.update(
+            self.task,
+            completed=min(s.complete, s.n_candidates),
+            info=summary_line(s).split(", ", 1)[1],
+        )
+        self.live.update(
+            Group(self.progress, leaderboard_table(s.leaderboard, "top 5")), refresh=True
+        )
 
 
-def run_search(config: SearchConfig | dict[str, Any] | str | Path, progress: bool = True, *,
-               console: Console | None = None, poll: float = 0.5,
-               **overrides: Any) -> SearchSummary:
+def run_search(
+    config: SearchConfig | dict[str, Any] | str | Path,
+    progress: bool = True,
+    *,
+    console: Console | None = None,
+    poll: float = 0.5,
+    **overrides: Any,
+) -> SearchSummary:
     """Run (or resume) a search with ``config.workers`` local worker processes.
 
     ``overrides`` replace config fields (None values are ignored). Returns a summary; raises
@@ -167,11 +199,21 @@ def run_search(config: SearchConfig | dict[str, Any] | str | Path, progress: boo
     procs: list[subprocess.Popen[bytes]] = []
     try:
         study, resumed = create_or_load_study(cfg, storage)
-        log.info("%s search %r on %s: %d candidates, %d workers", "resuming" if resumed
-                 else "starting", cfg.name, redact(cfg.storage_url), cfg.n_candidates,
-                 cfg.workers)
-        swept = sweep_stale(study, study.get_trials(deepcopy=False), cfg.grace_period,
-                            cfg.max_retries, cfg.local_pid_check)
+        log.info(
+            "%s search %r on %s: %d candidates, %d workers",
+            "resuming" if resumed else "starting",
+            cfg.name,
+            redact(cfg.storage_url),
+            cfg.n_candidates,
+            cfg.workers,
+        )
+        swept = sweep_stale(
+            study,
+            study.get_trials(deepcopy=False),
+            cfg.grace_period,
+            cfg.max_retries,
+            cfg.local_pid_check,
+        )
         if swept:
             log.info("%d candidates of stopped workers queued again", swept)
         status = status_of(study, cfg)
@@ -208,20 +250,42 @@ def run_search(config: SearchConfig | dict[str, Any] | str | Path, progress: boo
 def _why_unfinished(cfg: SearchConfig, s: SearchStatus, codes: list[int]) -> str:
     if s.counts.failed > cfg.failure_limit:
         top = max(s.counts.reasons.items(), key=lambda kv: kv[1])[0] if s.counts.reasons else "?"
-        return (f"stopped: {s.counts.failed} candidates failed (limit {cfg.failure_limit}; "
-                f"most often: {top}); see {cfg.resolved_run_dir}/worker-*.log")
-    return (f"all workers exited (codes {codes}) with {s.complete}/{s.n_candidates} candidates "
-            f"completed; see {cfg.resolved_run_dir}/workers.stderr and worker-*.log, then run "
-            "the same command again to resume")
+        return (
+            f"stopped: {s.counts.failed} candidates failed (limit {cfg.failure_limit}; "
+            f"most often: {top}); see {cfg.resolved_run_dir}/worker-*.log"
+        )
+    return (
+        f"all workers exited (codes {codes}) with {s.complete}/{s.n_candidates} candidates "
+        f"completed; see {cfg.resolved_run_dir}/workers.stderr and worker-*.log, then run "
+        "the same command again to resume"
+    )
 
 
-def _summary(cfg: SearchConfig, s: SearchStatus, resumed: bool, seconds: float,
-             procs: list[subprocess.Popen[bytes]], message: str) -> SearchSummary:
+def _summary(
+    cfg: SearchConfig,
+    s: SearchStatus,
+    resumed: bool,
+    seconds: float,
+    procs: list[subprocess.Popen[bytes]],
+    message: str,
+) -> SearchSummary:
     c = s.counts
     return SearchSummary(
-        study=cfg.name, storage=redact(cfg.storage_url), run_dir=str(cfg.resolved_run_dir),
-        n_candidates=cfg.n_candidates, complete=c.complete, failed=c.failed, lost=c.lost,
-        retried=c.retried, reused=c.reused, surplus=c.surplus, cost_examples=c.cost,
-        seconds=seconds, resumed=resumed, finished=s.finished,
+        study=cfg.name,
+        storage=redact(cfg.storage_url),
+        run_dir=str(cfg.resolved_run_dir),
+        n_candidates=cfg.n_candidates,
+        complete=c.complete,
+        failed=c.failed,
+        lost=c.lost,
+        retried=c.retried,
+        reused=c.reused,
+        surplus=c.surplus,
+        cost_examples=c.cost,
+        seconds=seconds,
+        resumed=resumed,
+        finished=s.finished,
         best=s.leaderboard[0] if s.leaderboard else None,
-        worker_exit_codes=[p.returncode for p in procs], message=message)
+        worker_exit_codes=[p.returncode for p in procs],
+        message=message,
+    )

@@ -47,13 +47,20 @@ class SearchStatus:
         return d
 
 
-def status_of(study: optuna.Study, config: SearchConfig, storage_url: str | None = None,
-              top: int = 5) -> SearchStatus:
+def status_of(
+    study: optuna.Study, config: SearchConfig, storage_url: str | None = None, top: int = 5
+) -> SearchStatus:
     trials = study.get_trials(deepcopy=False)
-    return SearchStatus(study=study.study_name, storage=redact(storage_url or config.storage_url),
-                        n_candidates=config.n_candidates, counts=count_trials(trials),
-                        leaderboard=leaderboard(trials, top), strategy=config.strategy,
-                        score=config.score, space=config.space)
+    return SearchStatus(
+        study=study.study_name,
+        storage=redact(storage_url or config.storage_url),
+        n_candidates=config.n_candidates,
+        counts=count_trials(trials),
+        leaderboard=leaderboard(trials, top),
+        strategy=config.strategy,
+        score=config.score,
+        space=config.space,
+    )
 
 
 def search_status(storage: str, study: str, top: int = 5) -> SearchStatus:
@@ -68,14 +75,29 @@ def _fmt(v: float | None) -> str:
 
 def leaderboard_table(rows: list[Row], title: str = "leaderboard") -> Table:
     table = Table(title=title, title_justify="left")
-    for col, just in (("#", "right"), ("trial", "right"), ("score", "right"), ("P", "right"),
-                      ("TG", "right"), ("examples", "right"), ("spec", "left"),
-                      ("worker", "left")):
+    for col, just in (
+        ("#", "right"),
+        ("trial", "right"),
+        ("score", "right"),
+        ("P", "right"),
+        ("TG", "right"),
+        ("examples", "right"),
+        ("spec", "left"),
+        ("worker", "left"),
+    ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for i, r in enumerate(rows, 1):
         spec = r.spec_hash + (f" (= #{r.reused_from})" if r.reused_from is not None else "")
-        table.add_row(str(i), str(r.number), _fmt(r.score), _fmt(r.p), _fmt(r.tg),
-                      f"{r.examples:,}", spec, r.worker)
+        table.add_row(
+            str(i),
+            str(r.number),
+            _fmt(r.score),
+            _fmt(r.p),
+            _fmt(r.tg),
+            f"{r.examples:,}",
+            spec,
+            r.worker,
+        )
     return table
 
 
@@ -95,8 +117,11 @@ def summary_line(s: SearchStatus) -> str:
 
 def render_status(s: SearchStatus) -> RenderableType:
     """A rich renderable: header, counts, cost, failure reasons and the leaderboard."""
-    head = Text.assemble((f"{s.study}", "bold"), f"  {s.space} space, {s.strategy}, "
-                         f"score {s.score}  ({s.storage})\n", summary_line(s))
+    head = Text.assemble(
+        (f"{s.study}", "bold"),
+        f"  {s.space} space, {s.strategy}, score {s.score}  ({s.storage})\n",
+        summary_line(s),
+    )
     parts: list[RenderableType] = [head]
     if s.counts.reasons:
         parts.append(Text("failures: " + json.dumps(s.counts.reasons)))

@@ -72,7 +72,7 @@ def redact(url: str) -> str:
 
 
 def storage_kind(url: str) -> str:
-    """"journal", "postgresql", "sqlite" or another SQLAlchemy dialect name."""
+    """ "journal", "postgresql", "sqlite" or another SQLAlchemy dialect name."""
     if is_journal_url(url):
         return "journal"
     return url.split("://", 1)[0].split("+", 1)[0]
@@ -91,9 +91,14 @@ def _driver_url(url: str) -> str:
     return url
 
 
-def open_storage(url: str, *, heartbeat_interval: int | None = None,
-                 grace_period: int | None = None, retry_callback: Any = None,
-                 connect_timeout: int = 10) -> BaseStorage:
+def open_storage(
+    url: str,
+    *,
+    heartbeat_interval: int | None = None,
+    grace_period: int | None = None,
+    retry_callback: Any = None,
+    connect_timeout: int = 10,
+) -> BaseStorage:
     """An Optuna storage for ``url``; heartbeats are enabled on RDB storages when given."""
     kind = storage_kind(url)
     if kind == "journal":
@@ -102,8 +107,10 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None,
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path), FlockLock(str(path))))
         except OSError as exc:
-            raise ConfigError(f"cannot open the journal file {path}: {exc.strerror or exc}; "
-                              "choose a writable run_dir or storage path") from None
+            raise ConfigError(
+                f"cannot open the journal file {path}: {exc.strerror or exc}; "
+                "choose a writable run_dir or storage path"
+            ) from None
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if kind == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": connect_timeout}
@@ -114,17 +121,26 @@ def open_storage(url: str, *, heartbeat_interval: int | None = None,
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(_driver_url(url), engine_kwargs=engine_kwargs,
-                              heartbeat_interval=heartbeat_interval, grace_period=grace_period,
-                              heartbeat_stale_trial_callback=retry_callback)
+            return RDBStorage(
+                _driver_url(url),
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=retry_callback,
+            )
     except ImportError:
-        hint = ("pip install psycopg2-binary (or tgsage[postgres])" if kind == "postgresql"
-                else f"install the database driver for {kind!r}")
+        hint = (
+            "pip install psycopg2-binary (or tgsage[postgres])"
+            if kind == "postgresql"
+            else f"install the database driver for {kind!r}"
+        )
         raise ConfigError(f"no database driver for {redact(url)}: {hint}") from None
     except Exception as exc:  # sqlalchemy errors: unreachable server, bad credentials, ...
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise ConfigError(f"cannot reach the database {redact(url)}: {reason}; start the "
-                          "server or fix the storage URL (nothing was run)") from None
+        raise ConfigError(
+            f"cannot reach the database {redact(url)}: {reason}; start the "
+            "server or fix the storage URL (nothing was run)"
+        ) from None
 
 
 def create_or_load_study(config: SearchConfig, storage: BaseStorage) -> tuple[optuna.Study, bool]:
@@ -134,8 +150,9 @@ def create_or_load_study(config: SearchConfig, storage: BaseStorage) -> tuple[op
     Returns the study and whether it already existed.
     """
     existing = config.name in optuna.get_all_study_names(storage)
-    study = optuna.create_study(storage=storage, study_name=config.name, direction="maximize",
-                                load_if_exists=True)
+    study = optuna.create_study(
+        storage=storage, study_name=config.name, direction="maximize", load_if_exists=True
+    )
     if existing and CONFIG_ATTR in study.user_attrs:
         stored = config_from_json(study.user_attrs[CONFIG_ATTR])
         diff = stored.differences(config)
@@ -143,13 +160,15 @@ def create_or_load_study(config: SearchConfig, storage: BaseStorage) -> tuple[op
             raise ConfigError(
                 f"study {config.name!r} already exists in {redact(config.storage_url)} with a "
                 f"different config ({', '.join(diff)} differ); resume it with the same config "
-                "or choose another name")
+                "or choose another name"
+            )
     study.set_user_attr(CONFIG_ATTR, config.to_json())
     return study, existing
 
 
-def load_study(url: str, study_name: str, storage: BaseStorage | None = None
-               ) -> tuple[optuna.Study, SearchConfig]:
+def load_study(
+    url: str, study_name: str, storage: BaseStorage | None = None
+) -> tuple[optuna.Study, SearchConfig]:
     """An existing tgsage study and its stored config (ConfigError if either is missing)."""
     if storage is None:
         if is_journal_url(url) and not journal_path(url).exists():
@@ -157,12 +176,15 @@ def load_study(url: str, study_name: str, storage: BaseStorage | None = None
         storage = open_storage(url)
     names = optuna.get_all_study_names(storage)
     if study_name not in names:
-        raise ConfigError(f"no study {study_name!r} in {redact(url)}; studies there: "
-                          f"{names or 'none'}")
+        raise ConfigError(
+            f"no study {study_name!r} in {redact(url)}; studies there: {names or 'none'}"
+        )
     study = optuna.load_study(study_name=study_name, storage=storage)
     if CONFIG_ATTR not in study.user_attrs:
-        raise ConfigError(f"study {study_name!r} in {redact(url)} was not created by "
-                          "`tgsage search` (it has no stored config)")
+        raise ConfigError(
+            f"study {study_name!r} in {redact(url)} was not created by "
+            "`tgsage search` (it has no stored config)"
+        )
     return study, config_from_json(study.user_attrs[CONFIG_ATTR])
 
 

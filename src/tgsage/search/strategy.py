@@ -20,12 +20,14 @@ def list_strategy_names() -> list[str]:
     return list(strategies.list_strategies())
 
 
-def make_sampler(name: str, space: SearchSpace, seed: int, **options: Any
-                 ) -> optuna.samplers.BaseSampler:
+def make_sampler(
+    name: str, space: SearchSpace, seed: int, **options: Any
+) -> optuna.samplers.BaseSampler:
     """The sampler of strategy ``name`` (ConfigError naming the choices if unknown)."""
     if name not in strategies.list_strategies():
-        raise ConfigError(f"strategy: unknown strategy {name!r}; choose one of "
-                          f"{list_strategy_names()}")
+        raise ConfigError(
+            f"strategy: unknown strategy {name!r}; choose one of {list_strategy_names()}"
+        )
     try:
         return strategies.get_strategy(name, space, seed=seed, **options).sampler()
     except TypeError as exc:

@@ -75,9 +75,12 @@ def open_study(storage_url: str, study_name: str) -> tuple[optuna.Study, SearchC
     """The study with heartbeats configured from its stored config (RDB storages)."""
     study, config = load_study(storage_url, study_name)
     if storage_kind(storage_url) != "journal":
-        storage = open_storage(storage_url, heartbeat_interval=config.heartbeat_interval,
-                               grace_period=config.grace_period,
-                               retry_callback=rdb_retry_callback(config.max_retries))
+        storage = open_storage(
+            storage_url,
+            heartbeat_interval=config.heartbeat_interval,
+            grace_period=config.grace_period,
+            retry_callback=rdb_retry_callback(config.max_retries),
+        )
         study = optuna.load_study(study_name=study_name, storage=storage)
     return study, config
 
@@ -104,8 +107,11 @@ def find_done(trials: list[FrozenTrial], spec_hash: str, exclude: int) -> Frozen
     """The original COMPLETE trial of ``spec_hash`` (follows reuse chains), if any."""
     found = None
     for t in trials:
-        if (t.state == TrialState.COMPLETE and t.number != exclude
-                and t.user_attrs.get("spec_hash") == spec_hash):
+        if (
+            t.state == TrialState.COMPLETE
+            and t.number != exclude
+            and t.user_attrs.get("spec_hash") == spec_hash
+        ):
             if "reused_from" not in t.user_attrs:
                 return t
             found = found or t
@@ -115,17 +121,26 @@ def find_done(trials: list[FrozenTrial], spec_hash: str, exclude: int) -> Frozen
 class Worker:
     """One worker process's loop over candidates (see the module docstring)."""
 
-    def __init__(self, storage_url: str, study_name: str, worker_id: str | None = None,
-                 max_candidates: int | None = None, poll: float = 0.5) -> None:
+    def __init__(
+        self,
+        storage_url: str,
+        study_name: str,
+        worker_id: str | None = None,
+        max_candidates: int | None = None,
+        poll: float = 0.5,
+    ) -> None:
         self.study, self.config = open_study(storage_url, study_name)
         self.storage_url, self.max_candidates, self.poll = storage_url, max_candidates, poll
         self.name = worker_id or worker_name()
         from tgsage.spaces import get_space
 
         self.space = get_space(self.config.space, **self.config.space_options)
-        self.study.sampler = make_sampler(self.config.strategy, self.space,
-                                          _worker_seed(self.config, self.name),
-                                          **self.config.strategy_options)
+        self.study.sampler = make_sampler(
+            self.config.strategy,
+            self.space,
+            _worker_seed(self.config, self.name),
+            **self.config.strategy_options,
+        )
         self.objective: Objective | None = None
         self.summary = WorkerSummary(self.name)
         self._last_rdb_sweep = 0.0
@@ -139,17 +154,23 @@ class Worker:
             table = time.monotonic() - self._last_rdb_sweep >= c.heartbeat_interval
             if table:
                 self._last_rdb_sweep = time.monotonic()
-        self.summary.swept += sweep_stale(self.study, trials, c.grace_period, c.max_retries,
-                                          c.local_pid_check, heartbeats=table)
+        self.summary.swept += sweep_stale(
+            self.study, trials, c.grace_period, c.max_retries, c.local_pid_check, heartbeats=table
+        )
 
     def _surplus(self, trial: optuna.Trial) -> None:
         frozen = self.study._storage.get_trial(trial._trial_id)
         self.study._storage.set_trial_user_attr(trial._trial_id, "surplus", True)
         if "failed_trial" in frozen.system_attrs:  # a popped retry: put it back in the queue
-            self.study.add_trial(optuna.trial.create_trial(
-                state=TrialState.WAITING, params=frozen.params,
-                distributions=frozen.distributions, system_attrs=frozen.system_attrs,
-                user_attrs={"retry_of": frozen.user_attrs.get("retry_of", frozen.number)}))
+            self.study.add_trial(
+                optuna.trial.create_trial(
+                    state=TrialState.WAITING,
+                    params=frozen.params,
+                    distributions=frozen.distributions,
+                    system_attrs=frozen.system_attrs,
+                    user_attrs={"retry_of": frozen.user_attrs.get("retry_of", frozen.number)},
+                )
+            )
         self.study.tell(trial, state=TrialState.PRUNED)
         self.summary.surplus += 1
         log.info("trial %d: slot lost in a race; handed back", trial.number)
@@ -168,11 +189,20 @@ class Worker:
         done = find_done(self.study.get_trials(deepcopy=False), h, trial.number)
         if done is not None:
             attrs = {k: done.user_attrs[k] for k in RESULT_ATTRS if k in done.user_attrs}
-            attrs.update(examples=0, train_seconds=0.0, eval_seconds=0.0, score_seconds=0.0,
-                         reused_from=done.number)
+            attrs.update(
+                examples=0,
+                train_seconds=0.0,
+                eval_seconds=0.0,
+                score_seconds=0.0,
+                reused_from=done.number,
+            )
             self._record(trial, Outcome(True, done.value, attrs))
-            log.info("trial %d: spec %s already evaluated in trial %d; result reused",
-                     trial.number, h, done.number)
+            log.info(
+                "trial %d: spec %s already evaluated in trial %d; result reused",
+                trial.number,
+                h,
+                done.number,
+            )
             return "reused"
         if self.objective is None:
             self.objective = make_objective(self.config)
@@ -182,19 +212,28 @@ class Worker:
             raise
         except Exception as exc:  # a bug or environment error: record it, do not hang
             log.error("trial %d: evaluation raised\n%s", trial.number, traceback.format_exc())
-            outcome = Outcome(False, None, {"failure_reason": "error",
-                                            "message": f"{type(exc).__name__}: {exc}"[:2000]})
+            outcome = Outcome(
+                False,
+                None,
+                {"failure_reason": "error", "message": f"{type(exc).__name__}: {exc}"[:2000]},
+            )
         self._record(trial, outcome)
-        log.info("trial %d: spec %s %s", trial.number, h,
-                 f"score {outcome.score:.4f}" if outcome.ok
-                 else f"failed ({outcome.attrs.get('failure_reason')})")
+        log.info(
+            "trial %d: spec %s %s",
+            trial.number,
+            h,
+            f"score {outcome.score:.4f}"
+            if outcome.ok
+            else f"failed ({outcome.attrs.get('failure_reason')})",
+        )
         return "evaluated" if outcome.ok else "failed"
 
     def _interrupted(self, trial: optuna.Trial) -> None:
         """Give the candidate back: FAIL (reason interrupted) and queue the same choices."""
         try:
-            self.study._storage.set_trial_user_attr(trial._trial_id, "failure_reason",
-                                                    "interrupted")
+            self.study._storage.set_trial_user_attr(
+                trial._trial_id, "failure_reason", "interrupted"
+            )
             self.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
             return
@@ -215,8 +254,9 @@ class Worker:
                 break
             if counts.failed > c.failure_limit:
                 self.summary.stopped_by = "failures"
-                log.error("%d candidates failed (limit %d); stopping", counts.failed,
-                          c.failure_limit)
+                log.error(
+                    "%d candidates failed (limit %d); stopping", counts.failed, c.failure_limit
+                )
                 break
             if self.max_candidates is not None and done_here >= self.max_candidates:
                 self.summary.stopped_by = "max_candidates"
@@ -240,8 +280,12 @@ class Worker:
                 self.summary.stopped_by = "interrupted"
                 break
             except UpdateFinishedTrialError:
-                log.warning("trial %d was declared lost while this worker ran it (no heartbeat "
-                            "for %d s); its result was discarded", trial.number, c.grace_period)
+                log.warning(
+                    "trial %d was declared lost while this worker ran it (no heartbeat "
+                    "for %d s); its result was discarded",
+                    trial.number,
+                    c.grace_period,
+                )
                 continue
             if hb.lost:
                 log.warning("trial %d was declared lost while running", trial.number)
@@ -283,18 +327,25 @@ def setup_worker_logging(log_dir: Path | None, name: str = "worker") -> Path | N
             log_dir.mkdir(parents=True, exist_ok=True)
             path = log_dir / f"{name}-{os.getpid()}.log"
             handler: logging.Handler = logging.FileHandler(path)
-            handler.setFormatter(logging.Formatter(
-                "%(asctime)s %(levelname)s [%(process)d] %(message)s"))
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(message)s")
+            )
             logger.addHandler(handler)
         except OSError:
             path = None
     return path
 
 
-def run_worker(storage_url: str, study_name: str, worker_id: str | None = None,
-               max_candidates: int | None = None, *, log_dir: str | Path | None = None,
-               parent_pid: int | None = None, torch_threads: int | None = None
-               ) -> WorkerSummary:
+def run_worker(
+    storage_url: str,
+    study_name: str,
+    worker_id: str | None = None,
+    max_candidates: int | None = None,
+    *,
+    log_dir: str | Path | None = None,
+    parent_pid: int | None = None,
+    torch_threads: int | None = None,
+) -> WorkerSummary:
     """Join the study and work until it has its candidates (or ``max_candidates`` here).
 
     SIGTERM (and the death of ``parent_pid``) stops the worker cleanly: its current candidate

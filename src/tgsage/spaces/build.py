@@ -51,7 +51,11 @@ def build_model(
     model = BUILDERS[type(spec)](spec, num_classes, input_shape[0], width_mult)
     model.input_shape = tuple(input_shape)
     if device is not None:
-        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+        dev = (
+            torch.device("cuda" if torch.cuda.is_available() else "cpu")
+            if device == "auto"
+            else device
+        )
         model = model.to(dev)
     return model
 

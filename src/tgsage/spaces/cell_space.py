@@ -81,7 +81,12 @@ class Block:
             check_choice(f"{where}.op_{side}", getattr(self, f"op_{side}"), OPS)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"input_a": self.input_a, "op_a": self.op_a, "input_b": self.input_b, "op_b": self.op_b}
+        return {
+            "input_a": self.input_a,
+            "op_a": self.op_a,
+            "input_b": self.input_b,
+            "op_b": self.op_b,
+        }
 
 
 @dataclass(frozen=True)
@@ -98,7 +103,9 @@ class Cell:
             raise SpecError(f"{where}.blocks: empty (a cell needs at least one block)")
         for b, block in enumerate(blocks):
             if not isinstance(block, Block):
-                raise SpecError(f"{where}.blocks[{b}]: expected a Block, got {type(block).__name__}")
+                raise SpecError(
+                    f"{where}.blocks[{b}]: expected a Block, got {type(block).__name__}"
+                )
             block.check(f"{where}.blocks[{b}]", b)
         object.__setattr__(self, "blocks", tuple(blocks))
         for flag in ("concat_prev_prev", "concat_prev"):
@@ -366,11 +373,7 @@ class CellModule(nn.Module):
                 stride = 2 if reduction and i < 2 else 1
                 self.ops.append(make_op(op, c, stride))
         self.reduce_out = nn.ModuleDict(
-            {
-                str(i): FactorizedReduce(c, c)
-                for i in self.out_sources
-                if i < 2 and reduction
-            }
+            {str(i): FactorizedReduce(c, c) for i in self.out_sources if i < 2 and reduction}
         )
         self.out_channels = c * len(self.out_sources)
 
@@ -422,7 +425,9 @@ class CellNet(FeatureModule):
         self.classifier = nn.Linear(hist[1][0], num_classes)
         self._names = tuple(f"cell{i}" for i in range(len(self.cells)))
 
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         s_pp = s_p = self.stem(x)
         feats: dict[str, torch.Tensor] = {}
         for name, cell in zip(self._names, self.cells, strict=True):
@@ -430,4 +435,3 @@ class CellNet(FeatureModule):
             feats[name] = s_p
         logits = self.classifier(self.relu(s_p).mean(dim=(2, 3)))
         return logits, feats
-

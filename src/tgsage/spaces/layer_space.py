@@ -275,10 +275,11 @@ class LayerNet(FeatureModule):
         same = [t if t.shape[-2:] == (h, w) else F.adaptive_avg_pool2d(t, (h, w)) for t in tensors]
         return torch.cat(same, dim=1)
 
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         outs: list[torch.Tensor] = []
         for layer, srcs in zip(self.layers, self.sources, strict=True):
             outs.append(layer(self.gather([x if s == IMAGE else outs[s] for s in srcs])))
         pooled = torch.cat([outs[i].mean(dim=(2, 3)) for i in self.head_inputs], dim=1)
         return self.classifier(pooled), dict(zip(self._names, outs, strict=True))
-

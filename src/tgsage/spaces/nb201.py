@@ -235,8 +235,11 @@ class NB201Cell(nn.Module):
         super().__init__()
         self.edges = nn.ModuleList(make_nb201_op(op, c) for op in spec.ops)
         self.incoming = [
-            [(k, i) for k, ((to, i), op) in enumerate(zip(EDGES, spec.ops, strict=True))
-             if to == j and op != "none"]
+            [
+                (k, i)
+                for k, ((to, i), op) in enumerate(zip(EDGES, spec.ops, strict=True))
+                if to == j and op != "none"
+            ]
             for j in range(1, NUM_NODES)
         ]
 
@@ -305,7 +308,9 @@ class NB201Net(FeatureModule):
         self.classifier = nn.Linear(4 * c, num_classes)
         self._names = tuple(names)
 
-    def forward_with_features(self, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward_with_features(
+        self, x: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         h = self.stem(x)
         feats: dict[str, torch.Tensor] = {}
         for name, block in zip(self._names, self.blocks, strict=True):

@@ -50,8 +50,9 @@ class AvgPool3x3(nn.Module):
             # an inference tensor could not be used by a later training step
             with torch.inference_mode(False), torch.no_grad():
                 ones = torch.ones(1, 1, *x.shape[-2:], device=x.device, dtype=torch.float32)
-                counts = F.conv2d(ones, torch.ones(1, 1, 3, 3, device=x.device),
-                                  stride=self.stride, padding=1)
+                counts = F.conv2d(
+                    ones, torch.ones(1, 1, 3, 3, device=x.device), stride=self.stride, padding=1
+                )
                 inv = 1.0 / counts
             self._inverse_counts[key] = inv
         return inv

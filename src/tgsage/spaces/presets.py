@@ -63,9 +63,7 @@ def pnasnet_5(num_cells: int = 3, filters: int = 48) -> CellSpec:
             (("sep_conv_3x3", 0), ("identity", 1)),
         ]
     )
-    return CellSpec(
-        cell, None, num_cells=num_cells, filters=filters, concat="all", layout="pnas"
-    )
+    return CellSpec(cell, None, num_cells=num_cells, filters=filters, concat="all", layout="pnas")
 
 
 PRESETS: dict[str, Callable[..., CellSpec]] = {"nasnet_a": nasnet_a, "pnasnet_5": pnasnet_5}

@@ -22,7 +22,9 @@ HASH_CHARS = 16
 
 def canonical_json(obj: Any) -> str:
     """JSON with sorted keys and no whitespace; refuses NaN/inf so the text is portable."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
 
 
 def same_value(a: Any, b: Any) -> bool:

@@ -35,7 +35,10 @@ def evaluate_accuracy(
     try:
         with torch.inference_mode():
             batches = BatchIterator(
-                imageset, batch_size, device=dev, augment=Augmentation(normalize=normalize),
+                imageset,
+                batch_size,
+                device=dev,
+                augment=Augmentation(normalize=normalize),
                 channels_last=channels_last,
             )
             for x, y in batches:

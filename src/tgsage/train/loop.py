@@ -114,7 +114,7 @@ def _is_oom(e: BaseException) -> bool:
 
 
 def resolve_amp(amp: AmpMode | bool | None, device: torch.device) -> str | None:
-    """"auto": bf16 on GPUs that support it, else fp16 on GPU; off on CPU."""
+    """ "auto": bf16 on GPUs that support it, else fp16 on GPU; off on CPU."""
     if amp in (None, False, "off"):
         return None
     if amp in ("auto", True):
@@ -225,7 +225,8 @@ class Trainer:
             raise ConfigError(
                 f"budget {budget!s} is longer than the {cfg.epochs:g}-epoch cosine schedule "
                 "(its learning rate is 0 from there on); use a budget up to 'mature' or a "
-                "config with more epochs (e.g. get_preset(..., epochs=...))")
+                "config with more epochs (e.g. get_preset(..., epochs=...))"
+            )
         return target
 
     def train_until(
@@ -252,7 +253,10 @@ class Trainer:
         if target is None:
             raise InputError("no validation set: pass DataSplits or an ImageSet to evaluate")
         return evaluate_accuracy(
-            self.model, target, self.device, self.eval_batch_size,
+            self.model,
+            target,
+            self.device,
+            self.eval_batch_size,
             channels_last=self.channels_last,
         )
 
@@ -283,8 +287,9 @@ class Trainer:
         """Everything needed to continue this run elsewhere (``torch.save``-able, no pickle of
         custom classes: loads with ``torch.load(..., weights_only=True)``)."""
         if self._failure is not None:
-            raise TrainingError(self._failure.reason, f"cannot checkpoint a failed run: "
-                                f"{self._failure}")
+            raise TrainingError(
+                self._failure.reason, f"cannot checkpoint a failed run: {self._failure}"
+            )
         cpu_state, cuda_state = self._rng_state or (None, None)
         return {
             "model": self.model.state_dict(),
@@ -314,8 +319,9 @@ class Trainer:
         self.steps, self.examples = int(state["steps"]), int(state["examples"])
         self.seconds, self.eval_seconds = float(state["seconds"]), float(state["eval_seconds"])
         self.losses = list(state["losses"])
-        self.history = [EvalPoint(int(a), int(b), float(c), float(d))
-                        for a, b, c, d in state["history"]]
+        self.history = [
+            EvalPoint(int(a), int(b), float(c), float(d)) for a, b, c, d in state["history"]
+        ]
         self.val_accuracy = state["val_accuracy"]
         self._rng_state = (
             (state["rng_cpu"], state["rng_cuda"]) if state["rng_cpu"] is not None else None
@@ -436,8 +442,7 @@ class Trainer:
                     f"the model failed its first forward pass: {type(e).__name__}: {e}",
                 ) from e
             raise _Failure(
-                "error", f"training failed at step {self.steps} ({phase}): "
-                f"{type(e).__name__}: {e}"
+                "error", f"training failed at step {self.steps} ({phase}): {type(e).__name__}: {e}"
             ) from e
         finally:
             self._pending_check_on_exit()
@@ -491,7 +496,11 @@ class Trainer:
         if self.progress is not None:
             self.progress(
                 Progress(
-                    self.steps, self.examples, self.epochs, math.fsum(values) / len(values), lr,
+                    self.steps,
+                    self.examples,
+                    self.epochs,
+                    math.fsum(values) / len(values),
+                    lr,
                     self.seconds + time.perf_counter() - start,
                 )
             )
@@ -547,9 +556,19 @@ def train_model(
     with ``budget="mature"`` (the preset's full length and schedule).
     """
     trainer = Trainer(
-        model, data, config, device=device, seed=seed, grad_clip=grad_clip, amp=amp,
-        channels_last=channels_last, progress=progress, eval_every=eval_every,
-        eval_at_end=eval_at_end, check_every=check_every, **overrides,
+        model,
+        data,
+        config,
+        device=device,
+        seed=seed,
+        grad_clip=grad_clip,
+        amp=amp,
+        channels_last=channels_last,
+        progress=progress,
+        eval_every=eval_every,
+        eval_at_end=eval_at_end,
+        check_every=check_every,
+        **overrides,
     )
     return trainer.train_until(budget, raise_on_failure=raise_on_failure)
 

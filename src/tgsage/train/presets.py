@@ -233,8 +233,6 @@ def get_preset(name: str | TrainConfig | None = None, **overrides: Any) -> Train
     else:
         key = name or "cifar_layer_space"
         if key not in PRESETS:
-            raise ConfigError(
-                f"unknown training preset {key!r}; choose one of {list_presets()}"
-            )
+            raise ConfigError(f"unknown training preset {key!r}; choose one of {list_presets()}")
         base = PRESETS[key]
     return base.replace(**overrides) if overrides else base
