@@ -140,7 +140,7 @@ def _data(cfg: DemoConfig) -> Any:
 
 def build_teacher(cfg: DemoConfig, console: Console, progress: bool = True) -> Path:
     """Stage 1: the teacher file (reused when it was built with the same settings)."""
-    from tgsage.cli_common import expected_examples, training_progress
+    from tgsage.cli.common import expected_examples, training_progress
     from tgsage.data.probe import ProbeSet
     from tgsage.models import get_model
     from tgsage.teacher import Teacher, teacher_from_network
@@ -206,7 +206,7 @@ def search_config(cfg: DemoConfig, teacher: Path) -> dict[str, Any]:
 
 def rerank_stage(cfg: DemoConfig, progress: bool) -> dict[str, Any]:
     """Stage 3 through ``tgsage rerank``; reused when rerank.json has the same k and budget."""
-    from tgsage.experiments.cli_commands import RERANK_FILE, rerank_cmd
+    from tgsage.cli.experiments import RERANK_FILE, rerank_cmd
 
     path = cfg.run_dir / RERANK_FILE
     if path.exists():
@@ -236,7 +236,7 @@ def run_demo(
     cfg: DemoConfig, progress: bool = True, console: Console | None = None
 ) -> dict[str, Any]:
     """Run (or resume) all four stages; returns where everything is."""
-    from tgsage.experiments.cli_commands import report
+    from tgsage.cli.experiments import report
     from tgsage.search import run_search
 
     console = console or Console()

@@ -1,5 +1,5 @@
 """``tgsage report`` / ``rerank`` / ``predictivity`` on a local Typer app (the lead registers
-them in tgsage.cli): a tiny simulated search, tiny synthetic data and a tiny teacher."""
+them in tgsage.cli.main): a tiny simulated search, tiny synthetic data and a tiny teacher."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from scipy import stats
 from typer.testing import CliRunner
 
 import tgsage.experiments.predictivity as predictivity_mod
-from tgsage.experiments.cli_commands import parse_pool
-from tgsage.experiments.cli_commands import register as register_experiments
-from tgsage.search.cli_commands import register as register_search
+from tgsage.cli.experiments import parse_pool
+from tgsage.cli.experiments import register as register_experiments
+from tgsage.cli.search import register as register_search
 from tgsage.spaces import get_space
 from tgsage.teacher import teacher_from_network
 

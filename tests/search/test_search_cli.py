@@ -12,7 +12,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from tgsage.search.cli_commands import register
+from tgsage.cli.search import register
 
 Factory = Callable[..., dict[str, Any]]
 

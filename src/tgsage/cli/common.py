@@ -22,6 +22,7 @@ from rich.progress import (
 from tgsage.data.base import DataSplits
 from tgsage.errors import ConfigError, SpecError, TgsageError
 
+DATA_HELP = "Dataset: synthetic (no download), cifar10, cifar100, folder."
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])

@@ -1,6 +1,6 @@
 """``tgsage report`` / ``tgsage rerank`` / ``tgsage predictivity``: thin commands over the API.
 
-``register(app)`` adds the three commands to a Typer app (the main CLI calls it). All the work
+``register(app)`` adds the three commands to a Typer app (:mod:`tgsage.cli.main` calls it). All the work
 is done by :mod:`tgsage.experiments` and :mod:`tgsage.report`; these functions only find the
 inputs (a search's study and stored config, a pool, a teacher), call the library and print.
 """
@@ -19,7 +19,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from tgsage.cli_common import (
+from tgsage.cli.common import (
+    DATA_HELP,
     console,
     err_console,
     expected_examples,
@@ -31,7 +32,6 @@ from tgsage.errors import InputError, TgsageError
 from tgsage.search.locate import SearchRun, resolve_run  # noqa: F401 - re-exported
 
 RERANK_FILE = "rerank.json"
-DATA_HELP = "Dataset: synthetic (no download), cifar10, cifar100, folder."
 
 
 def dashboard_command(storage: str) -> str:

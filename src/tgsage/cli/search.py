@@ -1,6 +1,6 @@
 """``tgsage search`` / ``tgsage worker`` / ``tgsage status``: thin commands over the API.
 
-``register(app)`` adds the three commands to a Typer app (the main CLI calls it).
+``register(app)`` adds the three commands to a Typer app (:mod:`tgsage.cli.main` calls it).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from tgsage.cli_common import console, err_console, friendly_errors
+from tgsage.cli.common import console, err_console, friendly_errors
 
 
 @friendly_errors
