@@ -45,6 +45,10 @@ def test_spec_candidate_gets_p_tg_score_and_cost(tiny_objects, teacher) -> None:
     assert sim.shape == (3, len(res.candidate_layers))
     np.testing.assert_allclose(sim.max(axis=1), list(res.per_layer.values()))
     assert res.train_seconds > 0 and res.score_seconds > 0
+    # sum of training losses (SoTL): one epoch, every step's loss near or below log(8) at init
+    assert res.loss_steps == res.steps and res.epoch_loss_steps == [res.steps]
+    assert res.epoch_loss_sums == [pytest.approx(res.loss_sum)]
+    assert 0 < res.loss_sum / res.steps < 1.5 * np.log(8)
 
 
 def test_plain_module_candidate_scored_against_scipy(tiny_objects, teacher, tiny_probe) -> None:

@@ -49,6 +49,12 @@ class CandidateResult:
     alpha: float = 1.0
     examples: int = 0  # cost in the paper's unit: examples processed by SGD
     steps: int = 0
+    # Sum of training losses (SoTL, Ru et al. 2021) as in TrainResult: the sum of the per-step
+    # mean training losses, the steps it covers, and the same per epoch (SoTL-E = last epoch).
+    loss_sum: float | None = None
+    loss_steps: int = 0
+    epoch_loss_sums: list[float] = field(default_factory=list)
+    epoch_loss_steps: list[int] = field(default_factory=list)
     train_seconds: float = 0.0
     eval_seconds: float = 0.0  # validation accuracy pass
     score_seconds: float = 0.0  # activations + RDMs + TG
@@ -218,6 +224,8 @@ def evaluate_candidate(
         result.proxy_seconds = time.perf_counter() - t0
     train = trainer.train_until(budget)
     result.examples, result.steps = train.examples, train.steps
+    result.loss_sum, result.loss_steps = train.loss_sum, train.loss_steps
+    result.epoch_loss_sums, result.epoch_loss_steps = train.epoch_loss_sums, train.epoch_loss_steps
     result.train_seconds, result.eval_seconds = train.seconds, train.eval_seconds
     if not train.ok:
         result.failure_reason, result.message = train.failure_reason, train.message

@@ -29,7 +29,7 @@ from torch import nn
 from tgsage.data.base import DataSplits, ImageSet
 from tgsage.data.pipeline import BatchIterator, resolve_device
 from tgsage.errors import ConfigError, InputError, TrainingError
-from tgsage.train.budget import Budget, examples_for_steps
+from tgsage.train.budget import Budget, examples_for_steps, steps_per_epoch
 from tgsage.train.evaluation import evaluate_accuracy
 from tgsage.train.presets import TrainConfig, get_preset, make_optimizer
 
@@ -64,8 +64,22 @@ class TrainResult:
     """Outcome and cost of a (possibly resumed) run; counters are totals since the start.
 
     ``examples`` is the paper's cost unit (images processed by SGD). ``seconds`` is training
-    wall time, excluding evaluation (``eval_seconds``). ``losses`` holds every step's loss.
-    ``final_loss`` is the last step's loss; ``average_loss`` the mean over all steps.
+    wall time, excluding evaluation (``eval_seconds``). ``losses`` holds every step's loss: the
+    mean over the step's minibatch of the per-example loss being minimised (cross-entropy, with
+    the config's label smoothing), computed in float32. ``final_loss`` is the last step's loss;
+    ``average_loss`` the mean over all steps.
+
+    The sum-of-training-losses estimators of Ru et al. (NeurIPS 2021) come with every run, summed
+    in float64 from the per-step losses above:
+
+    * ``loss_sum`` (SoTL): the sum of the step losses over all ``loss_steps`` steps so far
+      (None before the first step);
+    * ``epoch_loss_sums[k]``: the sum over the steps of epoch ``k`` (steps ``k * spe + 1`` to
+      ``(k + 1) * spe``, ``spe`` = steps per epoch), and ``epoch_loss_steps[k]`` how many steps
+      it covers; the last entry is partial when the run stopped mid-epoch. SoTL-E (E = 1) is
+      ``epoch_loss_sums[-1]``.
+
+    A diverged run's sums include its non-finite loss.
     """
 
     status: Literal["ok", "failed"]
@@ -81,6 +95,10 @@ class TrainResult:
     val_accuracy: float | None = None
     eval_seconds: float = 0.0
     history: list[EvalPoint] = field(default_factory=list)
+    loss_sum: float | None = None
+    loss_steps: int = 0
+    epoch_loss_sums: list[float] = field(default_factory=list)
+    epoch_loss_steps: list[int] = field(default_factory=list)
     device: str = "cpu"
     amp: str | None = None
     channels_last: bool = False
@@ -263,6 +281,8 @@ class Trainer:
     def result(self) -> TrainResult:
         """The current totals as a :class:`TrainResult`."""
         f = self._failure
+        spe = steps_per_epoch(len(self.train_set), self.config.batch_size, self.drop_last)
+        epochs = [self.losses[i : i + spe] for i in range(0, len(self.losses), spe)]
         return TrainResult(
             status="ok" if f is None else "failed",
             steps=self.steps,
@@ -277,6 +297,10 @@ class Trainer:
             val_accuracy=self.val_accuracy,
             eval_seconds=self.eval_seconds,
             history=list(self.history),
+            loss_sum=math.fsum(self.losses) if self.losses else None,
+            loss_steps=len(self.losses),
+            epoch_loss_sums=[math.fsum(e) for e in epochs],
+            epoch_loss_steps=[len(e) for e in epochs],
             device=str(self.device),
             amp=self.amp,
             channels_last=self.channels_last,
