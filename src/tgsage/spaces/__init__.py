@@ -27,7 +27,12 @@ from tgsage.spaces.choices import (
 )
 from tgsage.spaces.layer_space import ConvLayer, LayerNet, LayerSpace, LayerSpec
 from tgsage.spaces.nb201 import NB201_OPS, NB201Net, NB201Space, NB201Spec
-from tgsage.spaces.presets import PUBLISHED_CIFAR10_PARAMS, get_preset, list_presets
+from tgsage.spaces.presets import (
+    PUBLISHED_CIFAR10_PARAMS,
+    PUBLISHED_PARAMS,
+    get_preset,
+    list_presets,
+)
 from tgsage.spaces.specs import ArchSpec, canonical_json, spec_from_dict, spec_from_json
 
 SPACES: dict[str, Callable[..., SearchSpace]] = {
@@ -55,6 +60,7 @@ __all__ = [
     "NB201_OPS",
     "OPS",
     "PUBLISHED_CIFAR10_PARAMS",
+    "PUBLISHED_PARAMS",
     "SPACES",
     "ArchSpec",
     "Block",

@@ -28,6 +28,8 @@ def build_model(
     input_shape: Sequence[int] = (3, 32, 32),
     width_mult: float = 1.0,
     device: torch.device | str | None = None,
+    *,
+    auxiliary: bool = False,
 ) -> nn.Module:
     """Build ``spec`` (a spec, its dict or its JSON) as a ``FeatureNet`` returning logits.
 
@@ -35,6 +37,8 @@ def build_model(
     space's first-stage ``F`` at least 2), so the same spec runs small on a CPU and at paper
     size on a GPU. ``input_shape`` is ``(C, H, W)``; the networks accept any ``H, W >= 1``, the
     shape fixes the input channels (and is what FLOPs are counted for).
+    ``auxiliary=True`` adds the auxiliary head of final training (cell space only; its kernel
+    is sized for ``input_shape``).
     """
     if isinstance(spec, str | bytes):
         spec = spec_from_json(spec)
@@ -48,7 +52,13 @@ def build_model(
         raise SpecError(f"num_classes: {num_classes!r} is not a positive integer")
     if not width_mult > 0:
         raise SpecError(f"width_mult: {width_mult!r} must be > 0")
-    model = BUILDERS[type(spec)](spec, num_classes, input_shape[0], width_mult)
+    if auxiliary and not isinstance(spec, CellSpec):
+        raise SpecError(
+            f"auxiliary: only cell-space networks have an auxiliary head, not {spec.kind!r} "
+            "specs; train without it"
+        )
+    extra = {"auxiliary": True, "image_size": tuple(input_shape[1:])} if auxiliary else {}
+    model = BUILDERS[type(spec)](spec, num_classes, input_shape[0], width_mult, **extra)
     model.input_shape = tuple(input_shape)
     if device is not None:
         dev = (

@@ -6,6 +6,10 @@ implementation: convolutions are ``ReLU -> conv -> BN``; a separable conv is tha
 applied twice (depthwise ``k x k`` then pointwise ``1 x 1``), stride on the first; identity
 with stride 2 is a factorized reduction (two offset strided 1x1 convs, concatenated); pools
 are 3x3 with padding 1 (average pooling ignores the padding).
+
+Also here: :func:`drop_path` (NASNet's scheduled drop-path regulariser) and
+:class:`AuxiliaryHead` (the classifier NASNet/PNAS attach two thirds into the network during
+final training).
 """
 
 from __future__ import annotations
@@ -111,3 +115,47 @@ assert tuple(OP_FACTORIES) == OPS
 def make_op(name: str, channels: int, stride: int = 1) -> nn.Module:
     """Build op ``name`` for ``channels`` channels (names are checked by the spec)."""
     return OP_FACTORIES[name](channels, stride)
+
+
+def drop_path(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Zero whole samples of ``x`` with probability ``p`` and scale the rest by ``1 / (1 - p)``
+    (NASNet's drop-path: one Bernoulli draw per sample, so a path is dropped for that image).
+
+    The caller applies it only in training; the expectation is unchanged, so evaluation needs
+    no rescaling."""
+    if p <= 0.0:
+        return x
+    keep = 1.0 - p
+    mask = torch.empty((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
+    return x * mask.bernoulli_(keep).div_(keep)
+
+
+class AuxiliaryHead(nn.Module):
+    """NASNet's auxiliary classifier (TF-slim ``_build_aux_head``): ``ReLU -> 5x5 average pool,
+    stride 3 -> 1x1 conv (128) -> BN -> ReLU -> conv (768) over the whole remaining map -> BN
+    -> ReLU -> linear``. ``size`` is the input's spatial size (fixed by the image size), so the
+    second conv's kernel is known when the network is built (2x2 on CIFAR, 4x4 on 224 and 64
+    pixel ImageNet); maps smaller than 5 pixels skip the pool. ``width_mult`` scales 128 and
+    768 with the rest of the network."""
+
+    def __init__(
+        self, cin: int, num_classes: int, size: tuple[int, int], width_mult: float = 1.0
+    ) -> None:
+        super().__init__()
+        c1, c2 = max(1, round(128 * width_mult)), max(1, round(768 * width_mult))
+        pool = min(size) >= 5
+        h, w = ((s - 5) // 3 + 1 if pool else s for s in size)
+        self.features = nn.Sequential(
+            nn.ReLU(inplace=False),
+            nn.AvgPool2d(5, stride=3) if pool else nn.Identity(),
+            nn.Conv2d(cin, c1, 1, bias=False),
+            nn.BatchNorm2d(c1),
+            nn.ReLU(inplace=False),
+            nn.Conv2d(c1, c2, (h, w), bias=False),
+            nn.BatchNorm2d(c2),
+            nn.ReLU(inplace=False),
+        )
+        self.classifier = nn.Linear(c2, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))

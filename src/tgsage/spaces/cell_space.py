@@ -17,12 +17,25 @@ Network (CIFAR layout of NASNet/PNAS): stem ``3x3 conv (stem_multiplier * F) -> 
 ``N`` normal cells, a reduction cell, ``N`` normal cells, a reduction cell, ``N`` normal cells
 (``layout="nasnet"``: ``3N + 2`` cells, the search default; the paper's 8 RDMs at N=2), or
 ``3N`` cells of which the first of stages 2 and 3 is the reduction (``layout="pnas"``, how the
-PNAS reference code counts ``N``; its author confirms 9 cells for CIFAR N=3), ``F`` filters per block in the first stage, doubled at each reduction;
-then ``ReLU -> global average pool -> linear``. No auxiliary head, no drop-path. A reduction
-cell applies stride 2 to the ops that read the cell inputs. A spec either carries a separate
-``reduction`` cell (NASNet) or reuses its ``normal`` cell with stride 2 (PNAS; the search
-default). Exposed features: "cell0", "cell1", ..., every cell's output in forward order
-(8 for the search setting N=2, as in the paper).
+PNAS reference code counts ``N``; its author confirms 9 cells for CIFAR N=3), ``F`` filters per
+block in the first stage, doubled at each reduction; then ``ReLU -> global average pool ->
+linear``. A reduction cell applies stride 2 to the ops that read the cell inputs. A spec either
+carries a separate ``reduction`` cell (NASNet) or reuses its ``normal`` cell with stride 2 (PNAS;
+the search default). Exposed features: "cell0", "cell1", ..., every cell's output in forward
+order (8 for the search setting N=2, as in the paper).
+
+Stems (``stem``): ``"cifar"`` as above; ``"imagenet"`` is the mobile ImageNet stem of the
+TF-slim NASNet/PNASNet code: a stride-2 ``3x3 conv (32 * stem_multiplier)`` and two reduction
+cells with ``F/4`` and ``F/2`` filters ("stem cells", not exposed as features), so a 224-pixel
+image reaches the first stage at 28x28; ``"imagenet64"`` is the same without the two stem cells
+(paper 4.4: "we removed the first 2 reduction cells"), so a 64-pixel image reaches it at 32x32.
+
+Final training extras, both off unless asked for: ``auxiliary=True`` adds NASNet's auxiliary
+head after the last cell of the second stage (in training mode ``forward`` then returns
+``(logits, aux_logits)``; eval mode and ``forward_with_features`` return logits only), and
+:meth:`CellNet.set_drop_path` sets the drop-path rate (each cell drops the outputs of its
+non-identity ops with ``rate * (i + 1) / L`` for cell ``i`` of ``L``, stem cells included, as
+NASNet scales it by depth; training mode only).
 
 Choice names: "cell/block{b}/input_a" (options 0..b+1), "cell/block{b}/op_a", same for ``_b``,
 "cell/concat_prev_prev", "cell/concat_prev"; with a separate reduction cell the prefixes are
@@ -41,7 +54,14 @@ from torch import nn
 
 from tgsage.errors import SpecError
 from tgsage.features import FeatureModule
-from tgsage.spaces.cell_ops import OPS, FactorizedReduce, ReLUConvBN, make_op
+from tgsage.spaces.cell_ops import (
+    OPS,
+    AuxiliaryHead,
+    FactorizedReduce,
+    ReLUConvBN,
+    drop_path,
+    make_op,
+)
 from tgsage.spaces.choices import ControllerStep, Head, SearchSpace, StepToken, Suggester
 from tgsage.spaces.specs import (
     ArchSpec,
@@ -55,6 +75,9 @@ from tgsage.spaces.specs import (
 
 CONCAT_RULES = ("unused", "all")
 LAYOUTS = ("nasnet", "pnas")
+STEMS = ("cifar", "imagenet", "imagenet64")
+#: The image size each stem is designed for (the auxiliary head's default geometry).
+STEM_IMAGE_SIZE = {"cifar": 32, "imagenet": 224, "imagenet64": 64}
 PREV_PREV, PREV = 0, 1
 _BLOCK_FIELDS = {"input_a", "op_a", "input_b", "op_b"}
 
@@ -140,7 +163,10 @@ class Cell:
 @register_spec
 @dataclass(frozen=True)
 class CellSpec(ArchSpec):
-    """A cell-space architecture: the cell(s) and the network settings (N, F, stem, concat)."""
+    """A cell-space architecture: the cell(s) and the network settings (N, F, stem, concat).
+
+    ``stem`` is left out of the JSON form when it is the default ``"cifar"``, so specs written
+    before it existed keep their hash."""
 
     kind: ClassVar[str] = "cell"
     normal: Cell = field(default_factory=lambda: Cell(()))
@@ -150,6 +176,7 @@ class CellSpec(ArchSpec):
     stem_multiplier: int = 3
     concat: str = "unused"
     layout: str = "nasnet"
+    stem: str = "cifar"
 
     def __post_init__(self) -> None:
         for name, cell in (("normal", self.normal), ("reduction", self.reduction)):
@@ -163,6 +190,7 @@ class CellSpec(ArchSpec):
         check_int("stem_multiplier", self.stem_multiplier, 1)
         check_choice("concat", self.concat, CONCAT_RULES)
         check_choice("layout", self.layout, LAYOUTS)
+        check_choice("stem", self.stem, STEMS)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -175,12 +203,22 @@ class CellSpec(ArchSpec):
         }
         if self.reduction is not None:
             out["reduction"] = self.reduction.to_dict()
+        if self.stem != "cifar":
+            out["stem"] = self.stem
         return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CellSpec:
         keys = {"normal"}
-        optional = {"reduction", "num_cells", "filters", "stem_multiplier", "concat", "layout"}
+        optional = {
+            "reduction",
+            "num_cells",
+            "filters",
+            "stem_multiplier",
+            "concat",
+            "layout",
+            "stem",
+        }
         check_keys("spec", data, keys, optional)
         kw = {k: data[k] for k in optional - {"reduction"} if k in data}
         reduction = data.get("reduction")
@@ -194,13 +232,22 @@ class CellSpec(ArchSpec):
     def reduction_cell(self) -> Cell:
         return self.normal if self.reduction is None else self.reduction
 
-    def with_network(self, num_cells: int | None = None, filters: int | None = None) -> CellSpec:
-        """The same cell(s) with other network settings (e.g. the paper's final N and F)."""
-        return replace(
-            self,
-            num_cells=self.num_cells if num_cells is None else num_cells,
-            filters=self.filters if filters is None else filters,
-        )
+    def with_network(
+        self,
+        num_cells: int | None = None,
+        filters: int | None = None,
+        stem: str | None = None,
+        stem_multiplier: int | None = None,
+    ) -> CellSpec:
+        """The same cell(s) with other network settings (e.g. the paper's final N and F, or
+        the ImageNet stem); None keeps a setting."""
+        changes = {
+            "num_cells": num_cells,
+            "filters": filters,
+            "stem": stem,
+            "stem_multiplier": stem_multiplier,
+        }
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 class CellSpace(SearchSpace):
@@ -218,6 +265,7 @@ class CellSpace(SearchSpace):
         concat: str = "unused",
         stem_multiplier: int = 3,
         layout: str = "nasnet",
+        stem: str = "cifar",
     ) -> None:
         self.blocks = check_int("blocks", blocks, 1)
         self.num_cells = check_int("num_cells", num_cells, 1)
@@ -226,6 +274,7 @@ class CellSpace(SearchSpace):
         self.concat = check_choice("concat", concat, CONCAT_RULES)
         self.stem_multiplier = check_int("stem_multiplier", stem_multiplier, 1)
         self.layout = check_choice("layout", layout, LAYOUTS)
+        self.stem = check_choice("stem", stem, STEMS)
 
     def config(self) -> dict[str, Any]:
         return {
@@ -237,6 +286,7 @@ class CellSpace(SearchSpace):
             "concat": self.concat,
             "stem_multiplier": self.stem_multiplier,
             "layout": self.layout,
+            "stem": self.stem,
         }
 
     def __repr__(self) -> str:
@@ -272,6 +322,7 @@ class CellSpace(SearchSpace):
             stem_multiplier=self.stem_multiplier,
             concat=self.concat,
             layout=self.layout,
+            stem=self.stem,
         )
 
     def spec_to_params(self, spec: ArchSpec) -> dict[str, Any]:
@@ -280,7 +331,7 @@ class CellSpace(SearchSpace):
         if (spec.reduction is not None) != self.separate_reduction:
             want = "a separate" if self.separate_reduction else "no separate"
             raise SpecError(f"reduction: this cell space expects {want} reduction cell")
-        for name in ("num_cells", "filters", "stem_multiplier", "concat", "layout"):
+        for name in ("num_cells", "filters", "stem_multiplier", "concat", "layout", "stem"):
             if not same_value(getattr(spec, name), getattr(self, name)):
                 raise SpecError(
                     f"{name}: {getattr(spec, name)!r} differs from this space's "
@@ -351,7 +402,10 @@ class CellSpace(SearchSpace):
 
 
 class CellModule(nn.Module):
-    """One cell instance: preprocessing, blocks and the output concatenation."""
+    """One cell instance: preprocessing, blocks and the output concatenation.
+
+    ``drop_prob`` (set through :meth:`CellNet.set_drop_path`) drops the outputs of the cell's
+    non-identity ops per sample in training mode."""
 
     def __init__(
         self, cell: Cell, c_pp: int, c_p: int, c: int, reduction: bool, reduce_pp: bool, concat: str
@@ -368,23 +422,33 @@ class CellModule(nn.Module):
         )
         self.pre_p = ReLUConvBN(c_p, c) if PREV in needed else None
         self.ops = nn.ModuleList()
+        droppable = []
         for blk in cell.blocks:
             for i, op in ((blk.input_a, blk.op_a), (blk.input_b, blk.op_b)):
                 stride = 2 if reduction and i < 2 else 1
                 self.ops.append(make_op(op, c, stride))
+                droppable.append(op != "identity")  # NASNet never drops an identity
+        self.droppable = tuple(droppable)
         self.reduce_out = nn.ModuleDict(
             {str(i): FactorizedReduce(c, c) for i in self.out_sources if i < 2 and reduction}
         )
         self.out_channels = c * len(self.out_sources)
+        self.drop_prob = 0.0
+        self.drop_scale = 1.0  # this cell's share of the network's rate (depth ratio)
 
     def forward(self, s_pp: torch.Tensor, s_p: torch.Tensor) -> torch.Tensor:
         states: list[torch.Tensor | None] = [
             self.pre_pp(s_pp) if self.pre_pp is not None else None,
             self.pre_p(s_p) if self.pre_p is not None else None,
         ]
+        p = self.drop_prob if self.training else 0.0
         for b, blk in enumerate(self.cell.blocks):
             a = self.ops[2 * b](states[blk.input_a])
-            states.append(a + self.ops[2 * b + 1](states[blk.input_b]))
+            c = self.ops[2 * b + 1](states[blk.input_b])
+            if p > 0.0:
+                a = drop_path(a, p) if self.droppable[2 * b] else a
+                c = drop_path(c, p) if self.droppable[2 * b + 1] else c
+            states.append(a + c)
         outs = []
         for i in self.out_sources:
             t = states[i]
@@ -392,46 +456,115 @@ class CellModule(nn.Module):
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
 
+def _halve(size: tuple[int, int]) -> tuple[int, int]:
+    """Spatial size after any stride-2 layer of the network (all pad to ``ceil(H / 2)``)."""
+    return ((size[0] + 1) // 2, (size[1] + 1) // 2)
+
+
 class CellNet(FeatureModule):
-    """The CIFAR-layout network of a :class:`CellSpec`; implements ``FeatureNet``."""
+    """The network of a :class:`CellSpec` (CIFAR or ImageNet stem); implements ``FeatureNet``.
+
+    ``auxiliary=True`` adds the auxiliary head for final training; ``image_size`` (H, W) fixes
+    its geometry (default: the size the spec's stem is designed for)."""
 
     def __init__(
-        self, spec: CellSpec, num_classes: int, in_channels: int = 3, width_mult: float = 1.0
+        self,
+        spec: CellSpec,
+        num_classes: int,
+        in_channels: int = 3,
+        width_mult: float = 1.0,
+        *,
+        auxiliary: bool = False,
+        image_size: tuple[int, int] | None = None,
     ) -> None:
         super().__init__()
         self.spec = spec
+        size = tuple(image_size) if image_size is not None else (STEM_IMAGE_SIZE[spec.stem],) * 2
         c = max(2, round(spec.filters * width_mult))
-        c_stem = spec.stem_multiplier * c
-        self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False), nn.BatchNorm2d(c_stem)
-        )
-        self.cells = nn.ModuleList()
+        if spec.stem == "cifar":
+            c_stem = spec.stem_multiplier * c
+            stem_conv = nn.Conv2d(in_channels, c_stem, 3, padding=1, bias=False)
+        else:
+            c_stem = max(1, round(32 * spec.stem_multiplier * width_mult))
+            stem_conv = nn.Conv2d(in_channels, c_stem, 3, stride=2, padding=1, bias=False)
+            size = _halve(size)
+        self.stem = nn.Sequential(stem_conv, nn.BatchNorm2d(c_stem))
         # (channels, resolution level) of the two latest outputs: prev_prev, prev
         hist = [(c_stem, 0), (c_stem, 0)]
+
+        def add(cell: Cell, cc: int, reduction: bool) -> CellModule:
+            nonlocal hist, size
+            reduce_pp = hist[0][1] < hist[1][1]
+            mod = CellModule(cell, hist[0][0], hist[1][0], cc, reduction, reduce_pp, spec.concat)
+            level = hist[1][1] + int(reduction)
+            size = _halve(size) if reduction else size
+            hist = [hist[1], (mod.out_channels, level)]
+            return mod
+
+        self.stem_cells = nn.ModuleList()
+        if spec.stem == "imagenet":
+            for k in (2, 1):  # TF-slim's stem cells: filter scaling 1/4, then 1/2
+                self.stem_cells.append(add(spec.reduction_cell, max(1, c // 2**k), True))
+        self.cells = nn.ModuleList()
+        self.auxiliary_head: AuxiliaryHead | None = None
+        self._aux_index = -1
         for stage in range(3):
             kinds = ([True] if stage > 0 else []) + [False] * spec.num_cells
             if spec.layout == "pnas" and stage > 0:
                 kinds = kinds[:-1]  # the reduction cell is one of the stage's N cells
             for reduction in kinds:
                 cell = spec.reduction_cell if reduction else spec.normal
-                cc = c * 2**stage
-                reduce_pp = hist[0][1] < hist[1][1]
-                mod = CellModule(
-                    cell, hist[0][0], hist[1][0], cc, reduction, reduce_pp, spec.concat
-                )
-                self.cells.append(mod)
-                hist = [hist[1], (mod.out_channels, stage)]
+                self.cells.append(add(cell, c * 2**stage, reduction))
+            if stage == 1 and auxiliary:
+                self._aux_index = len(self.cells) - 1
+                self.auxiliary_head = AuxiliaryHead(hist[1][0], num_classes, size, width_mult)
+        every = [*self.stem_cells, *self.cells]
+        for i, mod in enumerate(every):
+            mod.drop_scale = (i + 1) / len(every)
         self.relu = nn.ReLU(inplace=False)
         self.classifier = nn.Linear(hist[1][0], num_classes)
         self._names = tuple(f"cell{i}" for i in range(len(self.cells)))
 
+    @property
+    def drop_path_rate(self) -> float:
+        """The rate last set by :meth:`set_drop_path` (the deepest cell's probability)."""
+        return self.cells[-1].drop_prob if len(self.cells) else 0.0
+
+    def set_drop_path(self, rate: float) -> None:
+        """Drop-path probability ``rate * (i + 1) / L`` for cell ``i`` of ``L`` (training only);
+        a schedule calls this as training progresses (NASNet: ``rate`` grows linearly to its
+        final value over the run)."""
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"drop-path rate must be in [0, 1), got {rate!r}")
+        for mod in [*self.stem_cells, *self.cells]:
+            mod.drop_prob = rate * mod.drop_scale
+
+    def _run(
+        self, x: torch.Tensor, features: bool, auxiliary: bool
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor | None]:
+        s_pp = s_p = self.stem(x)
+        for cell in self.stem_cells:
+            s_pp, s_p = s_p, cell(s_pp, s_p)
+        feats: dict[str, torch.Tensor] = {}
+        aux = None
+        for i, (name, cell) in enumerate(zip(self._names, self.cells, strict=True)):
+            s_pp, s_p = s_p, cell(s_pp, s_p)
+            if features:
+                feats[name] = s_p
+            if auxiliary and i == self._aux_index:
+                assert self.auxiliary_head is not None
+                aux = self.auxiliary_head(s_p)
+        logits = self.classifier(self.relu(s_p).mean(dim=(2, 3)))
+        return logits, feats, aux
+
     def forward_with_features(
         self, x: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        s_pp = s_p = self.stem(x)
-        feats: dict[str, torch.Tensor] = {}
-        for name, cell in zip(self._names, self.cells, strict=True):
-            s_pp, s_p = s_p, cell(s_pp, s_p)
-            feats[name] = s_p
-        logits = self.classifier(self.relu(s_p).mean(dim=(2, 3)))
+        logits, feats, _ = self._run(x, True, False)
         return logits, feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits; ``(logits, aux_logits)`` in training mode when there is an auxiliary head."""
+        auxiliary = self.training and self.auxiliary_head is not None
+        logits, _, aux = self._run(x, False, auxiliary)
+        return (logits, aux) if aux is not None else logits

@@ -1,5 +1,5 @@
 """Published cells expressed in the cell space: NASNet-A (Zoph et al. 2018) and PNASNet-5
-(Liu et al. 2018), with their CIFAR-10 network settings.
+(Liu et al. 2018), with their CIFAR-10 and mobile ImageNet network settings.
 
 Index convention: 0 = the cell before the previous one (NASNet's ``h_{i-1}``), 1 = the previous
 cell (``h_i``), ``2 + j`` = block ``j``. The cells were checked against the papers' figures and
@@ -14,7 +14,12 @@ the public genotypes (DARTS ``genotypes.py``, the TF-slim ``nasnet_utils``/``pna
   cells (9 cells for N=3; with NASNet's ``3N + 2`` it would be 4.3M). CIFAR-10: N=3, F=48,
   3.2M parameters.
 
-Published parameter counts exclude the auxiliary head; the networks here have none.
+Settings (``setting=``): ``"cifar10"`` (above) and ``"imagenet_mobile"``, the papers' mobile
+ImageNet networks (224x224, 1000 classes, the ImageNet stem with 32 stem filters): NASNet-A
+N=4, F=44, 5.3M parameters; PNASNet-5 N=3, F=54, 5.1M (TG-SAGE's Table 3 lists F=56, 5.4M).
+
+Published parameter counts exclude the auxiliary head (a training device, discarded after
+training); build with ``auxiliary=True`` for final training and count without it to compare.
 """
 
 from __future__ import annotations
@@ -28,6 +33,38 @@ from tgsage.spaces.cell_space import Block, Cell, CellSpec
 
 def _cell(pairs: list[tuple[tuple[str, int], tuple[str, int]]], **flags: bool) -> Cell:
     return Cell(tuple(Block(ia, oa, ib, ob) for (oa, ia), (ob, ib) in pairs), **flags)
+
+
+SETTINGS = ("cifar10", "imagenet_mobile")
+
+#: Network settings of each published cell in each setting.
+NETWORKS: dict[str, dict[str, dict[str, Any]]] = {
+    "nasnet_a": {
+        "cifar10": {"num_cells": 6, "filters": 32},
+        "imagenet_mobile": {
+            "num_cells": 4,
+            "filters": 44,
+            "stem": "imagenet",
+            "stem_multiplier": 1,
+        },
+    },
+    "pnasnet_5": {
+        "cifar10": {"num_cells": 3, "filters": 48},
+        "imagenet_mobile": {
+            "num_cells": 3,
+            "filters": 54,
+            "stem": "imagenet",
+            "stem_multiplier": 1,
+        },
+    },
+}
+
+#: Published parameter counts (auxiliary head excluded) per setting; mobile ImageNet counts
+#: are for 1000 classes.
+PUBLISHED_PARAMS: dict[str, dict[str, int]] = {
+    "cifar10": {"nasnet_a": 3_300_000, "pnasnet_5": 3_200_000},
+    "imagenet_mobile": {"nasnet_a": 5_300_000, "pnasnet_5": 5_100_000},
+}
 
 
 def nasnet_a(num_cells: int = 6, filters: int = 32) -> CellSpec:
@@ -69,15 +106,22 @@ def pnasnet_5(num_cells: int = 3, filters: int = 48) -> CellSpec:
 PRESETS: dict[str, Callable[..., CellSpec]] = {"nasnet_a": nasnet_a, "pnasnet_5": pnasnet_5}
 
 #: Published CIFAR-10 parameter counts (auxiliary head excluded) at the default N, F.
-PUBLISHED_CIFAR10_PARAMS: dict[str, int] = {"nasnet_a": 3_300_000, "pnasnet_5": 3_200_000}
+PUBLISHED_CIFAR10_PARAMS: dict[str, int] = PUBLISHED_PARAMS["cifar10"]
 
 
-def get_preset(name: str, **overrides: Any) -> CellSpec:
-    """A published cell as a spec; ``num_cells`` / ``filters`` override the CIFAR-10 defaults
-    (the paper's Table 3 ImageNet-mobile settings are N=4, F=44 and N=3, F=56)."""
+def get_preset(name: str, setting: str = "cifar10", **overrides: Any) -> CellSpec:
+    """A published cell as a spec in one of :data:`SETTINGS` (its published N, F and stem);
+    ``num_cells`` / ``filters`` / ``stem`` / ``stem_multiplier`` override single settings."""
     if name not in PRESETS:
         raise SpecError(f"preset: {name!r} is not one of {tuple(PRESETS)!r}")
-    return PRESETS[name](**overrides)
+    if setting not in SETTINGS:
+        raise SpecError(f"setting: {setting!r} is not one of {SETTINGS!r}")
+    network = {**NETWORKS[name][setting], **overrides}
+    unknown = sorted(set(network) - {"num_cells", "filters", "stem", "stem_multiplier"})
+    if unknown:
+        raise SpecError(f"preset {name}: unknown setting {unknown[0]!r}")
+    base = PRESETS[name]()
+    return base.with_network(**network)
 
 
 def list_presets() -> list[str]:
