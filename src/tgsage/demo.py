@@ -140,7 +140,7 @@ def _data(cfg: DemoConfig) -> Any:
 
 def build_teacher(cfg: DemoConfig, console: Console, progress: bool = True) -> Path:
     """Stage 1: the teacher file (reused when it was built with the same settings)."""
-    from tgsage.cli.common import expected_examples, training_progress
+    from tgsage.cli.common import training_progress
     from tgsage.data.probe import ProbeSet
     from tgsage.models import get_model
     from tgsage.teacher import Teacher, teacher_from_network
@@ -164,7 +164,7 @@ def build_teacher(cfg: DemoConfig, console: Console, progress: bool = True) -> P
         width_mult=cfg.teacher_width,
     )
     trainer = Trainer(model, splits, cfg.teacher_preset, device=cfg.device, seed=cfg.seed)
-    total = expected_examples(cfg.teacher_budget, len(splits.train), cfg.teacher_preset)
+    total = trainer.expected_examples(cfg.teacher_budget)
     name = f"[1/4] teacher ResNet-{6 * cfg.teacher_n + 2}"
     with training_progress(name, total, progress) as cb:
         trainer.progress = cb

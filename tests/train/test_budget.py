@@ -86,3 +86,41 @@ def test_epoch_budget_is_fewest_steps_covering_the_images(n, b, num, den):
     assert steps == want
     assert examples_for_steps(steps, n, b) == seen
     assert Budget.examples(math.ceil(target)).to_steps(n, b) == want
+
+
+def test_one_budget_rule_mature_and_progress_totals() -> None:
+    """'mature' is the preset's length; totals follow the trainer's drop-last rule (hand-derived)."""
+    from tgsage.train import get_preset
+
+    cfg = get_preset("cpu_demo")  # batch 64, 15 epochs
+    # 200 images: 4 steps an epoch (64+64+64+8), 15 epochs = 60 steps and 3000 examples
+    assert cfg.steps_for("mature", 200) == cfg.steps_for(None, 200) == 60
+    assert cfg.examples_for("mature", 200) == 3000
+    # half an epoch = the fewest steps covering 100 images = 2 steps of 64
+    assert (cfg.steps_for("0.5ep", 200), cfg.examples_for("0.5ep", 200)) == (2, 128)
+    # 193 images leave a last batch of one image: dropped, so 3 steps of 64 an epoch
+    assert cfg.drop_last_for(193) and not cfg.drop_last_for(200)
+    assert (cfg.steps_for("mature", 193), cfg.examples_for("mature", 193)) == (45, 45 * 64)
+    assert Budget.parse("Mature", mature_epochs=3) == Budget.epochs(3)
+    with pytest.raises(ConfigError, match="preset"):
+        Budget.parse("mature")
+    assert Budget.check("mature") == "mature" and Budget.check("2ep") == "2ep"
+    with pytest.raises(ConfigError, match="cannot read budget"):
+        Budget.check("2 fortnights")
+
+
+def test_trainer_progress_total_is_what_it_trains() -> None:
+    import torch
+    from torch import nn
+
+    from tgsage.data.base import ImageSet
+    from tgsage.train import Trainer
+
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 255, (33, 3, 4, 4), generator=g, dtype=torch.uint8)
+    data = ImageSet(images=images, labels=torch.arange(33) % 2, num_classes=2, name="t")
+    model = nn.Sequential(nn.Flatten(), nn.Linear(48, 2))
+    trainer = Trainer(model, data, "cpu_demo", batch_size=16, device="cpu")
+    # 33 images in batches of 16 leave one image: dropped, so 2 steps (32 images) an epoch
+    assert trainer.expected_examples("2ep") == 64
+    assert trainer.train_until("2ep").examples == 64

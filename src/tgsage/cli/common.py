@@ -99,16 +99,13 @@ def training_progress(
 
 
 def expected_examples(budget: str, n_train: int, preset: Any) -> int | None:
-    """Examples a budget will process with a preset (for progress totals); None if unknown."""
-    from tgsage.train import Budget, examples_for_steps, get_preset
+    """Examples a budget will process with a preset (a progress total); None if the budget or
+    preset is invalid (the trainer itself reports that, with the full message)."""
+    from tgsage.train import get_preset
 
     try:
-        cfg = get_preset(preset)
-        b = Budget.epochs(cfg.epochs) if budget == "mature" else Budget.parse(budget)
-        drop_last = cfg.drop_last or (n_train % cfg.batch_size == 1 and n_train > 1)
-        steps = b.to_steps(n_train, cfg.batch_size, drop_last)
-        return examples_for_steps(steps, n_train, cfg.batch_size, drop_last)
-    except Exception:  # a bad budget is reported by the trainer itself
+        return get_preset(preset).examples_for(budget, n_train)
+    except TgsageError:
         return None
 
 

@@ -11,7 +11,6 @@ from rich.table import Table
 from tgsage.cli.common import (
     DATA_HELP,
     console,
-    expected_examples,
     friendly_errors,
     load_data,
     training_progress,
@@ -97,7 +96,7 @@ def teacher_build(
             in_channels=splits.train.image_shape[0],
         )
         trainer = Trainer(model, splits, preset, device=device, seed=seed)
-        total = expected_examples(budget, len(splits.train), preset)
+        total = trainer.expected_examples(budget)
         with training_progress(f"teacher ResNet-{6 * depth_n + 2}", total, not quiet) as cb:
             trainer.progress = cb
             result = trainer.train_until(budget)

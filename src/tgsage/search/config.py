@@ -133,12 +133,10 @@ class SearchConfig(BaseModel):
     def _budget(cls, v: str) -> str:
         from tgsage.train import Budget
 
-        if v != "mature":
-            try:
-                Budget.parse(v)
-            except Exception as exc:
-                raise ValueError(f"{exc}") from None
-        return v
+        try:
+            return Budget.check(v)
+        except Exception as exc:
+            raise ValueError(f"{exc}") from None
 
     @field_validator("name")
     @classmethod

@@ -10,6 +10,7 @@ String forms accepted by :meth:`Budget.parse` (case-insensitive, ``_`` ignored i
     "500steps"  "500 step"  "2k it"            -> optimizer steps
     "20000ex"  "2e4 examples"  "20_000ex"      -> examples
     "mature"                                   -> the training preset's full length
+                                                  (``mature_epochs``; see TrainConfig.steps_for)
 
 Conversion rules (one epoch = one pass over the ``n`` training images in batches of ``b``;
 the last batch of an epoch holds the remaining ``n % b`` images unless ``drop_last``):
@@ -52,6 +53,8 @@ _UNITS: dict[str, Unit] = {
     "images": "examples",
 }
 _SUFFIX = {"k": 1_000, "m": 1_000_000}
+#: The budget that means "the training preset's full length and schedule".
+MATURE = "mature"
 _PATTERN = re.compile(
     r"^\s*(?P<num>[0-9.]+(?:e[+-]?[0-9]+)?(?:/[0-9.]+)?)\s*(?P<mult>[km]?)\s*(?P<unit>[a-z]+)\s*$"
 )
@@ -102,10 +105,22 @@ class Budget:
         return cls(Fraction(int(n)), "examples")
 
     @classmethod
-    def parse(cls, value: str | Budget) -> Budget:
-        """Parse ``"2ep"``, ``"1/5ep"``, ``"500steps"``, ``"20000ex"`` (see module doc)."""
+    def parse(
+        cls, value: str | Budget | None, mature_epochs: float | Fraction | None = None
+    ) -> Budget:
+        """Parse ``"2ep"``, ``"1/5ep"``, ``"500steps"``, ``"20000ex"`` (see module doc).
+
+        ``"mature"`` (or None) is ``mature_epochs`` epochs: the preset's full length, which only
+        a training config knows (:meth:`TrainConfig.steps_for` passes it)."""
         if isinstance(value, Budget):
             return value
+        if value is None or (isinstance(value, str) and value.strip().lower() == MATURE):
+            if mature_epochs is None:
+                raise ConfigError(
+                    "budget 'mature' means a training preset's full length; give the preset "
+                    "(or a budget such as '30ep')"
+                )
+            return cls.epochs(mature_epochs)
         if not isinstance(value, str):
             raise ConfigError(
                 f"a budget must be a string like '2ep', '500steps' or '20000ex', got {value!r}"
@@ -115,7 +130,7 @@ class Budget:
         if m is None or unit is None:
             raise ConfigError(
                 f"cannot read budget {value!r}; write e.g. '2ep', '0.2ep', '1/5ep', "
-                "'500steps' or '20000ex'"
+                "'500steps', '20000ex' or 'mature'"
             )
         amount = _fraction(m.group("num")) * _SUFFIX.get(m.group("mult"), 1)
         if unit != "epochs":
@@ -123,6 +138,13 @@ class Budget:
                 raise ConfigError(f"budget {value!r}: {unit} must be a whole number")
             return cls(amount, unit)
         return cls(amount, "epochs")
+
+    @classmethod
+    def check(cls, value: str) -> str:
+        """``value`` itself if it is a budget (``"mature"`` included); a ConfigError if not.
+        For configs that are read before their training preset is known."""
+        cls.parse(value, mature_epochs=1)
+        return value
 
     def to_steps(self, n: int, batch_size: int, drop_last: bool = False) -> int:
         """Optimizer steps this budget means for ``n`` training images in batches of size b."""

@@ -202,8 +202,7 @@ class Trainer:
         self.eval_batch_size = eval_batch_size
         self.check_every = max(1, int(check_every))
         n, b = len(self.train_set), self.config.batch_size
-        # A last batch of a single image breaks batch norm in training mode: drop it.
-        self.drop_last = self.config.drop_last or (n % b == 1 and n > 1)
+        self.drop_last = self.config.drop_last_for(n)
         if self.drop_last and n < b:
             raise ConfigError(f"batch_size {b} exceeds the {n} training images with drop_last")
         self.steps = 0
@@ -228,11 +227,11 @@ class Trainer:
 
     def budget_steps(self, budget: str | Budget | None) -> int:
         """Total steps a budget means for this run ("mature"/None = the preset's length)."""
-        if budget is None or budget == "mature":
-            budget = Budget.epochs(self.config.epochs)
-        return Budget.parse(budget).to_steps(
-            len(self.train_set), self.config.batch_size, self.drop_last
-        )
+        return self.config.steps_for(budget, len(self.train_set))
+
+    def expected_examples(self, budget: str | Budget | None) -> int:
+        """Examples this run will have processed once it reaches ``budget`` (progress totals)."""
+        return self.config.examples_for(budget, len(self.train_set))
 
     def check_budget(self, budget: str | Budget | None) -> int:
         """Total steps of ``budget``, refusing one past the end of a cosine schedule (its

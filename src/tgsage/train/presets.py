@@ -43,6 +43,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tgsage.errors import ConfigError
+from tgsage.train.budget import Budget, examples_for_steps
 
 
 class TrainConfig(BaseModel):
@@ -82,6 +83,23 @@ class TrainConfig(BaseModel):
     def replace(self, **overrides: Any) -> TrainConfig:
         """A validated copy with some fields changed (unknown names raise ConfigError)."""
         return _build({**self.model_dump(), **overrides})
+
+    def drop_last_for(self, n_train: int) -> bool:
+        """Whether training on ``n_train`` images drops the last partial batch: when the preset
+        says so, or when that batch would hold a single image (which breaks batch norm)."""
+        return self.drop_last or (n_train % self.batch_size == 1 and n_train > 1)
+
+    def steps_for(self, budget: str | Budget | None, n_train: int) -> int:
+        """Optimizer steps ``budget`` means on ``n_train`` images ("mature"/None = ``epochs``).
+        The one budget rule: the Trainer and every progress total use it."""
+        return Budget.parse(budget, mature_epochs=self.epochs).to_steps(
+            n_train, self.batch_size, self.drop_last_for(n_train)
+        )
+
+    def examples_for(self, budget: str | Budget | None, n_train: int) -> int:
+        """Examples (the cost unit) that training for ``budget`` on ``n_train`` images processes."""
+        steps = self.steps_for(budget, n_train)
+        return examples_for_steps(steps, n_train, self.batch_size, self.drop_last_for(n_train))
 
     def lr_factor(self, epoch: float) -> float:
         """Multiplier of ``lr`` at epoch position ``epoch`` (fractional epochs seen so far)."""
