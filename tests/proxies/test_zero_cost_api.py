@@ -13,7 +13,24 @@ from tgsage.errors import InputError, SpecError
 from tgsage.proxies import PROXIES, Proxy, compute_proxies, get_proxy, list_proxies
 from tgsage.spaces import build_model, canonical_json, get_space
 
-ALL = {"grad_norm", "snip", "synflow", "naswot", "jacob_cov", "params", "flops"}
+ALL = {
+    "grad_norm",
+    "snip",
+    "synflow",
+    "naswot",
+    "jacob_cov",
+    "params",
+    "flops",
+    "trainable_layers",
+    "zico",
+    "meco",
+    "meco_opt",
+    "az_expressivity",
+    "az_progressivity",
+    "az_trainability",
+    "vkdnw",
+    "vkdnw_single",
+}
 
 
 def _batch(n: int = 8, size: int = 8, classes: int = 10, seed: int = 0):
@@ -29,7 +46,7 @@ def layer_spec():
 
 def test_registry_lists_every_proxy_with_metadata():
     assert set(list_proxies()) == ALL
-    assert {n for n, p in PROXIES.items() if p.needs_labels} == {"grad_norm", "snip"}
+    assert {n for n, p in PROXIES.items() if p.needs_labels} == {"grad_norm", "snip", "zico"}
     for name in ALL:
         proxy = get_proxy(name)
         assert isinstance(proxy, Proxy) and proxy.name == name and proxy.description
@@ -159,7 +176,7 @@ def test_non_finite_outputs_give_nan_not_an_exception():
         model,
         torch.randn(4, 3, 2, 2),
         torch.tensor([0, 1, 2, 0]),
-        ["grad_norm", "snip", "jacob_cov", "naswot", "synflow"],
+        sorted(ALL - {"params", "flops", "trainable_layers"}),
     )
     assert all(math.isnan(v) for v in scores.values()), scores
 

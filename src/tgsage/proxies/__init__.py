@@ -12,16 +12,34 @@ Proxies (registry :data:`PROXIES`, all "higher is better"):
   ICML 2021 (the log-determinant of the ReLU-code kernel).
 - ``jacob_cov``: the score of that paper's first version (arXiv:2006.04647v1), as evaluated by
   Abdelfattah et al.
+- ``trainable_layers``: the number of layers with weights (the VKDNW paper ranks by it first).
+- ``zico``: Li et al., "ZiCo: Zero-shot NAS via Inverse Coefficient of Variation on
+  Gradients", ICLR 2023.
+- ``meco``, ``meco_opt``: Jiang, Wang, Bie, "MeCo: Zero-Shot NAS with One Data and Single
+  Forward Pass via Minimum Eigenvalue of Correlation", NeurIPS 2023.
+- ``az_expressivity``, ``az_progressivity``, ``az_trainability``: Lee, Ham, "AZ-NAS:
+  Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024 (its fourth
+  component, complexity, is ``flops``; its log-rank aggregation ranks a population and belongs
+  to the score vocabulary's rank aggregations).
+- ``vkdnw``, ``vkdnw_single``: Tybl, Neumann, "Training-free Neural Architecture Search
+  through Variance of Knowledge of Deep Network Weights", CVPR 2025.
 
 ``compute_proxies(model_or_spec, images, labels)`` scores a network or spec with any subset;
 ``get_proxy(name)(model, images, labels)`` runs one proxy on prepared float images. Every
 proxy leaves the model exactly as it found it (parameters, ``.grad``, train/eval modes,
-BatchNorm statistics).
+BatchNorm statistics). The data-based proxies of one ``compute_proxies`` call share one
+train-mode forward and its backward passes (``tgsage.proxies.onepass``); VKDNW runs its own
+eval-mode pass with one backward per class.
 """
 
 from __future__ import annotations
 
-from tgsage.proxies import cost, gradient, jacob_cov, naswot, synflow  # noqa: F401 (register)
+# Registration order is the order of compute_proxies' output.
+# isort: off
+from tgsage.proxies import cost, gradient, jacob_cov, naswot, synflow  # noqa: F401
+from tgsage.proxies import depth, zico, meco, aznas, vkdnw  # noqa: F401
+
+# isort: on
 from tgsage.proxies.base import (
     PROXIES,
     Proxy,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,7 +19,8 @@ from tgsage.data.pipeline import (
 )
 from tgsage.errors import InputError
 from tgsage.proxies.base import PROXIES, Proxy, get_proxy
-from tgsage.proxies.gradient import sharing_weight_grads
+from tgsage.proxies.init import reinitialize
+from tgsage.proxies.onepass import PROXY_NEEDS, sharing_passes
 from tgsage.spaces import ArchSpec, build_model
 
 
@@ -108,6 +110,8 @@ def compute_proxies(
     seed: int = 0,
     batch_size: int | None = None,
     normalize: str | Augmentation | None = "per_image",
+    timings: dict[str, float] | None = None,
+    init: str | None = None,
 ) -> dict[str, float]:
     """``{proxy name: score}`` for one network on one minibatch; higher predicts better.
 
@@ -118,8 +122,12 @@ def compute_proxies(
     preset, as in training) or float (used as given). ``labels`` (N,) int: needed by
     grad_norm and snip. ``batch_size``: score on a seeded random subset of that many images.
     ``device="auto"``: CUDA when available. Each proxy runs with the torch RNG seeded by
-    ``seed`` (and the caller's RNG state restored), so results repeat; grad_norm and snip
-    share one forward/backward pass.
+    ``seed`` (and the caller's RNG state restored), so results repeat. The proxies share
+    one train-mode forward and its backward passes (``tgsage.proxies.onepass``; VKDNW's eval
+    pass is its own): a proxy's value is the same alone or with others. ``timings``: a dict
+    that receives each proxy's wall seconds (a shared pass is charged to the first proxy that
+    runs it). ``init``: score a copy re-initialised with that scheme (``"kaiming_normal"``,
+    as AZ-NAS's and VKDNW's code; see ``tgsage.proxies.init``) under ``seed``.
 
     Undefined scores are NaN (non-finite outputs, a constant Jacobian row); naswot is -inf
     when its kernel is singular (e.g. no nn.ReLU modules).
@@ -146,13 +154,23 @@ def compute_proxies(
             f"cannot score a {type(model_or_spec).__name__}; pass an nn.Module or a spec "
             "(ArchSpec, its dict or its JSON)"
         )
+    if init is not None:
+        if model is model_or_spec:
+            model = copy.deepcopy(model)
+        with torch.random.fork_rng(devices=rng_devices):
+            torch.manual_seed(seed)
+            reinitialize(model, init)
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     x = x.to(dev, dtype)
     y = y.to(dev) if y is not None else None
+    needs = frozenset().union(*(PROXY_NEEDS.get(p.name, frozenset()) for p in proxies))
     scores: dict[str, float] = {}
-    with sharing_weight_grads():
+    with sharing_passes(needs, y):
         for proxy in proxies:
+            t0 = time.perf_counter()
             with torch.random.fork_rng(devices=rng_devices):
                 torch.manual_seed(seed)
                 scores[proxy.name] = proxy(model, x, y)
+            if timings is not None:
+                timings[proxy.name] = time.perf_counter() - t0
     return scores

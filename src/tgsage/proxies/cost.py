@@ -1,5 +1,6 @@
-"""Size baselines: parameter count and multiply-adds, the proxies every zero-cost proxy must
-beat to be worth its cost (Abdelfattah et al. 2021 report them alongside the others)."""
+"""Size baselines: parameter count, multiply-adds and depth, the proxies every zero-cost proxy
+must beat to be worth its cost (Abdelfattah et al. 2021 report the first two alongside the
+others; the VKDNW paper ranks by the number of layers with weights first)."""
 
 from __future__ import annotations
 

@@ -15,20 +15,17 @@ import math
 import torch
 from torch import nn
 
-from tgsage.proxies.base import finite_or_nan, logits_of, preserved, register_proxy
+from tgsage.proxies.base import finite_or_nan, register_proxy
+from tgsage.proxies.onepass import declare_needs, shared_train_pass
 
 JACOB_COV_K = 1e-5
 
 
 def input_jacobian(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """``d sum(outputs) / d images``, flattened to one row per image (float64)."""
-    x = images.detach().clone().requires_grad_(True)
-    with preserved(model, train=True), torch.enable_grad():
-        total = logits_of(model(x)).sum()
-        (grad,) = torch.autograd.grad(total, x, allow_unused=True)
-    if grad is None:  # outputs do not depend on the input
-        grad = torch.zeros_like(x)
-    return grad.reshape(x.shape[0], -1).to(torch.float64)
+    result = shared_train_pass(model, images, None, {"jacobian"})
+    assert result.jacobian is not None
+    return result.jacobian
 
 
 def jacob_cov_score(jacobian: torch.Tensor, k: float = JACOB_COV_K) -> float:
@@ -41,6 +38,9 @@ def jacob_cov_score(jacobian: torch.Tensor, k: float = JACOB_COV_K) -> float:
         return math.nan
     v = torch.linalg.eigvalsh(corr)
     return finite_or_nan(float(-(torch.log(v + k) + 1.0 / (v + k)).sum()))
+
+
+declare_needs("jacob_cov", {"jacobian"})
 
 
 @register_proxy("jacob_cov", False, "-sum(log(v+k) + 1/(v+k)), v = eig corrcoef(input Jacobian)")

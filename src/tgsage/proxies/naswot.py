@@ -19,10 +19,10 @@ import math
 import torch
 from torch import nn
 
-from tgsage.proxies.base import logits_of, preserved, register_proxy
+from tgsage.proxies.base import register_proxy
+from tgsage.proxies.onepass import RELU_TYPES, declare_needs, shared_train_pass
 
-RELU_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.ReLU6, nn.LeakyReLU)
-_F32_EXACT = 2**24  # +-1 dot products of up to this many units are exact in float32
+__all__ = ["RELU_TYPES", "logdet_or_neg_inf", "naswot", "naswot_kernel"]
 
 
 def naswot_kernel(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -32,24 +32,9 @@ def naswot_kernel(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor,
     so that layer's ``C C^T + (1-C)(1-C)^T = (U + s s^T) / 2``, computed as soon as the
     module runs (inplace ReLUs are safe; no activation is kept).
     """
-    n = images.shape[0]
-    kernel = torch.zeros((n, n), dtype=torch.float64, device=images.device)
-
-    def hook(_module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
-        codes = output.detach().reshape(n, -1) > 0
-        units = codes.shape[1]
-        dtype = torch.float32 if units < _F32_EXACT else torch.float64
-        s = codes.to(dtype).mul_(2).sub_(1)
-        kernel.add_((s @ s.T).to(torch.float64).add_(units).div_(2).to(kernel.device))
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, RELU_TYPES)]
-    try:
-        with preserved(model, train=True), torch.no_grad():
-            logits = logits_of(model(images))
-    finally:
-        for h in handles:
-            h.remove()
-    return kernel, logits
+    result = shared_train_pass(model, images, None, {"kernel"})
+    assert result.kernel is not None
+    return result.kernel, result.logits
 
 
 def logdet_or_neg_inf(kernel: torch.Tensor) -> float:
@@ -62,6 +47,9 @@ def logdet_or_neg_inf(kernel: torch.Tensor) -> float:
     if top == 0.0 or float(eig.min()) <= top * kernel.shape[0] * torch.finfo(kernel.dtype).eps:
         return -math.inf
     return float(torch.linalg.slogdet(kernel).logabsdet)
+
+
+declare_needs("naswot", {"kernel"})
 
 
 @register_proxy("naswot", False, "log det of the ReLU-code agreement kernel (Mellor et al.)")
