@@ -1,15 +1,20 @@
-"""Time of each zero-cost proxy on typical candidates, against one SGD training step.
+"""Cost of each zero-cost proxy and of all of them together, against one SGD training step.
 
 Baseline (same run, same model, same batch): one SGD step (momentum 0.9) of the candidate,
-i.e. forward + cross-entropy + backward + update on a batch of 64. A proxy is worth using
-when it costs about a step or less while the accuracy it predicts costs thousands of steps.
-Candidates: random layer-space specs (N_L = 10) and, when the space is registered, random
-NAS-Bench-201 cells (N = 5; C = 16 times the width). Times are medians over repeats after one warm-up call;
-each proxy is timed through ``compute_proxies`` (input checks included).
+i.e. forward + cross-entropy + backward + update on a batch of 64. Candidates: random
+NAS-Bench-201 cells (C = 16, N = 5) and random layer-space specs (N_L = 10). Every cost is
+timed through ``compute_proxies`` (input checks and the model build excluded: the model is
+passed in), as the median of ``--repeats`` calls after one warm-up call of everything:
 
-    python benchmarks/bench_proxies.py                 # 3 specs per space, paper size 32x32
-    python benchmarks/bench_proxies.py --quick         # 1 spec, width 0.25, 16x16 images
-    python benchmarks/bench_proxies.py --device cuda   # on a GPU
+- each proxy alone (what a user pays for that one score);
+- every proxy in one call (the data-based ones share one train-mode forward and its backward
+  passes; VKDNW runs its own eval pass with one backward per class);
+- every proxy but VKDNW in one call, and the sum of the single calls (the cost without the
+  shared pass).
+
+    python benchmarks/bench_proxies.py                    # 3 NB201 cells, 2 layer specs
+    python benchmarks/bench_proxies.py --quick            # 1 of each, width 0.25, 16x16
+    python benchmarks/bench_proxies.py --device cuda      # on a GPU
 """
 
 from __future__ import annotations
@@ -26,12 +31,11 @@ from torch import nn
 
 from tgsage.data.pipeline import resolve_device
 from tgsage.proxies import compute_proxies, list_proxies
-from tgsage.spaces import build_model, get_space, list_spaces
+from tgsage.spaces import build_model, get_space
 
 
 def _timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
-    """Median seconds of ``fn`` after one warm-up call."""
-    fn()
+    """Median seconds of ``repeats`` calls of ``fn``."""
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -62,15 +66,20 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--nb201", type=int, default=3, help="NB201 cells")
+    parser.add_argument("--layer", type=int, default=2, help="layer-space specs")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     dev = resolve_device(args.device)
-    n_specs, repeats = (1, 3) if args.quick else (3, 5)
+    counts = (1, 1) if args.quick else (args.nb201, args.layer)
     width, size = (0.25, 16) if args.quick else (1.0, 32)
-    spaces = [("layer N_L=10", get_space("layer", max_layers=10))]
-    if "nb201" in list_spaces():
-        spaces.append(("nb201 N=5", get_space("nb201")))
+    spaces = [
+        ("nb201 C=16 N=5" if not args.quick else "nb201", get_space("nb201"), counts[0]),
+        ("layer N_L=10", get_space("layer", max_layers=10), counts[1]),
+    ]
     names = list_proxies()
+    no_fisher = [n for n in names if not n.startswith("vkdnw")]
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, size, size, generator=gen).to(dev)
     y = torch.randint(0, 10, (args.batch,), generator=gen).to(dev)
@@ -78,33 +87,41 @@ def main() -> None:
         f"torch {torch.__version__}, device {dev}"
         + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
         + f", threads={args.threads}, batch {args.batch}, {size}x{size}, width {width}, "
-        f"{n_specs} spec(s) per space, median of {repeats} after a warm-up"
+        f"10 classes, median of {args.repeats} after a warm-up"
     )
-    print(f"{'space':<15} {'proxy':<12} {'ms':>9} {'x SGD step':>10}")
-    for label, space in spaces:
+    print(f"{'space':<15} {'proxy':<26} {'ms':>9} {'x SGD step':>10}")
+    for label, space, n_specs in spaces:
+        if n_specs == 0:
+            continue
         rng = np.random.default_rng(0)
-        step_ms, proxy_ms, all_ms = [], {n: [] for n in names}, []
+        rows: dict[str, list[float]] = {}
+        base: list[float] = []
         for _ in range(n_specs):
             spec = space.random_spec(rng)
             torch.manual_seed(0)
             model = build_model(spec, 10, (3, size, size), width, device=dev)
-            step_ms.append(_timed(_sgd_step(model, x, y), dev, repeats) * 1e3)
-            for n in names:
+            step = _sgd_step(model, x, y)
+            step()
+            compute_proxies(model, x, y, device=dev)  # warm-up of every code path
+            t_step = _timed(step, dev, args.repeats)
+            base.append(t_step)
 
-                def run(n: str = n, model: nn.Module = model) -> object:
-                    return compute_proxies(model, x, y, [n], device=dev)
+            def run(which: list[str], model: nn.Module = model) -> Callable[[], object]:
+                return lambda: compute_proxies(model, x, y, which, device=dev)
 
-                proxy_ms[n].append(_timed(run, dev, repeats) * 1e3)
-
-            def run_all(model: nn.Module = model) -> object:
-                return compute_proxies(model, x, y, device=dev)
-
-            all_ms.append(_timed(run_all, dev, repeats) * 1e3)
-        base = np.array(step_ms)
-        print(f"{label:<15} {'SGD step':<12} {np.median(base):9.1f} {1.0:10.2f}")
-        for n, t in [*((n, np.array(proxy_ms[n])) for n in names), ("all, 1 call", all_ms)]:
+            alone = {n: _timed(run([n]), dev, args.repeats) for n in names}
+            for n, t in alone.items():
+                rows.setdefault(n, []).append(t)
+            rows.setdefault("all but vkdnw, 1 call", []).append(
+                _timed(run(no_fisher), dev, args.repeats)
+            )
+            rows.setdefault("all but vkdnw, sum alone", []).append(sum(alone[n] for n in no_fisher))
+            rows.setdefault("all, 1 call", []).append(_timed(run(names), dev, args.repeats))
+        b = np.array(base)
+        print(f"{label:<15} {'SGD step':<26} {np.median(b) * 1e3:9.1f} {1.0:10.2f}")
+        for n, t in rows.items():
             t = np.asarray(t)
-            print(f"{label:<15} {n:<12} {np.median(t):9.1f} {np.median(t / base):10.2f}")
+            print(f"{label:<15} {n:<26} {np.median(t) * 1e3:9.1f} {np.median(t / b):10.2f}")
 
 
 if __name__ == "__main__":

@@ -249,8 +249,9 @@ def test_block_trainability_matches_the_explicit_backward_map(cin, cout, stride,
     f_out = conv(f_in)
     gen, twin = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
     value = block_trainability(f_in, f_out, gen)
-    signs = torch.randint(0, 2, f_out.shape, generator=twin, dtype=torch.int8)
+    signs = torch.empty(f_out.shape).bernoulli_(0.5, generator=twin)
     g_out = signs.double().numpy() * 2 - 1  # (N, Co, Ho, Wo)
+    assert set(np.unique(g_out)) <= {-1.0, 1.0}
     w = conv.weight.detach().double().numpy()[:, :, 0, 0]  # (Co, Ci)
     g_in = np.zeros((3, cin, 4, 4))
     g_in[:, :, ::stride, ::stride] = np.einsum("oi,nohw->nihw", w, g_out)

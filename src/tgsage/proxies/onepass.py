@@ -283,15 +283,23 @@ def spectral_entropy(feature: torch.Tensor) -> float:
     of the channel covariance over all N*H*W positions. The covariance is accumulated in
     float32 and decomposed in float64, eigenvalues clipped at 0 (round-off); NaN when the
     map is constant (no variance to spread)."""
-    f = feature.detach().float().transpose(0, 1).reshape(feature.shape[1], -1)
-    f = f - f.mean(dim=1, keepdim=True)
-    sigma = (f @ f.T).to(torch.float64) / f.shape[1]
+    f = feature.detach().float()
+    f = f - f.mean(dim=(0, 2, 3), keepdim=True)
+    positions = f.shape[0] * f.shape[2] * f.shape[3]
+    sigma = torch.tensordot(f, f, dims=([0, 2, 3], [0, 2, 3])).to(torch.float64) / positions
     s = torch.linalg.eigvalsh(sigma).clamp_(min=0.0)
     total = float(s.sum())
     if not total > 0 or not math.isfinite(total):
         return math.nan
     p = s / total
     return float(-(p * torch.log(p + 1e-8)).sum())
+
+
+def random_signs(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A tensor of +-1 (Rademacher) shaped like ``like``, drawn on the CPU from ``generator``
+    (so the draw is the same on every device)."""
+    signs = torch.empty(like.shape, dtype=like.dtype).bernoulli_(0.5, generator=generator)
+    return signs.mul_(2).sub_(1).to(like.device)
 
 
 def block_trainability(
@@ -301,8 +309,7 @@ def block_trainability(
     of ``E[g_in g_out^T]`` over positions, ``g_out`` random signs and ``g_in`` its backward
     through the block (space-to-depth when the block downsamples); ``-inf`` for an identity
     block (nothing to train), as the reference code."""
-    signs = torch.randint(0, 2, f_out.shape, generator=generator, dtype=torch.int8)
-    g_out = signs.to(f_out.device, f_out.dtype).mul_(2).sub_(1)
+    g_out = random_signs(f_out, generator)
     if f_out is f_in:
         return -math.inf
     (g_in,) = torch.autograd.grad(f_out, f_in, g_out, retain_graph=True, allow_unused=True)
@@ -317,9 +324,9 @@ def block_trainability(
         if stride < 1 or g_in.shape[2:] != (g_out.shape[2] * stride, g_out.shape[3] * stride):
             return math.nan
         g_in = F.pixel_unshuffle(g_in, stride)
-    a = g_in.permute(0, 2, 3, 1).reshape(-1, g_in.shape[1]).to(torch.float64)
-    b = g_out.permute(0, 2, 3, 1).reshape(-1, g_out.shape[1]).to(torch.float64)
-    mat = (a.T @ b) / a.shape[0]
+    # E over positions of g_in g_out^T: one float32 contraction, decomposed in float64
+    mat = torch.tensordot(g_in.float(), g_out.float(), dims=([0, 2, 3], [0, 2, 3]))
+    mat = mat.to(torch.float64) / (g_out.shape[0] * g_out.shape[2] * g_out.shape[3])
     s = float(torch.linalg.matrix_norm(mat, ord=2))
     return -s - 1.0 / (s + 1e-6) + 2.0
 
