@@ -29,19 +29,21 @@ declare_needs("meco", {"meco"})
 declare_needs("meco_opt", {"meco"})
 
 
+def _meco_value(model: nn.Module, images: torch.Tensor, field: str) -> float:
+    result = shared_train_pass(model, images, None, {"meco"})
+    value = getattr(result, field)
+    if not bool(torch.isfinite(result.logits).all()) or value is None:
+        return float("nan")
+    return finite_or_nan(value)
+
+
 @register_proxy("meco", False, "sum over feature maps of min eig of channel correlation")
 def meco(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> float:
     """NaN when the network's outputs are not finite."""
-    result = shared_train_pass(model, images, None, {"meco"})
-    if not bool(torch.isfinite(result.logits).all()) or result.meco is None:
-        return float("nan")
-    return finite_or_nan(result.meco)
+    return _meco_value(model, images, "meco")
 
 
 @register_proxy("meco_opt", False, "MeCo on 8 random channels per map, times C/8")
 def meco_opt(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None) -> float:
     """NaN when the network's outputs are not finite."""
-    result = shared_train_pass(model, images, None, {"meco"})
-    if not bool(torch.isfinite(result.logits).all()) or result.meco_opt is None:
-        return float("nan")
-    return finite_or_nan(result.meco_opt)
+    return _meco_value(model, images, "meco_opt")
