@@ -41,16 +41,18 @@ class Augmentation:
     pad: int = 0
     flip: bool = False
     normalize: Normalize = "per_image"
+    cutout: int = 0
 
     @property
     def is_random(self) -> bool:
-        return self.pad > 0 or self.flip
+        return self.pad > 0 or self.flip or self.cutout > 0
 
 
 #: Named augmentation presets. "cifar" is the paper's (supplementary, "Datasets"): zero-pad to
 #: 40x40, random 32x32 crop, random flip, per-image standardisation. It works at any image size.
 AUGMENTATIONS: dict[str, Augmentation] = {
     "cifar": Augmentation(pad=4, flip=True),
+    "cifar_cutout": Augmentation(pad=4, flip=True, cutout=16),
     "crop_flip": Augmentation(pad=4, flip=True),
     "flip": Augmentation(flip=True),
     "none": Augmentation(),
@@ -146,7 +148,7 @@ def augment_batch(
     Random draws come from ``generator`` (a CPU generator), so results do not depend on the
     device.
     """
-    if augmentation.is_random:
+    if augmentation.pad > 0 or augmentation.flip:
         n = x.shape[0]
         offsets = (
             torch.randint(0, 2 * augmentation.pad + 1, (n, 2), generator=generator)
@@ -155,7 +157,33 @@ def augment_batch(
         )
         flips = torch.rand(n, generator=generator) < 0.5 if augmentation.flip else None
         x = crop_flip(x, augmentation.pad, offsets, flips)
-    return normalize_images(x, augmentation.normalize)
+    x = normalize_images(x, augmentation.normalize)
+    if augmentation.cutout > 0:
+        n, _, h, w = x.shape
+        centres = torch.stack(
+            [
+                torch.randint(0, h, (n,), generator=generator),
+                torch.randint(0, w, (n,), generator=generator),
+            ],
+            dim=1,
+        )
+        x = cutout(x, augmentation.cutout, centres)
+    return x
+
+
+def cutout(x: torch.Tensor, size: int, centres: torch.Tensor) -> torch.Tensor:
+    """Zero a ``size`` x ``size`` square per image centred at ``centres`` (N, 2) = (y, x),
+    clipped at the border (rows ``y - size // 2`` to ``y - size // 2 + size``); in place on
+    ``x`` (N, C, H, W), which is returned. One mask product for the whole batch."""
+    h, w = x.shape[-2:]
+    c = centres.to(x.device)
+    lo = c - size // 2
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    in_rows = (rows >= lo[:, 0:1]) & (rows < lo[:, 0:1] + size)  # (N, H)
+    in_cols = (cols >= lo[:, 1:2]) & (cols < lo[:, 1:2] + size)  # (N, W)
+    keep = ~(in_rows[:, :, None] & in_cols[:, None, :])
+    return x.mul_(keep[:, None].to(x.dtype))
 
 
 def _seeded_generator(*keys: int) -> torch.Generator:
@@ -301,6 +329,7 @@ __all__ = [
     "BatchIterator",
     "augment_batch",
     "crop_flip",
+    "cutout",
     "get_augmentation",
     "iterate_batches",
     "normalize_images",

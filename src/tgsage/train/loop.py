@@ -118,6 +118,26 @@ class TrainResult:
         return self
 
 
+def split_logits(output: Any) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """A model's training-mode output as ``(logits, auxiliary logits)``: a tensor is the
+    logits alone; a tuple is ``(logits, *aux)`` (NASNet's or Inception's auxiliary heads)."""
+    if isinstance(output, tuple | list):
+        return output[0], tuple(output[1:])
+    return output, ()
+
+
+def training_loss(
+    logits: torch.Tensor, aux: tuple[torch.Tensor, ...], y: torch.Tensor, cfg: TrainConfig
+) -> torch.Tensor:
+    """Cross-entropy of the logits plus ``cfg.aux_weight`` x that of each auxiliary output."""
+    loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
+    for a in aux:
+        loss = loss + cfg.aux_weight * F.cross_entropy(
+            a.float(), y, label_smoothing=cfg.label_smoothing
+        )
+    return loss
+
+
 class _Failure(Exception):
     def __init__(self, reason: FailureReason, message: str) -> None:
         super().__init__(message)
@@ -431,12 +451,11 @@ class Trainer:
                 x, y = next(self._stream)
                 phase = "forward"
                 with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                    logits = self.model(x)
+                    logits, aux = split_logits(self.model(x))
                     if self.steps == 0:
-                        self._check_logits(logits, x.shape[0])
-                    loss = F.cross_entropy(
-                        logits.float(), y, label_smoothing=self.config.label_smoothing
-                    )
+                        for out in (logits, *aux):
+                            self._check_logits(out, x.shape[0])
+                    loss = training_loss(logits, aux, y, self.config)
                 phase = "backward"
                 self._optimizer.zero_grad(set_to_none=True)
                 self._backward_and_step(loss)
@@ -603,5 +622,7 @@ __all__ = [
     "Trainer",
     "examples_for_steps",
     "resolve_amp",
+    "split_logits",
     "train_model",
+    "training_loss",
 ]

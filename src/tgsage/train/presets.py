@@ -31,6 +31,10 @@ nas_bench_201          Dong & Yang 2020 (NAS-Bench-201, Table 2 / NATS-Bench "20
 cpu_demo               ours: SGD Nesterov 0.9, lr 0.05, weight decay 5e-4, batch 64, cosine over
                        15 epochs; for minutes-long CPU runs.
 =====================  =====================================================================
+
+``aux_weight`` (default 0.4, NASNet's and Inception's) weighs the loss of auxiliary logits, used
+only when a model returns ``(logits, aux_logits)`` in training mode (a cell network built with
+``auxiliary=True``); other models ignore it.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class TrainConfig(BaseModel):
     grad_clip: float | None = Field(None, gt=0)
     augment: str = "cifar"
     label_smoothing: float = Field(0.0, ge=0, lt=1)
+    aux_weight: float = Field(0.4, ge=0)
     drop_last: bool = False
     description: str = ""
 
