@@ -24,9 +24,9 @@ from tgsage.spaces.cell_ops import drop_path
 
 
 @pytest.fixture(autouse=True)
-def _few_threads():
+def _one_thread():
     old = torch.get_num_threads()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
 
