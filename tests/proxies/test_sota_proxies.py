@@ -249,9 +249,9 @@ def test_block_trainability_matches_the_explicit_backward_map(cin, cout, stride,
     f_out = conv(f_in)
     gen, twin = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
     value = block_trainability(f_in, f_out, gen)
-    signs = torch.empty(f_out.shape).bernoulli_(0.5, generator=twin)
-    g_out = signs.double().numpy() * 2 - 1  # (N, Co, Ho, Wo)
-    assert set(np.unique(g_out)) <= {-1.0, 1.0}
+    raw = torch.randint(0, 256, ((f_out.numel() + 7) // 8,), generator=twin, dtype=torch.uint8)
+    bits = np.unpackbits(raw.numpy(), bitorder="little")[: f_out.numel()]
+    g_out = bits.reshape(f_out.shape).astype(np.float64) * 2 - 1  # (N, Co, Ho, Wo)
     w = conv.weight.detach().double().numpy()[:, :, 0, 0]  # (Co, Ci)
     g_in = np.zeros((3, cin, 4, 4))
     g_in[:, :, ::stride, ::stride] = np.einsum("oi,nohw->nihw", w, g_out)
@@ -261,6 +261,16 @@ def test_block_trainability_matches_the_explicit_backward_map(cin, cout, stride,
     b = g_out.transpose(0, 2, 3, 1).reshape(-1, cout)
     s = np.linalg.svd(a.T @ b / a.shape[0], compute_uv=False).max()
     assert value == pytest.approx(-s - 1 / (s + 1e-6) + 2, rel=1e-5, abs=1e-5)
+
+
+def test_random_signs_are_balanced_and_seeded():
+    from tgsage.proxies.onepass import random_signs
+
+    like = torch.zeros(4, 8, 16, 16)
+    a = random_signs(like, torch.Generator().manual_seed(3))
+    assert a.shape == like.shape and set(a.unique().tolist()) == {-1.0, 1.0}
+    assert abs(float(a.mean())) < 0.05  # 8192 fair signs: sd of the mean ~0.011
+    assert torch.equal(a, random_signs(like, torch.Generator().manual_seed(3)))
 
 
 def test_identity_and_zero_blocks():
