@@ -28,7 +28,7 @@ from tgsage.activations import collect_activations, feature_widths, layer_chunks
 from tgsage.data.neural import Recording
 from tgsage.data.probe import ProbeSet
 from tgsage.errors import DataError, InputError, ProbeMismatchError
-from tgsage.features import as_feature_net
+from tgsage.features import FeatureNet, as_feature_net
 from tgsage.rsa import Guidance, RDMs, compute_rdms, score_against_teacher
 from tgsage.rsa.rdm import n_conditions_from_pairs
 
@@ -221,8 +221,14 @@ def network_rdms(
 
     Grouped RDMs keep only group sums; per-image RDMs hold float32 activations of as many
     layers at a time as fit a quarter of free memory (more layers -> more forward passes).
+    ``layers`` names exposed features of a FeatureNet (e.g. a cell network's "cell4") or, for
+    any other module, submodules to hook.
     """
-    net = as_feature_net(model, list(layers) if layers is not None else None)
+    exposed = set(getattr(model, "feature_names", ()) or ())
+    if layers is not None and isinstance(model, FeatureNet) and set(layers) <= exposed:
+        net = model  # a subset of the network's own exposed layers: no hooks needed
+    else:
+        net = as_feature_net(model, list(layers) if layers is not None else None)
     labels = probe.labelings.get(grouping) if grouping is not None else None
     if grouping is not None and labels is None:
         raise InputError(

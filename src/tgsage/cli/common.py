@@ -109,6 +109,21 @@ def expected_examples(budget: str, n_train: int, preset: Any) -> int | None:
         return None
 
 
+def key_values(items: list[str], flag: str) -> dict[str, Any]:
+    """``KEY=VALUE`` options as a dict, values parsed as YAML (30, 0.05, true, [1, 2])."""
+    import yaml
+
+    from tgsage.errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"{flag} {item!r}: expected KEY=VALUE, e.g. epochs=30")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
 def read_spec(value: str) -> Any:
     """A spec from a JSON file, inline JSON, ``preset:NAME`` or ``random:SPACE[:SEED]``."""
     from tgsage.spaces import get_preset, get_space

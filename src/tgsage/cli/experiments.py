@@ -25,6 +25,7 @@ from tgsage.cli.common import (
     err_console,
     expected_examples,
     friendly_errors,
+    key_values,
     load_data,
     training_progress,
 )
@@ -370,17 +371,9 @@ def parse_pool(value: str, seed: int, ground_truth: Any = None) -> list[Any]:
 
 def train_config(preset: str | None, options: list[str]) -> Any:
     """The preset with ``KEY=VALUE`` overrides (values parsed as YAML: 30, 0.05, true, [1, 2])."""
-    import yaml
-
     from tgsage.train import get_preset
 
-    overrides: dict[str, Any] = {}
-    for item in options:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--train-option {item!r}: expected KEY=VALUE, e.g. epochs=30")
-        overrides[key.strip()] = yaml.safe_load(value)
-    return get_preset(preset, **overrides)
+    return get_preset(preset, **key_values(options, "--train-option"))
 
 
 @contextlib.contextmanager

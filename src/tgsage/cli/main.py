@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from tgsage import __version__
-from tgsage.cli import compare, demo, evaluate, experiments, search, teacher
+from tgsage.cli import compare, demo, evaluate, experiments, search, teacher, train
 
 app = typer.Typer(
     name="tgsage",
@@ -31,5 +31,5 @@ def main(
     """Teacher-guided neural architecture search (TG-SAGE)."""
 
 
-for group in (compare, teacher, evaluate, demo, search, experiments):
+for group in (compare, teacher, evaluate, demo, search, experiments, train):
     group.register(app)

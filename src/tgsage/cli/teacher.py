@@ -27,7 +27,8 @@ def teacher_build(
     source: str = typer.Option(
         "resnet",
         help="resnet (train the paper's CIFAR ResNet), module "
-        "(a torch module + layers), recording (neural data), rdms.",
+        "(a torch module + layers), export (a network tgsage trained and exported: "
+        "--model-dir), recording (neural data), rdms.",
     ),
     out: Path = typer.Option(Path("teacher.npz"), "--out", "-o", help="Teacher file to write."),
     data: str = typer.Option("synthetic", help=DATA_HELP),
@@ -50,6 +51,11 @@ def teacher_build(
         None, help="source=module: 'pkg.mod:factory' returning an nn.Module."
     ),
     weights: Path | None = typer.Option(None, help="source=module: state_dict file to load."),
+    model_dir: Path | None = typer.Option(
+        None,
+        help="source=export: a model folder written by 'tgsage train' / 'tgsage export' "
+        "(default layers: the end of each stage, from its model card).",
+    ),
     layers: str | None = typer.Option(None, help="Comma-separated layer names to use."),
     recording: Path | None = typer.Option(None, help="source=recording: .nc/.npz/.csv file."),
     rdms: Path | None = typer.Option(None, help="source=rdms: .npz of RDMs (or rsatoolbox)."),
@@ -145,6 +151,35 @@ def teacher_build(
             device=device,
             provenance={"module": module, "weights": str(weights) if weights else None},
         )
+    elif source == "export":
+        from tgsage.export import load_model
+
+        if model_dir is None:
+            raise ConfigError("source=export needs --model-dir FOLDER (from 'tgsage train')")
+        model = load_model(model_dir)
+        card = model.card  # type: ignore[attr-defined]
+        if tuple(probe_set.images.shape[1:]) != tuple(card.input_shape):
+            raise ConfigError(
+                f"the probe images are {tuple(probe_set.images.shape[1:])} but the network was "
+                f"trained on {tuple(card.input_shape)}; use probe images of its data"
+            )
+        teacher = teacher_from_network(
+            model,
+            probe_set,
+            layers=layer_list or list(card.teacher_layers) or None,
+            grouping=grouping,
+            method=method,
+            comparison=comparison,
+            subsamples=k,
+            seed=seed,
+            device=device,
+            provenance={
+                "model_dir": str(model_dir),
+                "spec": card.spec,
+                "metrics": card.metrics,
+                "width_mult": card.width_mult,
+            },
+        )
     elif source == "recording":
         if recording is None:
             raise ConfigError("source=recording needs --recording FILE (.nc, .npz or .csv)")
@@ -168,7 +203,9 @@ def teacher_build(
             provenance={"rdms": str(rdms)},
         )
     else:
-        raise ConfigError(f"unknown teacher source {source!r}: resnet, module, recording, rdms")
+        raise ConfigError(
+            f"unknown teacher source {source!r}: resnet, module, export, recording, rdms"
+        )
     teacher.save(out)
     console.print(f"wrote {out}: {teacher!r}")
     if teacher.noise_ceiling:

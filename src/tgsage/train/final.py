@@ -301,6 +301,29 @@ class FinalResult:
         }
 
 
+def model_from_checkpoint(out_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The network of an unfinished (or finished) final training at its last saved epoch, in
+    eval mode, and the checkpoint's identity (spec, build arguments, epoch)."""
+    from tgsage.spaces import build_model
+
+    path = Path(out_dir) / CHECKPOINT_FILE
+    if not path.exists():
+        raise DataError(f"{path} not found: no final training has checkpointed into {out_dir}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    ident = state.get("identity", {})
+    if ident.get("format") != CHECKPOINT_FORMAT:
+        raise DataError(f"{path} is not a tgsage final-training checkpoint")
+    model = build_model(
+        ident["spec"],
+        ident["num_classes"],
+        tuple(ident["input_shape"]),
+        ident["width_mult"],
+        auxiliary=ident["auxiliary"],
+    )
+    model.load_state_dict(state["trainer"]["model"])
+    return model.eval(), {**ident, "epoch": int(state["epoch"])}
+
+
 # ----------------------------------------------------------------------------- training
 def _concat(a: ImageSet, b: ImageSet, name: str) -> ImageSet:
     if a.image_shape != b.image_shape or a.num_classes != b.num_classes:
@@ -441,6 +464,8 @@ def train_final(
     identity = {
         "format": CHECKPOINT_FORMAT,
         "spec": spec.to_json(),
+        "num_classes": int(train_set.num_classes),
+        "input_shape": list(shape),
         "width_mult": float(width_mult),
         "auxiliary": aux,
         "drop_path": rate,
@@ -559,6 +584,7 @@ __all__ = [
     "final_spec",
     "get_final_preset",
     "list_final_presets",
+    "model_from_checkpoint",
     "resolve_spec",
     "train_final",
 ]
