@@ -4,13 +4,16 @@ Baseline (same run, same model, same batch): one SGD step (momentum 0.9) of the 
 i.e. forward + cross-entropy + backward + update on a batch of 64. Candidates: random
 NAS-Bench-201 cells (C = 16, N = 5) and random layer-space specs (N_L = 10). Every cost is
 timed through ``compute_proxies`` (input checks and the model build excluded: the model is
-passed in), as the median of ``--repeats`` calls after one warm-up call of everything:
+passed in) after one warm-up call of everything, in ``--repeats`` round-robin rounds (the SGD
+step and every item once per round, so load from other processes hits them alike); the
+ratio is the median over rounds and candidates of (item / SGD step of the same round):
 
 - each proxy alone (what a user pays for that one score);
 - every proxy in one call (the data-based ones share one train-mode forward and its backward
   passes; VKDNW runs its own eval pass with one backward per class);
-- every proxy but VKDNW in one call, and the sum of the single calls (the cost without the
-  shared pass).
+- every proxy but VKDNW in one call (one forward, three backward passes), without
+  az_trainability too (two backward passes), and the sum of the single calls (the cost without
+  the shared pass).
 
     python benchmarks/bench_proxies.py                    # 3 NB201 cells, 2 layer specs
     python benchmarks/bench_proxies.py --quick            # 1 of each, width 0.25, 16x16
@@ -80,6 +83,7 @@ def main() -> None:
     ]
     names = list_proxies()
     no_fisher = [n for n in names if not n.startswith("vkdnw")]
+    two_backward = [n for n in no_fisher if n != "az_trainability"]
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(args.batch, 3, size, size, generator=gen).to(dev)
     y = torch.randint(0, 10, (args.batch,), generator=gen).to(dev)
@@ -87,41 +91,38 @@ def main() -> None:
         f"torch {torch.__version__}, device {dev}"
         + (f" ({torch.cuda.get_device_name(dev)})" if dev.type == "cuda" else "")
         + f", threads={args.threads}, batch {args.batch}, {size}x{size}, width {width}, "
-        f"10 classes, median of {args.repeats} after a warm-up"
+        f"10 classes, median of {args.repeats} round-robin rounds per candidate"
     )
-    print(f"{'space':<15} {'proxy':<26} {'ms':>9} {'x SGD step':>10}")
+    print(f"{'space':<15} {'proxy':<31} {'ms':>9} {'x SGD step':>10}")
     for label, space, n_specs in spaces:
         if n_specs == 0:
             continue
         rng = np.random.default_rng(0)
-        rows: dict[str, list[float]] = {}
-        base: list[float] = []
+        ratios: dict[str, list[float]] = {}
+        millis: dict[str, list[float]] = {}
         for _ in range(n_specs):
             spec = space.random_spec(rng)
             torch.manual_seed(0)
             model = build_model(spec, 10, (3, size, size), width, device=dev)
-            step = _sgd_step(model, x, y)
-            step()
-            compute_proxies(model, x, y, device=dev)  # warm-up of every code path
-            t_step = _timed(step, dev, args.repeats)
-            base.append(t_step)
 
             def run(which: list[str], model: nn.Module = model) -> Callable[[], object]:
                 return lambda: compute_proxies(model, x, y, which, device=dev)
 
-            alone = {n: _timed(run([n]), dev, args.repeats) for n in names}
-            for n, t in alone.items():
-                rows.setdefault(n, []).append(t)
-            rows.setdefault("all but vkdnw, 1 call", []).append(
-                _timed(run(no_fisher), dev, args.repeats)
-            )
-            rows.setdefault("all but vkdnw, sum alone", []).append(sum(alone[n] for n in no_fisher))
-            rows.setdefault("all, 1 call", []).append(_timed(run(names), dev, args.repeats))
-        b = np.array(base)
-        print(f"{label:<15} {'SGD step':<26} {np.median(b) * 1e3:9.1f} {1.0:10.2f}")
-        for n, t in rows.items():
-            t = np.asarray(t)
-            print(f"{label:<15} {n:<26} {np.median(t) * 1e3:9.1f} {np.median(t / b):10.2f}")
+            items: dict[str, Callable[[], object]] = {"SGD step": _sgd_step(model, x, y)}
+            items |= {n: run([n]) for n in names}
+            items["all but vkdnw, 1 call"] = run(no_fisher)
+            items["all but vkdnw, az_trainability"] = run(two_backward)
+            items["all, 1 call"] = run(names)
+            for fn in items.values():  # warm-up of every code path
+                fn()
+            for _ in range(args.repeats):  # round robin: load changes hit every item alike
+                t = {k: _timed(fn, dev, 1) for k, fn in items.items()}
+                t["all but vkdnw, sum alone"] = sum(t[n] for n in no_fisher)
+                for k, v in t.items():
+                    ratios.setdefault(k, []).append(v / t["SGD step"])
+                    millis.setdefault(k, []).append(v * 1e3)
+        for k in ratios:
+            print(f"{label:<15} {k:<31} {np.median(millis[k]):9.1f} {np.median(ratios[k]):10.2f}")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -191,20 +192,36 @@ def _add_codes(kernel: torch.Tensor, output: torch.Tensor) -> None:
 # ----- MeCo -------------------------------------------------------------------------------
 
 
+def _centred_moments(feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(Z Z^T, mean)`` per image of an (N, C, H, W) map with ``Z`` its channels (rows of
+    H*W values) centred, accumulated in float32: four tensor ops, the rest happens on the
+    small (C, C) matrices."""
+    n, c = feature.shape[:2]
+    x = feature.detach().reshape(n, c, -1).float()
+    mean = x.mean(dim=2, keepdim=True)
+    z = x - mean
+    return z @ z.transpose(1, 2), mean.squeeze(2), x.shape[2]
+
+
+def _correlation(cov: torch.Tensor, mean: torch.Tensor, positions: int) -> torch.Tensor:
+    """Pearson correlation (float64) from centred products and means (batched over leading
+    dims). A channel constant up to float32 round-off (its spread below 1e-5 of its values)
+    has no correlation: its row and column are 0, as ``torch.corrcoef``'s NaNs set to 0 in
+    MeCo's reference code."""
+    cov = cov.to(torch.float64)
+    spread = torch.diagonal(cov, dim1=-2, dim2=-1).clamp(min=0.0)
+    raw = spread + positions * mean.to(torch.float64) ** 2
+    varies = spread > 1e-10 * raw
+    inv = torch.where(varies, spread.clamp(min=1e-300).rsqrt(), 0.0)
+    corr = (cov * inv[..., :, None] * inv[..., None, :]).clamp_(-1.0, 1.0)
+    return torch.nan_to_num_(corr, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def channel_correlation(feature: torch.Tensor) -> torch.Tensor:
     """Per image, the (C, C) Pearson correlation of the channels of an (N, C, H, W) map (each
-    channel's H*W values a variable), float64. A constant channel (spread below 1e-5 of its
-    values: float round-off) has no correlation: its row and column are 0, as
-    ``torch.corrcoef``'s NaNs set to 0 in MeCo's reference code."""
-    n, c = feature.shape[:2]
-    raw = feature.detach().reshape(n, c, -1).float()
-    z = raw - raw.mean(dim=2, keepdim=True)
-    norm = torch.linalg.vector_norm(z, dim=2, keepdim=True)
-    # constant up to float32 round-off (centring leaves ~1e-7 of the values): no variance
-    varies = norm > 1e-5 * torch.linalg.vector_norm(raw, dim=2, keepdim=True)
-    z = z / norm.clamp_min(torch.finfo(z.dtype).tiny) * varies
-    corr = (z @ z.transpose(1, 2)).to(torch.float64).clamp_(-1.0, 1.0)
-    return torch.nan_to_num_(corr, nan=0.0, posinf=0.0, neginf=0.0)
+    channel's H*W values a variable), float64; constant channels have zero rows (see
+    :func:`_correlation`)."""
+    return _correlation(*_centred_moments(feature))
 
 
 def min_corr_eigenvalues(feature: torch.Tensor) -> torch.Tensor:
@@ -212,32 +229,20 @@ def min_corr_eigenvalues(feature: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(channel_correlation(feature))[:, 0]
 
 
-def _sum_min_eigenvalues(matrices: list[torch.Tensor], n: int) -> torch.Tensor:
-    """Per image, the sum over maps of the smallest eigenvalue; maps of equal size share one
-    batched eigendecomposition."""
-    total = torch.zeros(n, dtype=torch.float64)
-    by_size: dict[int, list[torch.Tensor]] = {}
-    for m in matrices:
-        by_size.setdefault(m.shape[-1], []).append(m)
-    for group in by_size.values():
-        eig = torch.linalg.eigvalsh(torch.stack(group))  # (maps, N, C)
-        total += eig[..., 0].sum(dim=0).cpu()
-    return total
-
-
 class _MecoHooks:
     """Forward hooks on every module: each distinct 4-D output (a tensor object and its
     in-place version, so containers that return a child's output count once, and an in-place
     ReLU's output counts apart from its input) adds the smallest correlation eigenvalue of
     the first :data:`MECO_IMAGES` images; ``meco_opt`` uses 8 seeded random channels, times
-    C / 8."""
+    C / 8. The hooks keep only each map's small moment matrices; correlations and
+    eigenvalues are computed at the end, one batch per channel count."""
 
     def __init__(self, n: int, seed: int) -> None:
         self.n = min(n, MECO_IMAGES)
-        self.corr: list[torch.Tensor] = []
-        self.corr_opt: list[tuple[torch.Tensor, float]] = []
-        self.seen: set[tuple[int, int]] = set()
-        self.alive: list[torch.Tensor] = []  # keeps ids unique while the forward runs
+        self.maps: list[tuple[torch.Tensor, torch.Tensor, int, torch.Tensor | None]] = []
+        # id -> (weak reference, in-place version): a map seen before is the same live object
+        # at the same version (weak, so no activation is kept alive beyond its use)
+        self.seen: dict[int, tuple[weakref.ref, int]] = {}
         self.gen = torch.Generator().manual_seed(seed)
 
     def __call__(self, _module: nn.Module, _inputs: object, output: object) -> None:
@@ -245,33 +250,38 @@ class _MecoHooks:
             output = output[0] if output else None
         if not isinstance(output, torch.Tensor) or output.ndim != 4 or output.shape[0] == 0:
             return
-        key = (id(output), output._version)
-        if key in self.seen:
+        before = self.seen.get(id(output))
+        if before is not None and before[0]() is output and before[1] == output._version:
             return
-        self.seen.add(key)
-        self.alive.append(output)
+        self.seen[id(output)] = (weakref.ref(output), output._version)
+        c = output.shape[1]
+        pick = None
+        if c > MECO_OPT_CHANNELS:
+            pick = torch.randperm(c, generator=self.gen)[:MECO_OPT_CHANNELS].sort().values
         with torch.no_grad():
-            corr = channel_correlation(output[: self.n])
-            self.corr.append(corr)
-            c = output.shape[1]
-            if c > MECO_OPT_CHANNELS:
-                idx = torch.randperm(c, generator=self.gen)[:MECO_OPT_CHANNELS].sort().values
-                idx = idx.to(corr.device)
-                sub = corr.index_select(1, idx).index_select(2, idx)
-                self.corr_opt.append((sub, c / MECO_OPT_CHANNELS))
-            else:
-                self.corr_opt.append((corr, 1.0))
+            self.maps.append((*_centred_moments(output[: self.n]), pick))
 
     def scores(self) -> tuple[float, float]:
         """(meco, meco_opt): per image sums, averaged over the scored images."""
-        meco = _sum_min_eigenvalues(self.corr, self.n)
-        by_scale: dict[float, list[torch.Tensor]] = {}
-        for m, scale in self.corr_opt:
-            by_scale.setdefault(scale, []).append(m)
-        opt = sum(
-            (_sum_min_eigenvalues(ms, self.n) * scale for scale, ms in by_scale.items()),
-            torch.zeros(self.n, dtype=torch.float64),
-        )
+        meco = torch.zeros(self.n, dtype=torch.float64)
+        opt = torch.zeros(self.n, dtype=torch.float64)
+        groups: dict[tuple[int, int], list] = {}
+        for cov, mean, positions, pick in self.maps:
+            groups.setdefault((cov.shape[-1], positions), []).append((cov, mean, pick))
+        for (c, positions), group in groups.items():
+            corr = _correlation(
+                torch.stack([g[0] for g in group]), torch.stack([g[1] for g in group]), positions
+            )  # (maps, N, C, C)
+            meco += torch.linalg.eigvalsh(corr)[..., 0].sum(dim=0).cpu()
+            if c > MECO_OPT_CHANNELS:
+                idx = torch.stack([g[2] for g in group]).to(corr.device)  # (maps, 8)
+                rows = idx[:, None, :, None].expand(-1, corr.shape[1], -1, c)
+                sub = corr.gather(2, rows)
+                cols = idx[:, None, None, :].expand(-1, corr.shape[1], MECO_OPT_CHANNELS, -1)
+                sub = sub.gather(3, cols)
+                opt += torch.linalg.eigvalsh(sub)[..., 0].sum(dim=0).cpu() * (c / MECO_OPT_CHANNELS)
+            else:
+                opt += torch.linalg.eigvalsh(corr)[..., 0].sum(dim=0).cpu()
         return float(meco.mean()), float(opt.mean())
 
 
@@ -281,12 +291,14 @@ class _MecoHooks:
 def spectral_entropy(feature: torch.Tensor) -> float:
     """AZ-NAS expressivity of one (N, C, H, W) map: the entropy of the normalised eigenvalues
     of the channel covariance over all N*H*W positions. The covariance is accumulated in
-    float32 and decomposed in float64, eigenvalues clipped at 0 (round-off); NaN when the
-    map is constant (no variance to spread)."""
-    f = feature.detach().float()
-    f = f - f.mean(dim=(0, 2, 3), keepdim=True)
-    positions = f.shape[0] * f.shape[2] * f.shape[3]
-    sigma = torch.tensordot(f, f, dims=([0, 2, 3], [0, 2, 3])).to(torch.float64) / positions
+    float32 (one centred copy, one product) and decomposed in float64, eigenvalues clipped at 0
+    (round-off); NaN when the map is constant (no variance to spread)."""
+    c = feature.shape[1]
+    x = feature.detach().float().transpose(0, 1).reshape(c, -1)  # a copy unless N == 1
+    if x.untyped_storage().data_ptr() == feature.untyped_storage().data_ptr():
+        x = x.clone()  # never centre the network's own activation in place
+    x.sub_(x.mean(dim=1, keepdim=True))
+    sigma = (x @ x.T).to(torch.float64) / x.shape[1]
     s = torch.linalg.eigvalsh(sigma).clamp_(min=0.0)
     total = float(s.sum())
     if not total > 0 or not math.isfinite(total):
@@ -328,8 +340,10 @@ def block_trainability(
             return math.nan
         g_in = F.pixel_unshuffle(g_in, stride)
     # E over positions of g_in g_out^T: one float32 contraction, decomposed in float64
-    mat = torch.tensordot(g_in.float(), g_out.float(), dims=([0, 2, 3], [0, 2, 3]))
-    mat = mat.to(torch.float64) / (g_out.shape[0] * g_out.shape[2] * g_out.shape[3])
+    n, ci, co = g_out.shape[0], g_in.shape[1], g_out.shape[1]
+    a = g_in.float().reshape(n, ci, -1)  # views of contiguous maps: no copies
+    b = g_out.float().reshape(n, co, -1).transpose(1, 2)
+    mat = torch.bmm(a, b).sum(dim=0, dtype=torch.float64) / (n * b.shape[1])
     s = float(torch.linalg.matrix_norm(mat, ord=2))
     return -s - 1.0 / (s + 1e-6) + 2.0
 
@@ -576,7 +590,6 @@ def train_pass(
             out.logits = logits.detach()
             out.kernel = kernel
             if meco is not None:
-                meco.alive.clear()
                 out.meco, out.meco_opt = meco.scores()
             if want_blocks:
                 out.expressivity = [
