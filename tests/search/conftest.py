@@ -60,6 +60,6 @@ def postgres_url() -> str:
     if _PG[0] is None:
         pytest.skip(
             "no PostgreSQL at $TGSAGE_TEST_POSTGRES_URL or "
-            f"{DEFAULT_PG} (start one with /work/notes/start-postgres.sh)"
+            f"{DEFAULT_PG} (start one with .ci/start-postgres.sh)"
         )
     return _PG[0]

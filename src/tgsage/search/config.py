@@ -74,7 +74,7 @@ class SimulateConfig(BaseModel):
 
 
 class SearchConfig(BaseModel):
-    """Everything a search needs; see the module docstring and ``/work/notes/search-cli.md``."""
+    """Everything a search needs (see the module docstring; ``configs/`` holds examples)."""
 
     model_config = ConfigDict(extra="forbid")
 
