@@ -75,7 +75,7 @@ def throughput(kinds: list[str], workers: list[int], n: int, sleep: float, tmp: 
                 "storage": storage_url(kind, tmp),
             }
             t0 = time.perf_counter()
-            s = run_search(cfg, progress=False)
+            s = run_search(cfg)
             wall = time.perf_counter() - t0
             c = load_config(cfg)
             study = optuna.load_study(study_name=c.name, storage=preflight(c))

@@ -28,6 +28,22 @@ def test_version_and_help_in_a_real_process() -> None:
     assert "compare" in helped.stdout
 
 
+def test_version_and_help_import_no_heavy_library() -> None:
+    """`tgsage --version` and `--help` answer without loading torch, numpy or optuna."""
+    code = (
+        "import sys\n"
+        "from tgsage.cli import app\n"
+        "for args in (['--version'], ['--help'], ['search', '--help']):\n"
+        "    try:\n"
+        "        app(args, prog_name='tgsage')\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'optuna') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_compare_files_json_matches_scipy(tmp_path) -> None:
     rng = np.random.default_rng(0)
     t = {"L1": rng.standard_normal((20, 8)), "L2": rng.standard_normal((20, 5))}

@@ -106,7 +106,7 @@ def test_train_the_best_candidate_of_a_search(tmp_path) -> None:
         "n_candidates": 3,
         "run_dir": str(run),
     }
-    run_search(cfg, progress=False)
+    run_search(cfg)
     args = ["train", str(run), "--epochs", "1", *DATA, *SMALL, *FAST, "--json"]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output

@@ -5,12 +5,27 @@ from __future__ import annotations
 import json
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
 from tgsage.cli import app
 from tgsage.demo import DemoConfig, run_demo
 from tgsage.errors import ConfigError
+from tgsage.observer import Observer
+
+
+class Recorder(Observer):
+    """Keeps the demo's news and the searches and trainings it announced."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.searches: list[tuple[str, int]] = []
+
+    def message(self, text: str) -> None:
+        self.lines.append(text)
+
+    def search(self, name, n_candidates):
+        self.searches.append((name, n_candidates))
+        return super().search(name, n_candidates)
 
 
 @pytest.mark.slow
@@ -23,12 +38,14 @@ def test_tiny_demo_end_to_end_then_cached(tmp_path) -> None:
     assert "data:image/png;base64" in report.read_text()
     assert (run_dir / "teacher.npz").exists()
     rerank = json.loads((run_dir / "rerank.json").read_text())
-    assert rerank["cost"]["M2"] == 2
+    assert rerank["cost"]["M2"] == 2 and rerank["chosen"] is not None
+    assert "[4/4] report" in res.output and "chose trial" in res.output
 
-    console = Console(record=True, width=200)
-    out = run_demo(DemoConfig.tiny(run_dir), progress=False, console=console)
-    text = console.export_text()
-    assert "reusing" in text  # the teacher was not trained again
+    seen = Recorder()
+    out = run_demo(DemoConfig.tiny(run_dir), seen)
+    assert "reusing" in seen.lines[0]  # the teacher was not trained again
+    assert seen.searches == [("demo", 4)]
+    assert not any("chose trial" in line for line in seen.lines)  # rerank.json reused
     assert out["search"].resumed and out["search"].complete == 4
     assert out["search"].cost_examples == rerank["cost"]["E1_total"]  # no new search cost
 

@@ -9,7 +9,8 @@
 
 Every stage is cached in the run folder: re-running reuses the teacher, resumes (or skips) the
 search, and reuses the rerank when its settings did not change. ``DemoConfig.tiny()`` is a
-seconds-long version for tests.
+seconds-long version for tests. Progress goes to an :class:`~tgsage.observer.Observer` (the
+command line's draws bars; the default only logs).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from rich.console import Console
 
 from tgsage.errors import ConfigError
+from tgsage.observer import Observer
 
 
 class DemoConfig(BaseModel):
@@ -138,20 +139,20 @@ def _data(cfg: DemoConfig) -> Any:
     return get_dataset(cfg.data.get("name", "synthetic"), **options)
 
 
-def build_teacher(cfg: DemoConfig, console: Console, progress: bool = True) -> Path:
+def build_teacher(cfg: DemoConfig, observer: Observer | None = None) -> Path:
     """Stage 1: the teacher file (reused when it was built with the same settings)."""
-    from tgsage.cli.common import training_progress
     from tgsage.data.probe import ProbeSet
     from tgsage.models import get_model
     from tgsage.teacher import Teacher, teacher_from_network
     from tgsage.train import Trainer
 
+    observer = observer or Observer()
     path = cfg.run_dir / "teacher.npz"
     key = cfg.teacher_key()
     if path.exists():
         cached = Teacher.load(path)
         if cached.provenance.get("demo_key") == key:
-            console.print(
+            observer.message(
                 f"[1/4] teacher: reusing {path} "
                 f"(val accuracy {cached.provenance.get('val_accuracy', float('nan')):.3f})"
             )
@@ -165,8 +166,7 @@ def build_teacher(cfg: DemoConfig, console: Console, progress: bool = True) -> P
     )
     trainer = Trainer(model, splits, cfg.teacher_preset, device=cfg.device, seed=cfg.seed)
     total = trainer.expected_examples(cfg.teacher_budget)
-    name = f"[1/4] teacher ResNet-{6 * cfg.teacher_n + 2}"
-    with training_progress(name, total, progress) as cb:
+    with observer.training(f"[1/4] teacher ResNet-{6 * cfg.teacher_n + 2}", total) as cb:
         trainer.progress = cb
         result = trainer.train_until(cfg.teacher_budget, raise_on_failure=True)
     teacher = teacher_from_network(
@@ -184,7 +184,7 @@ def build_teacher(cfg: DemoConfig, console: Console, progress: bool = True) -> P
         },
     )
     teacher.save(path)
-    console.print(
+    observer.message(
         f"[1/4] teacher: val accuracy {result.val_accuracy:.3f} after "
         f"{result.examples:,} examples; wrote {path}"
     )
@@ -204,10 +204,13 @@ def search_config(cfg: DemoConfig, teacher: Path) -> dict[str, Any]:
     }
 
 
-def rerank_stage(cfg: DemoConfig, progress: bool) -> dict[str, Any]:
-    """Stage 3 through ``tgsage rerank``; reused when rerank.json has the same k and budget."""
-    from tgsage.cli.experiments import RERANK_FILE, rerank_cmd
+def rerank_stage(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any]:
+    """Stage 3: :func:`~tgsage.experiments.rerank_search` of the demo's search; reused when
+    ``rerank.json`` has the same k and budget. Returns what ``rerank.json`` holds."""
+    from tgsage.experiments import RERANK_FILE, rerank_search
+    from tgsage.search.locate import resolve_run
 
+    observer = observer or Observer()
     path = cfg.run_dir / RERANK_FILE
     if path.exists():
         cached = json.loads(path.read_text())
@@ -217,46 +220,50 @@ def rerank_stage(cfg: DemoConfig, progress: bool) -> dict[str, Any]:
             and cached.get("chosen") is not None
         ):
             return cached
-    rerank_cmd(
-        run=str(cfg.run_dir),
-        k=cfg.rerank_k,
-        budget=cfg.rerank_budget,
-        storage=None,
-        study=None,
-        preset=None,
-        width_mult=None,
-        device=None,
-        out=None,
-        quiet=not progress,
+    result = rerank_search(
+        resolve_run(str(cfg.run_dir)),
+        cfg.rerank_k,
+        cfg.rerank_budget,
+        out=path,
+        observer=observer,
     )
+    if result.best is not None:
+        observer.message(
+            f"[3/4] rerank: chose trial {result.best.number} ({result.best.spec_hash}), "
+            f"accuracy {result.best_accuracy:.4f} at {cfg.rerank_budget}; cost "
+            f"{result.total:,} examples in all; wrote {path}"
+        )
     return json.loads(path.read_text())
 
 
-def run_demo(
-    cfg: DemoConfig, progress: bool = True, console: Console | None = None
-) -> dict[str, Any]:
-    """Run (or resume) all four stages; returns where everything is."""
-    from tgsage.cli.experiments import report
-    from tgsage.search import run_search
+def run_demo(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any]:
+    """Run (or resume) all four stages; returns where everything is. ``rerank["chosen"]`` is
+    None when no re-ranked candidate finished its longer training."""
+    from tgsage.report import report_search_run
+    from tgsage.search import load_config, run_search
+    from tgsage.search.locate import resolve_run
 
-    console = console or Console()
+    observer = observer or Observer()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    teacher = build_teacher(cfg, console, progress)
-    console.print("[2/4] search: TPE over the layer space, score P + alpha*TG")
-    summary = run_search(search_config(cfg, teacher), progress=progress, console=console)
+    teacher = build_teacher(cfg, observer)
+    observer.message("[2/4] search: TPE over the layer space, score P + alpha*TG")
+    search = load_config(search_config(cfg, teacher))
+    with observer.search(search.name, search.n_candidates) as on_status:
+        summary = run_search(search, on_status)
     if not summary.finished:
         raise ConfigError(
             f"the demo search stopped early ({summary.message or 'see the log'}); "
             f"see {cfg.run_dir / 'search.log'}"
         )
-    console.print(f"[3/4] rerank: top {cfg.rerank_k} trained for {cfg.rerank_budget}")
-    rerank = rerank_stage(cfg, progress)
-    console.print("[4/4] report")
-    report(run=str(cfg.run_dir), storage=None, study=None, out=None, top=20)
+    observer.message(f"[3/4] rerank: top {cfg.rerank_k} trained for {cfg.rerank_budget}")
+    rerank = rerank_stage(cfg, observer)
+    observer.message("[4/4] report")
+    report = report_search_run(resolve_run(str(cfg.run_dir)), observer=observer)
+    observer.message(f"wrote {report.html} ({len(report.files) - 1} figures)")
     return {
         "run_dir": str(cfg.run_dir),
         "teacher": str(teacher),
-        "report": str(cfg.run_dir / "report" / "report.html"),
+        "report": str(report.html),
         "rerank": rerank,
         "search": summary,
     }

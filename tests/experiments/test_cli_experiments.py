@@ -19,9 +19,9 @@ from scipy import stats
 from typer.testing import CliRunner
 
 import tgsage.experiments.predictivity as predictivity_mod
-from tgsage.cli.experiments import parse_pool
 from tgsage.cli.experiments import register as register_experiments
 from tgsage.cli.search import register as register_search
+from tgsage.experiments import pool_from_string
 from tgsage.spaces import get_space
 from tgsage.teacher import teacher_from_network
 
@@ -175,11 +175,11 @@ def test_pool_forms(search_run, tmp_path) -> None:
     specs = [space.random_spec(s) for s in (1, 2)]
     path = tmp_path / "specs.jsonl"
     path.write_text("\n".join([specs[0].to_json(), "", specs[1].to_json(), specs[0].to_json()]))
-    assert [s.spec_hash for s in parse_pool(str(path), 0)] == [s.spec_hash for s in specs]
-    top = parse_pool(f"{search_run}:2", 0)
+    assert [s.spec_hash for s in pool_from_string(str(path), 0)] == [s.spec_hash for s in specs]
+    top = pool_from_string(f"{search_run}:2", 0)
     assert [s.spec_hash for s in top] == [t.user_attrs["spec_hash"] for t in _top(search_run, 2)]
-    assert len(parse_pool(str(search_run), 0)) == N_CANDIDATES
-    a, b = parse_pool("random:layer:4:7", 0), parse_pool("random:layer:4", 7)
+    assert len(pool_from_string(str(search_run), 0)) == N_CANDIDATES
+    a, b = pool_from_string("random:layer:4:7", 0), pool_from_string("random:layer:4", 7)
     assert len({s.spec_hash for s in a}) == 4 and a == b
 
 

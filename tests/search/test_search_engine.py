@@ -298,7 +298,7 @@ def test_unreachable_database_is_one_clear_error(sim_config: Factory) -> None:
 
     url = "postgresql://tgsage:s3cret@127.0.0.1:1/nowhere"
     with pytest.raises(ConfigError, match="cannot reach the database") as info:
-        run_search(sim_config(storage=url), progress=False)
+        run_search(sim_config(storage=url))
     assert "s3cret" not in str(info.value)
     assert not os.path.exists(sim_config()["run_dir"])  # no work started, no run folder
 

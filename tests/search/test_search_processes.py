@@ -98,7 +98,7 @@ def _kill_one_worker(sim_config: Factory, **storage: Any) -> None:
         n_candidates=n, workers=4, simulate={"sleep": 3.0}, local_pid_check=False, **storage
     )  # exercise heartbeats, not pid checks
     result: list[SearchSummary] = []
-    thread = threading.Thread(target=lambda: result.append(run_search(cfg, progress=False)))
+    thread = threading.Thread(target=lambda: result.append(run_search(cfg)))
     thread.start()
     pid, number = _wait_for(lambda: _running_worker(cfg, min_complete=2))
     os.kill(pid, signal.SIGKILL)
@@ -135,7 +135,7 @@ def test_whole_search_killed_and_resumed(sim_config: Factory, tmp_path: Path) ->
     cfg = sim_config(n_candidates=n, workers=3, simulate={"sleep": 0.5})
     path = tmp_path / "search.json"
     path.write_text(json.dumps(cfg))
-    code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1], False)"
+    code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1])"
     parent = subprocess.Popen([sys.executable, "-c", code, str(path)])
     _wait_for(lambda: _running_worker(cfg, min_complete=3))
     run_dir = Path(cfg["run_dir"])
@@ -146,7 +146,7 @@ def test_whole_search_killed_and_resumed(sim_config: Factory, tmp_path: Path) ->
     parent.wait()
     before = count_trials(_trials(cfg))
     assert before.complete < n and before.running >= 1
-    summary = run_search(path, progress=False)
+    summary = run_search(path)
     assert summary.resumed and summary.finished and summary.complete == n
     trials = _check_finished(cfg, n)
     lost = [t for t in trials if t.state == TrialState.FAIL]

@@ -25,13 +25,12 @@ from torch import nn
 from tgsage.data import make_synthetic_objects
 from tgsage.data.base import DataSplits
 from tgsage.data.pipeline import AUGMENTATIONS, BatchIterator, augment_batch, cutout
-from tgsage.errors import ConfigError
+from tgsage.errors import ConfigError, SpecError
 from tgsage.export import load_model
 from tgsage.spaces import build_model, get_space
 from tgsage.train import Trainer, evaluate_accuracy
 from tgsage.train.final import (
     FINAL_PRESETS,
-    best_candidate,
     final_spec,
     get_final_preset,
     resolve_spec,
@@ -315,6 +314,13 @@ def test_killed_run_resumes_to_the_weights_of_an_uninterrupted_run(data, tmp_pat
 
 # ----------------------------------------------------------------------------- run folders
 def test_best_candidate_of_a_search_and_of_its_rerank(tmp_path) -> None:
+    from tgsage.experiments import (
+        CandidateRecord,
+        RerankResult,
+        best_candidate,
+        rerank_payload,
+    )
+    from tgsage.experiments.jsonio import write_json
     from tgsage.search import run_search
 
     cfg = {
@@ -327,7 +333,7 @@ def test_best_candidate_of_a_search_and_of_its_rerank(tmp_path) -> None:
         "workers": 1,
         "run_dir": str(tmp_path / "run"),
     }
-    run_search(cfg, progress=False)
+    run_search(cfg)
     best = best_candidate(tmp_path / "run")
     assert best.source == "search"
     from tgsage.search.config import load_config
@@ -337,9 +343,16 @@ def test_best_candidate_of_a_search_and_of_its_rerank(tmp_path) -> None:
     trials = load_study(c.storage_url, c.name)[0].get_trials()
     top = max((t for t in trials if t.value is not None), key=lambda t: (t.value, -t.number))
     assert best.number == top.number and best.spec.to_json() == top.user_attrs["spec"]
+    # a rerank.json in the format `tgsage rerank` writes: its choice wins
     other = get_space("cell", num_cells=1).random_spec(99)
-    (tmp_path / "run" / "rerank.json").write_text(
-        json.dumps({"best": {"number": 7, "score": 0.5, "spec": json.loads(other.to_json())}})
+    chosen = CandidateRecord(number=7, spec=other.to_json(), score=0.5)
+    payload = rerank_payload(
+        RerankResult(best=chosen, best_accuracy=0.6), budget="1ep", k=1, study="x", settings={}
     )
-    chosen, origin = resolve_spec(tmp_path / "run")
-    assert chosen == other and origin.startswith("rerank")
+    write_json(tmp_path / "run" / "rerank.json", payload)
+    best = best_candidate(tmp_path / "run")
+    assert (best.source, best.number, best.score) == ("rerank", 7, 0.5)
+    spec, origin = resolve_spec(best)
+    assert spec == other and origin.startswith("rerank of")
+    with pytest.raises(SpecError, match="best_candidate"):
+        resolve_spec(tmp_path / "run")

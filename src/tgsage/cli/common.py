@@ -1,26 +1,20 @@
-"""Pieces shared by CLI commands: data options, progress bars, spec parsing."""
+"""Pieces shared by CLI commands: consoles, error handling, data options, spec parsing."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
-from tgsage.data.base import DataSplits
 from tgsage.errors import ConfigError, SpecError, TgsageError
+
+if TYPE_CHECKING:  # the commands import the library lazily: `tgsage --version` stays fast
+    from tgsage.data.base import DataSplits
 
 DATA_HELP = "Dataset: synthetic (no download), cifar10, cifar100, folder."
 console = Console()
@@ -51,6 +45,7 @@ def load_data(
     seed: int,
 ) -> DataSplits:
     """A dataset from the registry with the CLI's common options."""
+    from tgsage.data.base import DataSplits
     from tgsage.data.registry import get_dataset
 
     kwargs: dict[str, Any] = {}
@@ -73,31 +68,6 @@ def load_data(
     return splits
 
 
-@contextlib.contextmanager
-def training_progress(
-    description: str, total_examples: int | None, enabled: bool = True
-) -> Iterator[Any]:
-    """A rich progress bar fed by the trainer's Progress callback (examples processed)."""
-    if not enabled:
-        yield None
-        return
-    columns = [
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:,.0f} ex"),
-        TextColumn("loss {task.fields[loss]:.3f}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    ]
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task(description, total=total_examples, loss=float("nan"))
-
-        def update(p: Any) -> None:
-            bar.update(task, completed=p.examples, loss=p.loss)
-
-        yield update
-
-
 def expected_examples(budget: str, n_train: int, preset: Any) -> int | None:
     """Examples a budget will process with a preset (a progress total); None if the budget or
     preset is invalid (the trainer itself reports that, with the full message)."""
@@ -107,21 +77,6 @@ def expected_examples(budget: str, n_train: int, preset: Any) -> int | None:
         return get_preset(preset).examples_for(budget, n_train)
     except TgsageError:
         return None
-
-
-def key_values(items: list[str], flag: str) -> dict[str, Any]:
-    """``KEY=VALUE`` options as a dict, values parsed as YAML (30, 0.05, true, [1, 2])."""
-    import yaml
-
-    from tgsage.errors import InputError
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"{flag} {item!r}: expected KEY=VALUE, e.g. epochs=30")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
 
 
 def read_spec(value: str) -> Any:

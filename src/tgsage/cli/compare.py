@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
 import typer
 from rich.table import Table
 
 from tgsage.cli.common import console, friendly_errors
 
+if TYPE_CHECKING:
+    import numpy as np
+
 
 def _example_activations(seed: int = 0) -> tuple[dict, dict, np.ndarray]:
     """A toy 'teacher' and 'candidate' seeing 64 images of 8 categories (for --example)."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     labels = np.repeat(np.arange(8), 8)
     prototypes = rng.standard_normal((8, 32))
@@ -50,6 +55,8 @@ def compare(
     example: bool = typer.Option(False, "--example", help="Run on built-in toy activations."),
 ) -> None:
     """Compare two networks' (or a network's and a brain's) representations: RDMs, TG, score."""
+    import numpy as np
+
     from tgsage import rsa
     from tgsage.errors import InputError
     from tgsage.rsa.files import load_activations

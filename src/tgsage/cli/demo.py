@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from tgsage.cli.common import console, friendly_errors
+from tgsage.cli.common import console, err_console, friendly_errors
+from tgsage.cli.display import RichObserver
 
 
 @friendly_errors
@@ -35,7 +36,14 @@ def demo(
         cfg = DemoConfig.tiny(run_dir or Path("runs/demo-tiny"))
     else:
         cfg = DemoConfig.load(config, run_dir=run_dir, device=device, seed=seed)
-    out = run_demo(cfg, progress=not quiet, console=console)
+    out = run_demo(cfg, RichObserver(bars=not quiet))
+    if out["rerank"].get("chosen") is None:
+        err_console.print(
+            "[bold red]no re-ranked candidate finished its longer training[/]; see "
+            f"{cfg.run_dir / 'rerank.json'}",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1)
     console.print(f"\n[bold green]done.[/] report: {out['report']}")
 
 

@@ -16,8 +16,8 @@ from tgsage.cli.common import (
     friendly_errors,
     load_data,
     read_spec,
-    training_progress,
 )
+from tgsage.cli.display import training_progress
 
 
 @friendly_errors

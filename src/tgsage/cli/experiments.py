@@ -8,10 +8,8 @@ inputs (a search's study and stored config, a pool, a teacher), call the library
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 from collections.abc import Iterator
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,102 +23,24 @@ from tgsage.cli.common import (
     err_console,
     expected_examples,
     friendly_errors,
-    key_values,
     load_data,
-    training_progress,
 )
-from tgsage.errors import InputError, TgsageError
-from tgsage.search.locate import SearchRun, resolve_run  # noqa: F401 - re-exported
+from tgsage.cli.display import RichObserver
+from tgsage.errors import InputError
 
-RERANK_FILE = "rerank.json"
+
+def resolve_run(target: str | None, storage: str | None = None, study: str | None = None) -> Any:
+    """The search a command names (see :func:`tgsage.search.locate.resolve_run`)."""
+    from tgsage.search.locate import resolve_run as resolve
+
+    return resolve(target, storage, study)
 
 
 def dashboard_command(storage: str) -> str:
     """How to open ``storage`` in optuna-dashboard (journal files: the bare path)."""
-    from tgsage.search.config import is_journal_url, journal_path
-    from tgsage.search.storage import redact
+    from tgsage.search.locate import dashboard_target
 
-    target = str(journal_path(storage)) if is_journal_url(storage) else redact(storage)
-    return f"optuna-dashboard {target}"
-
-
-# ---------------------------------------------------------------------- rerank.json
-def _jsonable(value: Any) -> Any:
-    """Plain JSON: non-finite floats become null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def rerank_payload(
-    result: Any, *, budget: str, k: int, study: str, settings: dict[str, Any]
-) -> dict[str, Any]:
-    """What ``rerank.json`` holds: the chosen spec, each candidate's longer run, the cost."""
-    best = result.best
-    chosen = None
-    if best is not None:
-        chosen = {
-            "trial": best.number,
-            "spec_hash": best.spec_hash,
-            "spec": json.loads(best.spec) if best.spec else None,
-            "score": best.score,
-            "premature_accuracy": best.accuracy,
-            "accuracy": result.best_accuracy,
-        }
-    cost = {
-        "M1": result.m1,
-        "E1": result.e1,
-        "E1_total": result.e1_total,
-        "M2": result.m2,
-        "E2": result.e2,
-        "E2_total": result.e2_total,
-        "total": result.total,
-    }
-    return _jsonable(
-        {
-            "study": study,
-            "budget": budget,
-            "k": k,
-            "settings": settings,
-            "chosen": chosen,
-            "candidates": [asdict(e) for e in result.entries],
-            "cost": cost,
-        }
-    )
-
-
-def read_rerank(path: Path, records: list[Any]) -> Any:
-    """A RerankResult from ``rerank.json`` (its chosen trial looked up in ``records``)."""
-    from tgsage.experiments import CandidateRecord, RerankEntry, RerankResult
-
-    try:
-        data = json.loads(path.read_text())
-        cost, chosen = data["cost"], data.get("chosen")
-        entries = [RerankEntry(**e) for e in data["candidates"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(
-            f"{path} is not a rerank result written by `tgsage rerank` ({exc}); "
-            "delete it or run `tgsage rerank` again"
-        ) from None
-    best = None
-    if chosen is not None:
-        by_number = {r.number: r for r in records}
-        best = by_number.get(chosen["trial"]) or CandidateRecord(
-            number=chosen["trial"], spec_hash=chosen.get("spec_hash"), score=chosen.get("score")
-        )
-    return RerankResult(
-        best=best,
-        best_accuracy=None if chosen is None else chosen["accuracy"],
-        entries=entries,
-        m1=int(cost["M1"]),
-        e1_total=int(cost["E1_total"]),
-        m2=int(cost["M2"]),
-        e2_total=int(cost["E2_total"]),
-    )
+    return f"optuna-dashboard {dashboard_target(storage)}"
 
 
 def _fmt(x: float | None, digits: int = 4) -> str:
@@ -143,48 +63,17 @@ def report(
     top: int = typer.Option(20, help="Leaderboard rows."),
 ) -> None:
     """Figures and one self-contained report.html for a search (plus its rerank, if run)."""
-    from tgsage.experiments import records_from_study
-    from tgsage.report import build_search_report, cost_rows
-    from tgsage.teacher import Teacher
+    from tgsage.report import report_search_run
 
     r = resolve_run(run, storage, study)
-    records = records_from_study(r.study)
-    teacher = None
-    if r.config.teacher is not None:
-        path = Path(r.config.teacher)
-        if not path.exists():
-            console.print(
-                f"note: teacher file {path} not found; teacher RDM heatmaps skipped", soft_wrap=True
-            )
-        else:
-            try:
-                teacher = Teacher.load(path)
-            except TgsageError as exc:
-                console.print(f"note: {exc}; teacher RDM heatmaps skipped", soft_wrap=True)
-    rerank_result = None
-    rerank_path = r.run_dir / RERANK_FILE
-    if rerank_path.exists():
-        rerank_result = read_rerank(rerank_path, records)
-    out_dir = out if out is not None else r.run_dir / "report"
-    files = build_search_report(
-        records,
-        out_dir,
-        teacher,
-        rerank=rerank_result,
-        title=f"tgsage search report: {r.config.name}",
-        subtitle=f"storage {dashboard_command(r.storage).split()[-1]}",
-        leaderboard_size=top,
-    )
-    html = files[-1]
-    scored = [x for x in records if x.ok and x.score is not None]
-    best = max(scored, key=lambda x: (x.score, -x.number), default=None)
-    total = cost_rows(records, rerank_result)[-1]["examples"]
-    console.print(f"wrote {html} ({len(files) - 1} figures)", soft_wrap=True)
+    rep = report_search_run(r, out, top=top, observer=RichObserver(bars=False))
+    console.print(f"wrote {rep.html} ({len(rep.files) - 1} figures)", soft_wrap=True)
+    best = rep.best
     console.print(
-        f"{r.config.name}: {len(records)} candidates ({len(scored)} scored), best score "
+        f"{r.config.name}: {rep.candidates} candidates ({rep.scored} scored), best score "
         + (f"{best.score:.4f} (trial {best.number})" if best is not None else "-")
-        + f", total cost {total:,} examples"
-        + (f" (rerank of {rerank_result.m2} included)" if rerank_result is not None else ""),
+        + f", total cost {rep.total_examples:,} examples"
+        + (f" (rerank of {rep.rerank.m2} included)" if rep.rerank is not None else ""),
         soft_wrap=True,
     )
     console.print(
@@ -213,48 +102,38 @@ def rerank_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train the search's top-k longer, keep the best, print the cost M1*E1 + M2*E2."""
-    from tgsage.data.registry import get_dataset
-    from tgsage.experiments import CandidateRecord, make_train_fn, records_from_study, rerank
+    from tgsage.experiments import RERANK_FILE, rerank_search
 
     if k < 1:
         raise InputError(f"--k must be >= 1, got {k}")
     r = resolve_run(run, storage, study)
-    cfg = r.config
-    records = records_from_study(r.study)
-    if not any(x.ok and x.score is not None for x in records):
-        raise InputError(f"study {cfg.name!r} has no scored candidates to re-rank yet")
-    from tgsage.search.config import SPACE_PRESETS
+    path = out if out is not None else r.run_dir / RERANK_FILE
+    result = rerank_search(
+        r,
+        k,
+        budget,
+        preset=preset,
+        width_mult=width_mult,
+        device=device,
+        out=path,
+        observer=RichObserver(bars=not quiet),
+    )
+    print_rerank(result, r.config.name, budget)
+    if result.best is None:
+        err_console.print(
+            f"[bold red]no candidate finished the longer training[/]; see {path}", soft_wrap=True
+        )
+        raise typer.Exit(code=1)
+    console.print(
+        f"chosen: trial {result.best.number} ({result.best.spec_hash}), accuracy "
+        f"{result.best_accuracy:.4f} at {budget}; wrote {path}",
+        soft_wrap=True,
+    )
 
-    settings = {
-        "preset": preset if preset is not None else (cfg.train or SPACE_PRESETS.get(cfg.space)),
-        "train_options": {} if preset is not None else dict(cfg.train_options),
-        "width_mult": width_mult if width_mult is not None else cfg.width_mult,
-        "device": device if device is not None else cfg.device,
-        "seed": cfg.seed,
-        "data": {"name": cfg.data.name, **cfg.data.options},
-    }
-    from tgsage.train import get_preset
 
-    train_cfg = get_preset(settings["preset"], **settings["train_options"])
-    data = get_dataset(cfg.data.name, **cfg.data.options)
-    total = expected_examples(budget, len(data.train), train_cfg)
-
-    def train(rec: CandidateRecord) -> Any:
-        with training_progress(f"trial {rec.number}", total, not quiet) as cb:
-            extra = {"progress": cb} if cb is not None else {}
-            fn = make_train_fn(
-                data,
-                budget,
-                train_cfg,
-                width_mult=settings["width_mult"],
-                device=settings["device"],
-                seed=cfg.seed,
-                **extra,
-            )
-            return fn(rec)
-
-    result = rerank(records, k, train)
-    table = Table(title=f"re-ranking the top {result.m2} of {cfg.name} at {budget}")
+def print_rerank(result: Any, study: str, budget: str) -> None:
+    """The re-ranked candidates, the chosen one, and the cost table M1*E1 + M2*E2."""
+    table = Table(title=f"re-ranking the top {result.m2} of {study} at {budget}")
     for col in (
         "rank",
         "trial",
@@ -291,91 +170,9 @@ def rerank_cmd(
         f"{result.e2:,.1f} = {result.total:,} examples",
         soft_wrap=True,
     )
-    payload = rerank_payload(result, budget=budget, k=k, study=cfg.name, settings=settings)
-    path = out if out is not None else r.run_dir / RERANK_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=2))
-    if result.best is None:
-        err_console.print(
-            f"[bold red]no candidate finished the longer training[/]; see {path}", soft_wrap=True
-        )
-        raise typer.Exit(code=1)
-    console.print(
-        f"chosen: trial {result.best.number} ({result.best.spec_hash}), accuracy "
-        f"{result.best_accuracy:.4f} at {budget}; wrote {path}",
-        soft_wrap=True,
-    )
 
 
 # ---------------------------------------------------------------------- predictivity
-def parse_pool(value: str, seed: int, ground_truth: Any = None) -> list[Any]:
-    """``random:SPACE:N[:SEED]``, ``table:N[:SEED]`` (a sample of the ground-truth table), a
-    specs file (one spec JSON per line) or ``RUN_DIR[:TOP]``."""
-    from tgsage.experiments import (
-        pool_from_records,
-        pool_from_specs,
-        random_pool,
-        records_from_study,
-    )
-
-    if value.startswith("table:"):
-        if ground_truth is None:
-            raise InputError(
-                f"--pool {value!r} samples the ground-truth table: pass "
-                "--ground-truth TABLE.csv too"
-            )
-        parts = value.split(":")
-        try:
-            n = int(parts[1])
-            pool_seed = int(parts[2]) if len(parts) > 2 else seed
-        except (IndexError, ValueError):
-            raise InputError(f"--pool {value!r}: expected table:N[:SEED], e.g. table:60") from None
-        if len(parts) > 3 or n < 1:
-            raise InputError(f"--pool {value!r}: expected table:N[:SEED] with N >= 1")
-        return list(ground_truth.sample(n, seed=pool_seed))
-    if value.startswith("random:"):
-        parts = value.split(":")
-        try:
-            n = int(parts[2])
-            pool_seed = int(parts[3]) if len(parts) > 3 else seed
-        except (IndexError, ValueError):
-            raise InputError(
-                f"--pool {value!r}: expected random:SPACE:N[:SEED], e.g. random:layer:50"
-            ) from None
-        if len(parts) > 4 or n < 1:
-            raise InputError(f"--pool {value!r}: expected random:SPACE:N[:SEED] with N >= 1")
-        return random_pool(parts[1], n, seed=pool_seed)
-    path = Path(value)
-    if path.is_file() or path.suffix in (".jsonl", ".json", ".txt"):
-        if not path.is_file():
-            raise InputError(f"--pool: specs file {path} not found")
-        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-        if not lines:
-            raise InputError(f"--pool: {path} holds no specs (one spec JSON per line)")
-        return pool_from_specs(lines)
-    run, top = value, None
-    head, sep, tail = value.rpartition(":")
-    if sep and tail.isdigit() and not Path(value).exists():
-        run, top = head, int(tail)
-    if not Path(run).is_dir():
-        raise InputError(
-            f"--pool {value!r}: not random:SPACE:N[:SEED], a specs file, nor a "
-            "search's run folder[:TOP]"
-        )
-    records = records_from_study(resolve_run(run).study)
-    specs = pool_from_records(records, top=top)
-    if not specs:
-        raise InputError(f"--pool {value!r}: the search has no scored candidates")
-    return specs
-
-
-def train_config(preset: str | None, options: list[str]) -> Any:
-    """The preset with ``KEY=VALUE`` overrides (values parsed as YAML: 30, 0.05, true, [1, 2])."""
-    from tgsage.train import get_preset
-
-    return get_preset(preset, **key_values(options, "--train-option"))
-
-
 @contextlib.contextmanager
 def _pool_progress(
     n: int, done: int, per_arch: int | None, enabled: bool
@@ -462,12 +259,19 @@ def predictivity(
 ) -> None:
     """How well P, TG, P+TG, each S_i and zero-cost proxies predict mature accuracy
     (resumable)."""
-    from tgsage.experiments import alpha_sweep, predictivity_table, run_predictivity
+    from tgsage.experiments import (
+        alpha_sweep,
+        pool_from_string,
+        predictivity_table,
+        run_predictivity,
+    )
+    from tgsage.experiments.jsonio import write_json
     from tgsage.experiments.predictivity import pool_summary
     from tgsage.experiments.records import read_pool_records
     from tgsage.experiments.stats import pool_scores
     from tgsage.report import build_predictivity_report
     from tgsage.teacher import Teacher
+    from tgsage.train import get_preset, parse_train_options
 
     budget_list = [b.strip() for b in budgets.split(",") if b.strip()]
     proxy_list = [p.strip() for p in proxies.split(",") if p.strip()]
@@ -485,7 +289,7 @@ def predictivity(
         from tgsage.experiments.ground_truth import load_nb201_table
 
         gt = load_nb201_table(ground_truth, dataset=gt_dataset)
-    specs = parse_pool(pool, seed, gt)
+    specs = pool_from_string(pool, seed, gt)
     splits = load_data(data, data_root, train_size, val_size, resolution, seed)
     store = out / "pool.jsonl"
     stored = {r.spec_hash for r in read_pool_records(store)}
@@ -494,7 +298,7 @@ def predictivity(
         console.print(
             f"resuming: {done} of {len(specs)} architectures already in {store}", soft_wrap=True
         )
-    train_cfg = train_config(preset, train_option)
+    train_cfg = get_preset(preset, **parse_train_options(train_option))
     longest = budget_list[-1] if gt is not None and budget_list else mature
     per_arch = expected_examples(longest, len(splits.train), train_cfg) if budget_list else 0
     with _pool_progress(len(specs), done, per_arch, not quiet) as (on_train, on_record):
@@ -522,37 +326,32 @@ def predictivity(
     )
     sweep = alpha_sweep(recs) if any(p.tg is not None for r in recs for p in r.points) else []
     summary = pool_summary(recs)
-    table_path = out / "predictivity.json"
-    table_path.write_text(
-        json.dumps(
-            _jsonable(
-                {
-                    "pool": pool,
-                    "teacher": None if teacher is None else str(teacher),
-                    "budgets": budget_list,
-                    "mature": "table" if gt is not None else mature,
-                    "ground_truth": None
-                    if gt is None
-                    else {
-                        "path": str(ground_truth),
-                        "dataset": gt_dataset,
-                        "column": gt.column,
-                        "scale": gt.scale,
-                        "rows": len(gt),
-                    },
-                    "proxies": proxy_list,
-                    "preset": preset,
-                    "train_options": train_option,
-                    "alpha": alpha,
-                    "beta": beta,
-                    "k": k,
-                    "summary": summary,
-                    "rows": [r.as_dict() for r in rows],
-                    "alpha_sweep": [a.as_dict() for a in sweep],
-                }
-            ),
-            indent=2,
-        )
+    table_path = write_json(
+        out / "predictivity.json",
+        {
+            "pool": pool,
+            "teacher": None if teacher is None else str(teacher),
+            "budgets": budget_list,
+            "mature": "table" if gt is not None else mature,
+            "ground_truth": None
+            if gt is None
+            else {
+                "path": str(ground_truth),
+                "dataset": gt_dataset,
+                "column": gt.column,
+                "scale": gt.scale,
+                "rows": len(gt),
+            },
+            "proxies": proxy_list,
+            "preset": preset,
+            "train_options": train_option,
+            "alpha": alpha,
+            "beta": beta,
+            "k": k,
+            "summary": summary,
+            "rows": [r.as_dict() for r in rows],
+            "alpha_sweep": [a.as_dict() for a in sweep],
+        },
     )
     files = build_predictivity_report(
         recs, out, table=rows, alpha_rows=sweep or None, alpha=alpha, k=k, seed=seed

@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 
 from tgsage.cli.common import console, err_console, friendly_errors
+from tgsage.cli.display import leaderboard_table, render_status, search_display
 
 
 @friendly_errors
@@ -44,13 +45,11 @@ def search(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No live progress display."),
 ) -> None:
     """Run (or resume) a search with N local workers; Ctrl-C stops it, rerunning resumes."""
+    from tgsage.search.config import load_config
     from tgsage.search.runner import run_search
-    from tgsage.search.status import leaderboard_table
 
-    summary = run_search(
+    cfg = load_config(
         config,
-        progress=not (quiet or as_json),
-        console=console,
         workers=workers,
         n_candidates=n_candidates,
         storage=storage,
@@ -65,6 +64,8 @@ def search(
         proxy=proxy,
         beta=beta,
     )
+    with search_display(cfg.name, cfg.n_candidates, not (quiet or as_json)) as on_status:
+        summary = run_search(cfg, on_status)
     if as_json:
         typer.echo(json.dumps(summary.as_dict(), indent=2, default=str))
     else:
@@ -115,7 +116,7 @@ def status(
 ) -> None:
     """Progress, cost so far (examples) and the leaderboard of a search."""
     from tgsage.search.locate import resolve_run
-    from tgsage.search.status import render_status, search_status
+    from tgsage.search.status import search_status
 
     run = resolve_run(target, storage, study)
     s = search_status(run.storage, run.study.study_name, top)

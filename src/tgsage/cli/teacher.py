@@ -13,8 +13,8 @@ from tgsage.cli.common import (
     console,
     friendly_errors,
     load_data,
-    training_progress,
 )
+from tgsage.cli.display import training_progress
 
 teacher_app = typer.Typer(
     help="Build and inspect teachers (teacher RDMs on a probe set).", no_args_is_help=True

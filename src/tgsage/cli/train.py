@@ -10,34 +10,31 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tgsage.cli.common import (
-    DATA_HELP,
-    console,
-    friendly_errors,
-    key_values,
-    load_data,
-    training_progress,
-)
+from tgsage.cli.common import DATA_HELP, console, friendly_errors, load_data
+from tgsage.cli.display import training_progress
+
+
+def _is_run(target: str) -> bool:
+    """Whether TARGET names a search's run folder (it holds the search's journal)."""
+    return (Path(target) / "search.journal").is_file()
 
 
 def _data_for(target: str, data: str | None, **options: Any) -> Any:
     """``--data`` if given, else the search's own data when TARGET is a run folder, else the
     synthetic objects."""
-    path = Path(target)
-    if data is None and path.is_dir() and (path / "search.journal").exists():
+    if data is None and _is_run(target):
         from tgsage.data.registry import get_dataset
         from tgsage.search.locate import resolve_run
 
-        cfg = resolve_run(str(path)).config
+        cfg = resolve_run(target).config
         console.print(f"data: the search's ({cfg.data.name})")
         return get_dataset(cfg.data.name, **cfg.data.options)
     return load_data(data or "synthetic", **options)
 
 
 def _default_out(target: str, spec_hash: str) -> Path:
-    path = Path(target)
-    if path.is_dir() and (path / "search.journal").exists():
-        return path / "final"
+    if _is_run(target):
+        return Path(target) / "final"
     return Path("runs") / f"final-{spec_hash}"
 
 
@@ -95,11 +92,13 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a found architecture with the paper's final recipe; resumes after a kill."""
+    from tgsage.experiments import best_candidate
+    from tgsage.train import parse_train_options
     from tgsage.train.final import get_final_preset, resolve_spec, train_final
 
     fp = get_final_preset(preset)
-    overrides = key_values(train_option, "--train-option")
-    spec, origin = resolve_spec(target, fp.setting)
+    overrides = parse_train_options(train_option)
+    spec, origin = resolve_spec(best_candidate(target) if _is_run(target) else target, fp.setting)
     splits = _data_for(
         target,
         data,

@@ -20,6 +20,7 @@ from tgsage.experiments.predictivity import (
     measure_architecture,
     pool_from_records,
     pool_from_specs,
+    pool_from_string,
     pool_summary,
     random_pool,
     run_predictivity,
@@ -34,11 +35,18 @@ from tgsage.experiments.records import (
     records_from_study,
 )
 from tgsage.experiments.rerank import (
+    RERANK_FILE,
+    BestCandidate,
     LongRun,
     RerankEntry,
     RerankResult,
+    best_candidate,
     make_train_fn,
+    read_rerank,
     rerank,
+    rerank_payload,
+    rerank_search,
+    rerank_settings,
     top_k,
 )
 from tgsage.experiments.stats import (
@@ -60,7 +68,9 @@ from tgsage.experiments.stats import (
 )
 
 __all__ = [
+    "RERANK_FILE",
     "AlphaRow",
+    "BestCandidate",
     "BestSoFar",
     "BudgetPoint",
     "CandidateRecord",
@@ -76,6 +86,7 @@ __all__ = [
     "alpha_sweep",
     "as_candidate_records",
     "as_spec",
+    "best_candidate",
     "best_so_far",
     "compare_searches",
     "correlation_estimates",
@@ -88,6 +99,7 @@ __all__ = [
     "pool_budgets",
     "pool_from_records",
     "pool_from_specs",
+    "pool_from_string",
     "pool_ranks",
     "pool_scores",
     "pool_summary",
@@ -96,8 +108,12 @@ __all__ = [
     "random_pool",
     "read_jsonl",
     "read_pool_records",
+    "read_rerank",
     "records_from_study",
     "rerank",
+    "rerank_payload",
+    "rerank_search",
+    "rerank_settings",
     "run_predictivity",
     "side_by_side",
     "spearman",

@@ -393,3 +393,60 @@ __all__ = [
     "random_pool",
     "run_predictivity",
 ]
+
+
+def pool_from_string(value: str, seed: int = 0, ground_truth: Any = None) -> list[ArchSpec]:
+    """A pool named the way ``tgsage predictivity --pool`` takes it: ``random:SPACE:N[:SEED]``,
+    ``table:N[:SEED]`` (a sample of ``ground_truth``), a specs file (one spec JSON or
+    NAS-Bench-201 arch string a line) or ``RUN_DIR[:TOP]`` (a search's best candidates).
+    ``seed`` is the sampling seed when the string names none."""
+    if value.startswith("table:"):
+        if ground_truth is None:
+            raise InputError(
+                f"pool {value!r} samples the ground-truth table: give the table too "
+                "(--ground-truth TABLE.csv)"
+            )
+        n, pool_seed = _count_and_seed(value, 1, seed, "table:N[:SEED], e.g. table:60")
+        return list(ground_truth.sample(n, seed=pool_seed))
+    if value.startswith("random:"):
+        n, pool_seed = _count_and_seed(
+            value, 2, seed, "random:SPACE:N[:SEED], e.g. random:layer:50"
+        )
+        return random_pool(value.split(":")[1], n, seed=pool_seed)
+    path = Path(value)
+    if path.is_file() or path.suffix in (".jsonl", ".json", ".txt"):
+        if not path.is_file():
+            raise InputError(f"pool: specs file {path} not found")
+        lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
+        if not lines:
+            raise InputError(f"pool: {path} holds no specs (one spec JSON per line)")
+        return pool_from_specs(lines)
+    run, top = value, None
+    head, sep, tail = value.rpartition(":")
+    if sep and tail.isdigit() and not Path(value).exists():
+        run, top = head, int(tail)
+    if not Path(run).is_dir():
+        raise InputError(
+            f"pool {value!r}: not random:SPACE:N[:SEED], table:N[:SEED], a specs file, nor a "
+            "search's run folder[:TOP]"
+        )
+    from tgsage.experiments.records import records_from_study
+    from tgsage.search.locate import resolve_run
+
+    specs = pool_from_records(records_from_study(resolve_run(run).study), top=top)
+    if not specs:
+        raise InputError(f"pool {value!r}: the search has no scored candidates")
+    return specs
+
+
+def _count_and_seed(value: str, at: int, seed: int, form: str) -> tuple[int, int]:
+    """N (field ``at``) and the optional SEED after it of a ``KIND:...:N[:SEED]`` pool."""
+    parts = value.split(":")
+    try:
+        n = int(parts[at])
+        pool_seed = int(parts[at + 1]) if len(parts) > at + 1 else seed
+    except (IndexError, ValueError):
+        raise InputError(f"pool {value!r}: expected {form}") from None
+    if len(parts) > at + 2 or n < 1:
+        raise InputError(f"pool {value!r}: expected {form} with N >= 1")
+    return n, pool_seed

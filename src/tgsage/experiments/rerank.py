@@ -6,16 +6,30 @@ longer-budget validation accuracy is chosen. The total cost of search plus re-ra
 paper's ``M1*E1 + M2*E2`` in examples processed by SGD, computed from what each run actually
 processed: ``sum_i E1_i + sum_j E2_j`` (M1 candidates sampled by the search - failed ones
 included, since they were trained too - and M2 = the re-ranked candidates).
+
+:func:`rerank_search` does all of it for a stored search (its records, data and training
+settings) and writes ``rerank.json`` into the run folder; :func:`read_rerank` reads it back;
+:func:`best_candidate` is what a search found (its re-ranking's choice, else its best score).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from tgsage.errors import InputError, SpecError
+from tgsage.errors import ConfigError, InputError, SpecError
+from tgsage.experiments.jsonio import plain_json, write_json
 from tgsage.experiments.records import CandidateRecord, as_candidate_records
+from tgsage.observer import Observer
+
+if TYPE_CHECKING:
+    from tgsage.search.locate import SearchRun
+
+#: The file a search's re-ranking is stored in, inside its run folder.
+RERANK_FILE = "rerank.json"
 
 SAMPLED_STATES = ("ok", "failed")
 
@@ -214,3 +228,200 @@ def make_train_fn(
         return LongRun(res.val_accuracy, res.examples, res.status, res.failure_reason)
 
     return train
+
+
+# ---------------------------------------------------------------------- a stored search
+def rerank_settings(
+    config: Any,
+    *,
+    preset: str | None = None,
+    width_mult: float | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """How a search's candidates are trained longer: its own preset, ``train_options``, width,
+    device, seed and data unless overridden (an explicit ``preset`` drops its train_options)."""
+    from tgsage.search.config import SPACE_PRESETS
+
+    return {
+        "preset": preset
+        if preset is not None
+        else (config.train or SPACE_PRESETS.get(config.space)),
+        "train_options": {} if preset is not None else dict(config.train_options),
+        "width_mult": width_mult if width_mult is not None else config.width_mult,
+        "device": device if device is not None else config.device,
+        "seed": config.seed,
+        "data": {"name": config.data.name, **config.data.options},
+    }
+
+
+def rerank_search(
+    run: SearchRun,
+    k: int = 10,
+    budget: str = "mature",
+    *,
+    preset: str | None = None,
+    width_mult: float | None = None,
+    device: str | None = None,
+    out: Path | None = None,
+    observer: Observer | None = None,
+) -> RerankResult:
+    """Re-rank a stored search (:func:`tgsage.search.locate.resolve_run`): train its top ``k``
+    for ``budget`` on its own data and settings (see :func:`rerank_settings`), and write the
+    result to ``out`` (default ``<run_dir>/rerank.json``). ``observer`` sees each training."""
+    from tgsage.data.registry import get_dataset
+    from tgsage.experiments.records import records_from_study
+    from tgsage.train import get_preset
+
+    if k < 1:
+        raise InputError(f"rerank: k must be >= 1, got {k}")
+    observer = observer or Observer()
+    cfg = run.config
+    records = records_from_study(run.study)
+    if not any(x.ok and x.score is not None for x in records):
+        raise InputError(f"study {cfg.name!r} has no scored candidates to re-rank yet")
+    settings = rerank_settings(cfg, preset=preset, width_mult=width_mult, device=device)
+    train_cfg = get_preset(settings["preset"], **settings["train_options"])
+    data = get_dataset(cfg.data.name, **cfg.data.options)
+    try:
+        total: int | None = train_cfg.examples_for(budget, len(data.train))
+    except ConfigError:  # the trainer reports a bad budget itself, per candidate
+        total = None
+
+    def train(rec: CandidateRecord) -> LongRun:
+        with observer.training(f"trial {rec.number}", total) as cb:
+            fn = make_train_fn(
+                data,
+                budget,
+                train_cfg,
+                width_mult=settings["width_mult"],
+                device=settings["device"],
+                seed=cfg.seed,
+                **({"progress": cb} if cb is not None else {}),
+            )
+            return fn(rec)
+
+    result = rerank(records, k, train)
+    payload = rerank_payload(result, budget=budget, k=k, study=cfg.name, settings=settings)
+    write_json(out if out is not None else run.run_dir / RERANK_FILE, payload)
+    return result
+
+
+def rerank_payload(
+    result: RerankResult, *, budget: str, k: int, study: str, settings: dict[str, Any]
+) -> dict[str, Any]:
+    """What ``rerank.json`` holds: the chosen spec, each candidate's longer run, the cost."""
+    best = result.best
+    chosen = None
+    if best is not None:
+        chosen = {
+            "trial": best.number,
+            "spec_hash": best.spec_hash,
+            "spec": json.loads(best.spec) if best.spec else None,
+            "score": best.score,
+            "premature_accuracy": best.accuracy,
+            "accuracy": result.best_accuracy,
+        }
+    cost = {
+        "M1": result.m1,
+        "E1": result.e1,
+        "E1_total": result.e1_total,
+        "M2": result.m2,
+        "E2": result.e2,
+        "E2_total": result.e2_total,
+        "total": result.total,
+    }
+    return plain_json(
+        {
+            "study": study,
+            "budget": budget,
+            "k": k,
+            "settings": settings,
+            "chosen": chosen,
+            "candidates": [asdict(e) for e in result.entries],
+            "cost": cost,
+        }
+    )
+
+
+def read_rerank(path: Path, records: Iterable[Any]) -> RerankResult:
+    """A RerankResult from ``rerank.json`` (its chosen trial looked up in ``records``)."""
+    try:
+        data = json.loads(path.read_text())
+        cost, chosen = data["cost"], data.get("chosen")
+        entries = [RerankEntry(**e) for e in data["candidates"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"{path} is not a rerank result written by `tgsage rerank` ({exc}); "
+            "delete it or run `tgsage rerank` again"
+        ) from None
+    best = None
+    if chosen is not None:
+        by_number = {r.number: r for r in as_candidate_records(records)}
+        best = by_number.get(chosen["trial"]) or CandidateRecord(
+            number=chosen["trial"], spec_hash=chosen.get("spec_hash"), score=chosen.get("score")
+        )
+    return RerankResult(
+        best=best,
+        best_accuracy=None if chosen is None else chosen["accuracy"],
+        entries=entries,
+        m1=int(cost["M1"]),
+        e1_total=int(cost["E1_total"]),
+        m2=int(cost["M2"]),
+        e2_total=int(cost["E2_total"]),
+    )
+
+
+# ---------------------------------------------------------------------- what a search found
+@dataclass(frozen=True)
+class BestCandidate:
+    """The architecture a search found: its re-ranking's choice when ``rerank.json`` chose
+    one, else its highest-scoring completed candidate (ties: the lower trial number)."""
+
+    spec: Any  # an ArchSpec
+    source: str  # "rerank" or "search"
+    number: int | None
+    score: float | None
+    run_dir: Path
+    search_config: Any = None
+
+    @property
+    def origin(self) -> str:
+        return f"{self.source} of {self.run_dir} (trial {self.number})"
+
+
+def best_candidate(run_dir: str | Path) -> BestCandidate:
+    """The best candidate of the search whose run folder is ``run_dir`` (what ``train_final``
+    trains when given a search)."""
+    from tgsage.experiments.records import records_from_study
+    from tgsage.search.locate import resolve_run
+    from tgsage.spaces.specs import spec_from_dict, spec_from_json
+
+    path = Path(run_dir)
+    run = resolve_run(str(path))
+    rerank_path = path / RERANK_FILE
+    if rerank_path.is_file():
+        try:
+            chosen = json.loads(rerank_path.read_text()).get("chosen")
+        except (OSError, ValueError, AttributeError) as exc:
+            raise InputError(
+                f"{rerank_path} is not a rerank result written by `tgsage rerank` ({exc}); "
+                "delete it or run `tgsage rerank` again"
+            ) from None
+        if chosen and chosen.get("spec"):
+            return BestCandidate(
+                spec_from_dict(chosen["spec"]),
+                "rerank",
+                chosen.get("trial"),
+                chosen.get("score"),
+                path,
+                run.config,
+            )
+    top = top_k(records_from_study(run.study), 1)
+    if not top:
+        raise ConfigError(f"{path}: the search has no completed candidate yet; nothing to train")
+    best = top[0]
+    if not best.spec:
+        raise InputError(f"{path}: trial {best.number} carries no spec")
+    return BestCandidate(
+        spec_from_json(best.spec), "search", best.number, best.score, path, run.config
+    )

@@ -2,7 +2,7 @@
 
 ``build_search_report(records, out_dir, teacher=...)`` writes the standard search figures and
 ``report.html``; ``build_predictivity_report(pool_records, out_dir)`` does the same for a
-predictivity pool. The single plot/drawing functions each write one PNG and return its path.
+predictivity pool; ``report_search_run(run)`` reports a stored search. The single plot/drawing functions each write one PNG and return its path.
 """
 
 from tgsage.report.builders import (
@@ -22,8 +22,10 @@ from tgsage.report.plots import (
     plot_scatter,
     plot_similarity_matrix,
 )
+from tgsage.report.run import RunReport, report_search_run
 
 __all__ = [
+    "RunReport",
     "Section",
     "build_predictivity_report",
     "build_search_report",
@@ -40,6 +42,7 @@ __all__ = [
     "plot_rdm_heatmap",
     "plot_scatter",
     "plot_similarity_matrix",
+    "report_search_run",
     "table_html",
     "write_html_report",
 ]

@@ -9,7 +9,7 @@ one Optuna trial (see :mod:`tgsage.search.records` for what is stored and how it
 from tgsage.search.config import DataConfig, SearchConfig, SimulateConfig, load_config
 from tgsage.search.records import Counts, Row, count_trials, leaderboard
 from tgsage.search.runner import SearchSummary, run_search, start_workers
-from tgsage.search.status import SearchStatus, render_status, search_status, status_of
+from tgsage.search.status import SearchStatus, search_status, status_of, summary_line
 from tgsage.search.storage import create_or_load_study, load_study, open_storage, redact
 from tgsage.search.worker import Worker, WorkerSummary, run_worker
 
@@ -30,10 +30,10 @@ __all__ = [
     "load_study",
     "open_storage",
     "redact",
-    "render_status",
     "run_search",
     "run_worker",
     "search_status",
     "start_workers",
     "status_of",
+    "summary_line",
 ]

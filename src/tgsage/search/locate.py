@@ -62,3 +62,12 @@ def resolve_run(
         study = names[0]
     st, cfg = load_study(storage, study)
     return SearchRun(st, cfg, storage, run_dir if run_dir is not None else cfg.resolved_run_dir)
+
+
+def dashboard_target(storage: str) -> str:
+    """What to hand optuna-dashboard for ``storage``: a journal's bare path, else the URL
+    with its password hidden."""
+    from tgsage.search.config import is_journal_url, journal_path
+    from tgsage.search.storage import redact
+
+    return str(journal_path(storage)) if is_journal_url(storage) else redact(storage)

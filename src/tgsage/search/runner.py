@@ -7,7 +7,9 @@ only the missing ones are run); a different config under the same name is refuse
 
 Workers are separate processes (``python -m tgsage.search``) so a crash or ``kill -9`` of one
 never takes the others down; each logs to ``<run_dir>/worker-<pid>.log``, the search itself to
-``<run_dir>/search.log``. While they run, the parent shows a progress bar and the live top-5.
+``<run_dir>/search.log``. While they run, the parent reads a :class:`SearchStatus` snapshot
+from storage every ``poll`` seconds and hands it to ``on_status`` (the command line draws a
+progress bar and the live top-5 from it; the library itself draws nothing).
 """
 
 from __future__ import annotations
@@ -18,20 +20,18 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tgsage.errors import ConfigError, TgsageError
 from tgsage.search.config import SearchConfig, load_config
 from tgsage.search.faults import rdb_retry_callback, sweep_stale
 from tgsage.search.objective import check_objective
 from tgsage.search.records import Row
-from tgsage.search.status import SearchStatus, leaderboard_table, status_of, summary_line
+from tgsage.search.status import SearchStatus, status_of, summary_line
 from tgsage.search.storage import create_or_load_study, open_storage, redact, storage_kind
 from tgsage.search.strategy import make_sampler
 
@@ -94,11 +94,9 @@ def _setup_logging(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def start_workers(config: SearchConfig, n: int) -> list[subprocess.Popen[bytes]]:
-    """``n`` worker processes for the configured study, logging into its run folder."""
-    run_dir = config.resolved_run_dir
-    threads = config.torch_threads or max(1, (os.cpu_count() or 1) // max(1, n))
-    cmd = [
+def worker_command(config: SearchConfig, threads: int) -> list[str]:
+    """The command line of one local worker process (read back by :func:`worker_process`)."""
+    return [
         sys.executable,
         "-m",
         "tgsage.search",
@@ -107,12 +105,58 @@ def start_workers(config: SearchConfig, n: int) -> list[subprocess.Popen[bytes]]
         "--study",
         config.name,
         "--log-dir",
-        str(run_dir),
+        str(config.resolved_run_dir),
         "--parent-pid",
         str(os.getpid()),
         "--torch-threads",
         str(threads),
     ]
+
+
+def worker_process(argv: list[str] | None = None) -> int:
+    """Body of ``python -m tgsage.search``: one worker started by :func:`start_workers`;
+    returns its exit code (0 done, 1 stopped by failures, 2 a tgsage error).
+
+    The arguments are a private protocol between the runner and its workers (built by
+    :func:`worker_command`); people join a search with ``tgsage worker`` instead. The module
+    path stays inside the search package so a worker never imports the command line."""
+    import argparse
+
+    from tgsage.search.worker import run_worker
+
+    ap = argparse.ArgumentParser(
+        prog="python -m tgsage.search",
+        description="One worker process of run_search (to join a search: tgsage worker).",
+    )
+    ap.add_argument("--storage", required=True)
+    ap.add_argument("--study", required=True)
+    ap.add_argument("--worker-id")
+    ap.add_argument("--max-candidates", type=int)
+    ap.add_argument("--log-dir")
+    ap.add_argument("--parent-pid", type=int)
+    ap.add_argument("--torch-threads", type=int)
+    args = ap.parse_args(argv)
+    try:
+        summary = run_worker(
+            args.storage,
+            args.study,
+            args.worker_id,
+            args.max_candidates,
+            log_dir=args.log_dir,
+            parent_pid=args.parent_pid,
+            torch_threads=args.torch_threads,
+        )
+    except TgsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0 if summary.stopped_by in ("done", "max_candidates", "interrupted") else 1
+
+
+def start_workers(config: SearchConfig, n: int) -> list[subprocess.Popen[bytes]]:
+    """``n`` worker processes for the configured study, logging into its run folder."""
+    run_dir = config.resolved_run_dir
+    threads = config.torch_threads or max(1, (os.cpu_count() or 1) // max(1, n))
+    cmd = worker_command(config, threads)
     env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS=str(threads))
     procs = []
     with open(run_dir / "workers.stderr", "ab") as err:
@@ -138,59 +182,29 @@ def _stop(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
             p.wait()
 
 
-class _Display:
-    """A progress bar and the live top-5, refreshed from storage snapshots."""
-
-    def __init__(self, config: SearchConfig, console: Console | None, enabled: bool) -> None:
-        self.enabled = enabled
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[info]}"),
-            TimeElapsedColumn(),
-            auto_refresh=False,
-        )
-        self.task = self.progress.add_task(config.name, total=config.n_candidates, info="")
-        self.live = (
-            Live(console=console, refresh_per_second=4, transient=False) if enabled else None
-        )
-
-    def __enter__(self) -> _Display:
-        if self.live is not None:
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.live is not None:
-            self.live.__exit__(*exc)
-
-    def update(self, s: SearchStatus) -> None:
-        if self.live is None:
-            return
-        self.progress.update(
-            self.task,
-            completed=min(s.complete, s.n_candidates),
-            info=summary_line(s).split(", ", 1)[1],
-        )
-        self.live.update(
-            Group(self.progress, leaderboard_table(s.leaderboard, "top 5")), refresh=True
-        )
-
-
 def run_search(
     config: SearchConfig | dict[str, Any] | str | Path,
-    progress: bool = True,
+    on_status: Callable[[SearchStatus], None] | None = None,
     *,
-    console: Console | None = None,
     poll: float = 0.5,
     **overrides: Any,
 ) -> SearchSummary:
     """Run (or resume) a search with ``config.workers`` local worker processes.
 
-    ``overrides`` replace config fields (None values are ignored). Returns a summary; raises
-    ConfigError before any work when the config, the storage or the inputs are invalid.
+    ``on_status(status)`` is called with a fresh :class:`SearchStatus` every ``poll`` seconds
+    while workers run (e.g. to draw progress). ``overrides`` replace config fields (None values
+    are ignored). Returns a summary; raises ConfigError before any work when the config, the
+    storage or the inputs are invalid.
     """
+    if "progress" in overrides or isinstance(on_status, bool):
+        overrides.pop("progress", None)
+        on_status = None if isinstance(on_status, bool) else on_status
+        warnings.warn(
+            "run_search(progress=...) is gone: the library draws nothing; pass "
+            "on_status=callback to follow a search",
+            DeprecationWarning,
+            stacklevel=2,
+        )
     cfg = load_config(config, **overrides)
     storage = preflight(cfg)
     run_dir = cfg.resolved_run_dir
@@ -221,15 +235,16 @@ def run_search(
         if not status.finished:
             procs = start_workers(cfg, cfg.workers)
             log.info("workers started: %s", [p.pid for p in procs])
-            with _Display(cfg, console, progress) as display:
-                while True:
-                    status = status_of(study, cfg)
-                    display.update(status)
-                    if all(p.poll() is not None for p in procs):
-                        break
-                    time.sleep(poll)
+            while True:
                 status = status_of(study, cfg)
-                display.update(status)
+                if on_status is not None:
+                    on_status(status)
+                if all(p.poll() is not None for p in procs):
+                    break
+                time.sleep(poll)
+            status = status_of(study, cfg)
+            if on_status is not None:
+                on_status(status)
             codes = [p.returncode for p in procs]
             log.info("workers exited with %s", codes)
             if not status.finished:

@@ -1,15 +1,15 @@
-"""Progress of a search read from its storage: counts, cost so far, the leaderboard."""
+"""Progress of a search read from its storage: counts, cost so far, the leaderboard.
+
+Plain data (``SearchStatus.as_dict`` for JSON) and one plain-text line; the command line renders
+the tables (:mod:`tgsage.cli.display`).
+"""
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import optuna
-from rich.console import Group, RenderableType
-from rich.table import Table
-from rich.text import Text
 
 from tgsage.search.config import SearchConfig
 from tgsage.search.records import Counts, Row, count_trials, leaderboard
@@ -69,39 +69,8 @@ def search_status(storage: str, study: str, top: int = 5) -> SearchStatus:
     return status_of(s, config, storage, top)
 
 
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else f"{v:.4f}"
-
-
-def leaderboard_table(rows: list[Row], title: str = "leaderboard") -> Table:
-    table = Table(title=title, title_justify="left")
-    for col, just in (
-        ("#", "right"),
-        ("trial", "right"),
-        ("score", "right"),
-        ("P", "right"),
-        ("TG", "right"),
-        ("examples", "right"),
-        ("spec", "left"),
-        ("worker", "left"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for i, r in enumerate(rows, 1):
-        spec = r.spec_hash + (f" (= #{r.reused_from})" if r.reused_from is not None else "")
-        table.add_row(
-            str(i),
-            str(r.number),
-            _fmt(r.score),
-            _fmt(r.p),
-            _fmt(r.tg),
-            f"{r.examples:,}",
-            spec,
-            r.worker,
-        )
-    return table
-
-
 def summary_line(s: SearchStatus) -> str:
+    """Counts and cost in one line: "3/10 completed, 2 running, 0 failed, cost 900 examples"."""
     c = s.counts
     parts = [f"{c.complete}/{s.n_candidates} completed", f"{c.running} running"]
     if c.waiting:
@@ -113,17 +82,3 @@ def summary_line(s: SearchStatus) -> str:
         parts.append(f"{c.reused} reused")
     parts.append(f"cost {c.cost:,} examples")
     return ", ".join(parts)
-
-
-def render_status(s: SearchStatus) -> RenderableType:
-    """A rich renderable: header, counts, cost, failure reasons and the leaderboard."""
-    head = Text.assemble(
-        (f"{s.study}", "bold"),
-        f"  {s.space} space, {s.strategy}, score {s.score}  ({s.storage})\n",
-        summary_line(s),
-    )
-    parts: list[RenderableType] = [head]
-    if s.counts.reasons:
-        parts.append(Text("failures: " + json.dumps(s.counts.reasons)))
-    parts.append(leaderboard_table(s.leaderboard, f"top {len(s.leaderboard)} by score"))
-    return Group(*parts)

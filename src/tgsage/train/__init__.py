@@ -26,6 +26,7 @@ from tgsage.train.presets import (
     get_preset,
     list_presets,
     make_optimizer,
+    parse_train_options,
 )
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "list_final_presets",
     "list_presets",
     "make_optimizer",
+    "parse_train_options",
     "resolve_amp",
     "steps_per_epoch",
     "train_final",

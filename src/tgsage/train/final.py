@@ -127,68 +127,23 @@ def get_final_preset(name: str | FinalPreset) -> FinalPreset:
 
 
 # ----------------------------------------------------------------------------- what to train
-@dataclass(frozen=True)
-class BestCandidate:
-    """The architecture a search found: from ``rerank.json`` if the search was re-ranked, else
-    its highest-scoring completed candidate."""
-
-    spec: Any
-    source: str  # "rerank" or "search"
-    number: int | None
-    score: float | None
-    run_dir: Path
-    search_config: Any = None
-
-
-def best_candidate(run_dir: str | Path) -> BestCandidate:
-    """The best candidate of the search whose run folder is ``run_dir``."""
-    from tgsage.search.locate import resolve_run
-    from tgsage.search.records import leaderboard
-    from tgsage.spaces.specs import spec_from_dict, spec_from_json
-
-    path = Path(run_dir)
-    run = resolve_run(str(path))
-    rerank = path / "rerank.json"
-    if rerank.is_file():
-        try:
-            best = json.loads(rerank.read_text()).get("best") or {}
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise DataError(f"{rerank}: not a rerank result ({exc}); delete or rerun it") from None
-        if best.get("spec"):
-            return BestCandidate(
-                spec_from_dict(best["spec"]),
-                "rerank",
-                best.get("number"),
-                best.get("score"),
-                path,
-                run.config,
-            )
-    trials = run.study.get_trials(deepcopy=False)
-    rows = leaderboard(trials, top=1)
-    if not rows:
-        raise ConfigError(f"{path}: the search has no completed candidate yet; nothing to train")
-    trial = next(t for t in trials if t.number == rows[0].number)
-    spec_json = trial.user_attrs.get("spec")
-    if not spec_json:
-        raise DataError(f"{path}: trial {trial.number} carries no spec")
-    return BestCandidate(
-        spec_from_json(spec_json), "search", trial.number, rows[0].score, path, run.config
-    )
-
-
 def resolve_spec(target: Any, setting: str = "cifar10") -> tuple[Any, str]:
     """An ArchSpec from a spec, its dict or JSON, a spec file, ``preset:NAME`` (in
-    ``setting``), ``random:SPACE[:SEED]`` or a search run folder; plus where it came from."""
-    from tgsage.spaces import get_preset as get_cell_preset
-    from tgsage.spaces import get_space
+    ``setting``), ``random:SPACE[:SEED]`` or a search's :func:`~tgsage.experiments.best_candidate`;
+    plus where it came from."""
+    from tgsage.spaces import get_cell_preset, get_space
     from tgsage.spaces.specs import ArchSpec, spec_from_dict, spec_from_json
 
     if isinstance(target, ArchSpec):
         return target, "spec"
+    if isinstance(getattr(target, "spec", None), ArchSpec):  # tgsage.experiments.best_candidate
+        return target.spec, str(getattr(target, "origin", "spec"))
     if isinstance(target, Mapping):
         return spec_from_dict(target), "spec"
     if not isinstance(target, str | Path):
-        raise SpecError(f"target: expected a spec, a spec file or a run folder, got {target!r}")
+        raise SpecError(
+            f"target: expected a spec, a spec file or a search's best candidate, got {target!r}"
+        )
     text = str(target)
     if text.startswith("preset:"):
         return get_cell_preset(text.removeprefix("preset:"), setting=setting), text
@@ -201,15 +156,16 @@ def resolve_spec(target: Any, setting: str = "cifar10") -> tuple[Any, str]:
         return get_space(parts[1]).random_spec(seed), text
     path = Path(text)
     if path.is_dir():
-        best = best_candidate(path)
-        return best.spec, f"{best.source} of {path} (trial {best.number})"
+        raise SpecError(
+            f"{text!r} is a folder; for the best candidate of a search's run folder pass "
+            f"tgsage.experiments.best_candidate({text!r})"
+        )
     if path.is_file():
         return spec_from_json(path.read_text()), str(path)
     if text.lstrip().startswith("{"):
         return spec_from_json(text), "spec"
     raise SpecError(
-        f"{text!r} is neither a spec file, a search run folder, inline JSON, 'preset:NAME' "
-        "nor 'random:SPACE[:SEED]'"
+        f"{text!r} is neither a spec file, inline JSON, 'preset:NAME' nor 'random:SPACE[:SEED]'"
     )
 
 
@@ -403,8 +359,8 @@ def train_final(
     """Train ``target`` with a final preset; checkpoint every epoch into ``out_dir``.
 
     ``target``: a spec (object, dict, JSON or file), ``"preset:nasnet_a"``,
-    ``"random:SPACE:SEED"`` or a search run folder (its best candidate, see
-    :func:`best_candidate`). ``epochs`` shortens or lengthens the schedule (the cosine or step
+    ``"random:SPACE:SEED"`` or a search's best candidate
+    (:func:`tgsage.experiments.best_candidate` of its run folder). ``epochs`` shortens or lengthens the schedule (the cosine or step
     schedule is laid over the new length); ``train_options`` overrides any
     :class:`TrainConfig` field. With ``out_dir``, an interrupted run started again with the
     same arguments resumes from its last finished epoch and ends with the same weights as an
@@ -576,11 +532,9 @@ def train_final(
 
 __all__ = [
     "FINAL_PRESETS",
-    "BestCandidate",
     "EpochRecord",
     "FinalPreset",
     "FinalResult",
-    "best_candidate",
     "final_spec",
     "get_final_preset",
     "list_final_presets",

@@ -249,6 +249,23 @@ def list_presets() -> list[str]:
     return sorted(PRESETS)
 
 
+def parse_train_options(items: Iterable[str]) -> dict[str, Any]:
+    """``["epochs=30", "lr=0.05"]`` -> ``{"epochs": 30, "lr": 0.05}``: preset overrides written
+    ``KEY=VALUE``, values read as YAML (30, 0.05, true, [1, 2])."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"train option {item!r}: expected KEY=VALUE, e.g. epochs=30")
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"train option {item!r}: cannot read the value ({exc})") from None
+    return overrides
+
+
 def get_preset(name: str | TrainConfig | None = None, **overrides: Any) -> TrainConfig:
     """A preset by name (default "cifar_layer_space") or a config, with keyword overrides."""
     if isinstance(name, TrainConfig):

@@ -1,0 +1,155 @@
+"""Rich renderings shared by several commands: training bars, the live search display, the
+search status tables, and the :class:`RichObserver` that library calls report to."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from tgsage.cli.common import console
+from tgsage.observer import Observer, StatusCallback, TrainingCallback
+
+if TYPE_CHECKING:
+    from tgsage.search.status import SearchStatus
+
+
+@contextlib.contextmanager
+def training_progress(
+    description: str, total_examples: int | None, enabled: bool = True
+) -> Iterator[Any]:
+    """A rich progress bar fed by the trainer's Progress callback (examples processed)."""
+    if not enabled:
+        yield None
+        return
+    columns = [
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f} ex"),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(description, total=total_examples, loss=float("nan"))
+
+        def update(p: Any) -> None:
+            bar.update(task, completed=p.examples, loss=p.loss)
+
+        yield update
+
+
+@contextlib.contextmanager
+def search_display(
+    name: str, n_candidates: int, enabled: bool = True, out: Console | None = None
+) -> Iterator[StatusCallback | None]:
+    """A progress bar and the live top-5 of a running search, fed by ``run_search``'s
+    ``on_status`` snapshots (yields None when disabled)."""
+    if not enabled:
+        yield None
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        auto_refresh=False,
+    )
+    task = progress.add_task(name, total=n_candidates, info="")
+    with Live(console=out or console, refresh_per_second=4, transient=False) as live:
+        from tgsage.search.status import summary_line
+
+        def update(s: SearchStatus) -> None:
+            progress.update(
+                task,
+                completed=min(s.complete, s.n_candidates),
+                info=summary_line(s).split(", ", 1)[1],
+            )
+            live.update(Group(progress, leaderboard_table(s.leaderboard, "top 5")), refresh=True)
+
+        yield update
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def leaderboard_table(rows: list[Any], title: str = "leaderboard") -> Table:
+    """The search's best candidates (``tgsage.search.Row``): score, P, TG, cost, spec, worker."""
+    table = Table(title=title, title_justify="left")
+    for col, just in (
+        ("#", "right"),
+        ("trial", "right"),
+        ("score", "right"),
+        ("P", "right"),
+        ("TG", "right"),
+        ("examples", "right"),
+        ("spec", "left"),
+        ("worker", "left"),
+    ):
+        table.add_column(col, justify=just)  # type: ignore[arg-type]
+    for i, r in enumerate(rows, 1):
+        spec = r.spec_hash + (f" (= #{r.reused_from})" if r.reused_from is not None else "")
+        table.add_row(
+            str(i),
+            str(r.number),
+            _fmt(r.score),
+            _fmt(r.p),
+            _fmt(r.tg),
+            f"{r.examples:,}",
+            spec,
+            r.worker,
+        )
+    return table
+
+
+def render_status(s: SearchStatus) -> RenderableType:
+    """Header, counts, cost, failure reasons and the leaderboard of a search."""
+    from tgsage.search.status import summary_line
+
+    head = Text.assemble(
+        (f"{s.study}", "bold"),
+        f"  {s.space} space, {s.strategy}, score {s.score}  ({s.storage})\n",
+        summary_line(s),
+    )
+    parts: list[RenderableType] = [head]
+    if s.counts.reasons:
+        parts.append(Text("failures: " + json.dumps(s.counts.reasons)))
+    parts.append(leaderboard_table(s.leaderboard, f"top {len(s.leaderboard)} by score"))
+    return Group(*parts)
+
+
+class RichObserver(Observer):
+    """What the commands pass to library calls: news printed, training bars and the live
+    search display drawn (bars only when ``bars``; news always)."""
+
+    def __init__(self, bars: bool = True, out: Console | None = None) -> None:
+        self.bars = bars
+        self.out = out or console
+
+    def message(self, text: str) -> None:
+        self.out.print(text, soft_wrap=True, markup=False)
+
+    def training(
+        self, description: str, total_examples: int | None
+    ) -> AbstractContextManager[TrainingCallback | None]:
+        return training_progress(description, total_examples, self.bars)
+
+    def search(self, name: str, n_candidates: int) -> AbstractContextManager[StatusCallback | None]:
+        return search_display(name, n_candidates, self.bars, self.out)
