@@ -3,7 +3,7 @@ and only the command wing uses Typer or rich.
 
 Layers, lowest first (a module may import its own layer and the ones below, never above)::
 
-    errors, observer -> data, features -> spaces, models
+    errors, observer, registry -> data, features -> spaces, models
     -> train, export, proxies, strategies -> rsa, activations, teacher -> evaluate -> search
     -> experiments -> report -> demo -> cli
 
@@ -23,7 +23,7 @@ import tgsage
 
 SRC = Path(tgsage.__file__).parent
 LAYERS: list[set[str]] = [
-    {"tgsage", "errors", "observer"},
+    {"tgsage", "errors", "observer", "registry"},
     {"data", "features"},
     {"spaces", "models"},
     {"train", "export", "proxies", "strategies"},

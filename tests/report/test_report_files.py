@@ -35,7 +35,7 @@ from tgsage.report import (
     write_html_report,
 )
 from tgsage.rsa import RDMs
-from tgsage.spaces import RandomSuggester, get_preset, get_space
+from tgsage.spaces import RandomSuggester, get_cell_preset, get_space
 from tgsage.teacher import Teacher
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -123,7 +123,7 @@ def test_every_plot_function_writes_a_png(tmp_path):
     assert_png(draw_layer_network(spec, tmp_path / "g.png"))
     assert_png(draw_layer_network(spec.to_json(), tmp_path / "g2.png"))
     assert_png(draw_cell(get_space("cell").sample(RandomSuggester(2)), tmp_path / "h.png"))
-    nasnet = get_preset("nasnet_a")
+    nasnet = get_cell_preset("nasnet_a")
     paths = draw_spec(nasnet, tmp_path / "nasnet.png")
     assert len(paths) == (2 if nasnet.reduction is not None else 1)
     for p in paths:
@@ -145,7 +145,7 @@ def test_plot_input_errors_are_clear(tmp_path):
     with pytest.raises(ValueError, match="shape"):
         plot_similarity_matrix(np.zeros((2, 2)), ["a"], ["b", "c"], tmp_path / "x.png")
     with pytest.raises(ValueError, match="draw_cell"):
-        draw_layer_network(get_preset("nasnet_a"), tmp_path / "x.png")
+        draw_layer_network(get_cell_preset("nasnet_a"), tmp_path / "x.png")
 
 
 def test_html_is_self_contained_and_escaped(tmp_path):

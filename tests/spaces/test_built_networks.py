@@ -15,7 +15,7 @@ from tgsage.spaces import (
     build_model,
     count_flops,
     count_params,
-    get_preset,
+    get_cell_preset,
     get_space,
 )
 
@@ -94,7 +94,7 @@ def test_width_multiplier_scales_channels() -> None:
 
 @pytest.mark.parametrize("name", ["nasnet_a", "pnasnet_5"])
 def test_preset_cifar10_param_counts_within_10_percent(name: str) -> None:
-    model = build_model(get_preset(name), num_classes=10, input_shape=(3, 32, 32))
+    model = build_model(get_cell_preset(name), num_classes=10, input_shape=(3, 32, 32))
     published = PUBLISHED_CIFAR10_PARAMS[name]
     assert abs(count_params(model) - published) / published < 0.10
 
@@ -144,7 +144,7 @@ def test_presets_match_published_genotypes() -> None:
     def expect(flat):
         return [sorted(flat[i : i + 2]) for i in range(0, len(flat), 2)]
 
-    n, p = get_preset("nasnet_a"), get_preset("pnasnet_5")
+    n, p = get_cell_preset("nasnet_a"), get_cell_preset("pnasnet_5")
     assert pairs(n.normal) == expect(nasnet_normal)
     assert pairs(n.reduction) == expect(nasnet_reduce)
     assert pairs(p.normal) == expect(pnas) and p.reduction is None
@@ -156,10 +156,10 @@ def test_presets_match_published_genotypes() -> None:
 
 def test_nasnet_a_cifar_shapes() -> None:
     """NASNet-A 6 @ 768: 20 cells; the last cell has 6 * 128 = 768 channels at 8x8."""
-    model = build_model(get_preset("nasnet_a"), 10, (3, 32, 32), width_mult=1.0)
+    model = build_model(get_cell_preset("nasnet_a"), 10, (3, 32, 32), width_mult=1.0)
     assert len(model.feature_names) == 3 * 6 + 2
     assert model.classifier.in_features == 768
-    model = build_model(get_preset("pnasnet_5"), 10, (3, 32, 32))
+    model = build_model(get_cell_preset("pnasnet_5"), 10, (3, 32, 32))
     assert len(model.feature_names) == 9  # PNAS layout: 3N cells including the reductions
 
 
@@ -176,7 +176,7 @@ def test_cell_net_resolution_halves_at_reductions() -> None:
 
 
 def test_cell_flops_count_convs() -> None:
-    model = build_model(get_preset("pnasnet_5"), 10, (3, 8, 8), width_mult=0.125)
+    model = build_model(get_cell_preset("pnasnet_5"), 10, (3, 8, 8), width_mult=0.125)
     stem = 8 * 8 * 18 * 3 * 9  # 3 * round(48 / 8) = 18 channels
     flops = count_flops(model)
     assert flops > stem
@@ -185,7 +185,7 @@ def test_cell_flops_count_convs() -> None:
 
 
 def test_build_model_rejects_bad_arguments() -> None:
-    spec = get_preset("pnasnet_5")
+    spec = get_cell_preset("pnasnet_5")
     with pytest.raises(SpecError, match="input_shape"):
         build_model(spec, 10, (32, 32))
     with pytest.raises(SpecError, match="num_classes"):

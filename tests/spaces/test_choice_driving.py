@@ -31,9 +31,9 @@ SPACE_ARGS = [
 def test_registry() -> None:
     assert set(list_spaces()) == {"layer", "cell", "nb201"}
     assert get_space("layer", max_layers=20).max_layers == 20
-    with pytest.raises(SpecError, match="space: 'dag'"):
+    with pytest.raises(SpecError, match="unknown space 'dag'; choose one of: cell, layer, nb201"):
         get_space("dag")
-    with pytest.raises(SpecError, match="space options"):
+    with pytest.raises(SpecError, match="bad option for space 'cell'"):
         get_space("cell", colour="red")
 
 

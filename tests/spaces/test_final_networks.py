@@ -16,7 +16,7 @@ from tgsage.spaces import (
     CellSpec,
     build_model,
     count_params,
-    get_preset,
+    get_cell_preset,
     get_space,
     spec_from_json,
 )
@@ -42,18 +42,18 @@ def _aux_params(model: torch.nn.Module) -> int:
 @pytest.mark.parametrize("name", ["nasnet_a", "pnasnet_5"])
 def test_published_param_counts_with_auxiliary_head(name, setting, classes, shape) -> None:
     """Built for final training (auxiliary head on); the papers count without the head."""
-    model = build_model(get_preset(name, setting=setting), classes, shape, auxiliary=True)
+    model = build_model(get_cell_preset(name, setting=setting), classes, shape, auxiliary=True)
     published = PUBLISHED_PARAMS[setting][name]
     without_head = count_params(model) - _aux_params(model)
     assert abs(without_head - published) / published < 0.10
-    plain = build_model(get_preset(name, setting=setting), classes, shape)
+    plain = build_model(get_cell_preset(name, setting=setting), classes, shape)
     assert count_params(plain) == without_head
 
 
 def test_auxiliary_head_size_is_hand_derived() -> None:
     """NASNet-A CIFAR: the head reads the last stage-2 cell (6 x 64 = 384 channels at 16x16);
     5x5 pool stride 3 -> 4x4, so its second conv has a 4x4 kernel."""
-    model = build_model(get_preset("nasnet_a"), 10, (3, 32, 32), auxiliary=True)
+    model = build_model(get_cell_preset("nasnet_a"), 10, (3, 32, 32), auxiliary=True)
     cin, c1, c2, k = 384, 128, 768, 4
     want = cin * c1 + 2 * c1 + c1 * c2 * k * k + 2 * c2 + c2 * 10 + 10
     assert _aux_params(model) == want
@@ -80,23 +80,23 @@ def test_imagenet_stems_reach_the_first_stage_at_the_papers_sizes() -> None:
 
 
 def test_mobile_stem_cells_have_quarter_and_half_filters() -> None:
-    model = build_model(get_preset("nasnet_a", setting="imagenet_mobile"), 1000, (3, 224, 224))
+    model = build_model(get_cell_preset("nasnet_a", setting="imagenet_mobile"), 1000, (3, 224, 224))
     # TF-slim: int(44 * 0.25) = 11 and int(44 * 0.5) = 22 filters per block in the stem cells
     assert [m.pre_p[1].out_channels for m in model.stem_cells] == [11, 22]
     assert model.stem[0].out_channels == 32
 
 
 def test_stem_is_part_of_the_spec_but_not_of_old_hashes() -> None:
-    spec = get_preset("pnasnet_5")
+    spec = get_cell_preset("pnasnet_5")
     assert '"stem"' not in spec.to_json()  # default stem: JSON (and hash) unchanged
-    mobile = get_preset("pnasnet_5", setting="imagenet_mobile")
+    mobile = get_cell_preset("pnasnet_5", setting="imagenet_mobile")
     assert mobile.stem == "imagenet" and (mobile.num_cells, mobile.filters) == (3, 54)
     assert spec_from_json(mobile.to_json()) == mobile
     assert mobile.spec_hash != spec.spec_hash
     with pytest.raises(SpecError, match="stem"):
         CellSpec(spec.normal, stem="mobile")
     with pytest.raises(SpecError, match="setting"):
-        get_preset("pnasnet_5", setting="imagenet")
+        get_cell_preset("pnasnet_5", setting="imagenet")
 
 
 def test_search_space_with_imagenet64_stem() -> None:
@@ -162,7 +162,7 @@ def test_drop_path_scales_with_depth_and_is_off_in_eval() -> None:
 
 
 def test_drop_path_changes_training_outputs_and_spares_identities() -> None:
-    spec = get_preset("nasnet_a", num_cells=1, filters=8)
+    spec = get_cell_preset("nasnet_a", num_cells=1, filters=8)
     model = build_model(spec, 4, (3, 16, 16)).train()
     x = torch.randn(8, 3, 16, 16)
     torch.manual_seed(0)

@@ -260,7 +260,7 @@ def test_registry_builder_and_options() -> None:
     spec = space.random_spec(0)
     assert isinstance(build_model(spec.to_json(), width_mult=0.25), NB201Net)
     assert space.coerce(spec.to_dict() | {"kind": "nb201"}) == spec
-    with pytest.raises(SpecError, match="space options"):
+    with pytest.raises(SpecError, match="bad option for space 'nb201'"):
         get_space("nb201", blocks=3)
     with pytest.raises(SpecError, match="'layer' spec given to the 'nb201' space"):
         space.spec_to_params(get_space("layer").random_spec(0))

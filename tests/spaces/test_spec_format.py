@@ -16,7 +16,7 @@ from tgsage.spaces import (
     CellSpec,
     ConvLayer,
     LayerSpec,
-    get_preset,
+    get_cell_preset,
     get_space,
     spec_from_json,
 )
@@ -90,7 +90,7 @@ def test_same_cell_written_two_ways_hashes_the_same() -> None:
 
 def test_presets_round_trip() -> None:
     for name in ("nasnet_a", "pnasnet_5"):
-        spec = get_preset(name)
+        spec = get_cell_preset(name)
         assert spec_from_json(spec.to_json()) == spec
 
 
@@ -168,7 +168,7 @@ def test_spec_outside_the_space_is_refused() -> None:
     with pytest.raises(SpecError, match="max_layers=10"):
         get_space("layer", max_layers=10).spec_to_params(spec)
     with pytest.raises(SpecError, match="separate reduction"):
-        get_space("cell").spec_to_params(get_preset("nasnet_a"))
+        get_space("cell").spec_to_params(get_cell_preset("nasnet_a"))
     with pytest.raises(SpecError, match="kind"):
         get_space("cell").coerce(spec)
 

@@ -81,11 +81,11 @@ def expected_examples(budget: str, n_train: int, preset: Any) -> int | None:
 
 def read_spec(value: str) -> Any:
     """A spec from a JSON file, inline JSON, ``preset:NAME`` or ``random:SPACE[:SEED]``."""
-    from tgsage.spaces import get_preset, get_space
+    from tgsage.spaces import get_cell_preset, get_space
     from tgsage.spaces.specs import spec_from_json
 
     if value.startswith("preset:"):
-        return get_preset(value.removeprefix("preset:"))
+        return get_cell_preset(value.removeprefix("preset:"))
     if value.startswith("random:"):
         parts = value.split(":")
         seed = int(parts[2]) if len(parts) > 2 else 0

@@ -16,9 +16,11 @@ from tgsage.data.cifar import load_cifar
 from tgsage.data.folders import load_image_folder
 from tgsage.data.synthetic import make_synthetic_objects
 from tgsage.errors import DataError
+from tgsage.registry import Registry
 
 DatasetFactory = Callable[..., DataSplits]
-_DATASETS: dict[str, DatasetFactory] = {}
+#: Data sets by name; add your own with :func:`register_dataset`.
+DATASETS: Registry[DatasetFactory] = Registry("dataset", DataError)
 
 
 def default_root() -> Path:
@@ -26,35 +28,21 @@ def default_root() -> Path:
     return Path(os.environ.get("TGSAGE_DATA", "~/.cache/tgsage")).expanduser()
 
 
-def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:
-    """Decorator adding a factory ``(**kwargs) -> DataSplits`` under ``name``."""
-
-    def deco(fn: DatasetFactory) -> DatasetFactory:
-        if name in _DATASETS:
-            raise DataError(f"dataset {name!r} is already registered")
-        _DATASETS[name] = fn
-        return fn
-
-    return deco
+def register_dataset(
+    name: str, factory: DatasetFactory | None = None, *, replace: bool = False
+) -> Any:
+    """Add a factory ``(**kwargs) -> DataSplits`` under ``name`` (also a decorator)."""
+    return DATASETS.register(name, factory, replace=replace)
 
 
 def list_datasets() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_DATASETS)
+    return sorted(DATASETS)
 
 
 def get_dataset(name: str, **kwargs: Any) -> DataSplits:
     """Build a registered dataset; keyword arguments go to its loader."""
-    try:
-        factory = _DATASETS[name]
-    except KeyError:
-        raise DataError(f"unknown dataset {name!r}; choose one of {list_datasets()}") from None
-    try:
-        return factory(**kwargs)
-    except TypeError as exc:  # a misspelt option: say which dataset
-        if "unexpected keyword argument" not in str(exc):
-            raise
-        raise DataError(f"bad option for dataset {name!r}: {exc}") from None
+    return DATASETS.create(name, **kwargs)
 
 
 @register_dataset("synthetic")

@@ -13,36 +13,26 @@ from torch import nn
 from tgsage.errors import ConfigError
 from tgsage.models.resnet_cifar import ResNetCifar
 from tgsage.models.small_cnn import SmallCNN
+from tgsage.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
+#: Networks by name; add your own with :func:`register_model`.
+MODELS: Registry[ModelFactory] = Registry("model", ConfigError)
 
-_MODELS: dict[str, ModelFactory] = {}
 
-
-def register_model(name: str) -> Callable[[ModelFactory], ModelFactory]:
-    """Decorator adding a factory to the registry under ``name``."""
-
-    def wrap(factory: ModelFactory) -> ModelFactory:
-        if name in _MODELS:
-            raise ConfigError(f"model {name!r} is already registered")
-        _MODELS[name] = factory
-        return factory
-
-    return wrap
+def register_model(name: str, factory: ModelFactory | None = None, *, replace: bool = False) -> Any:
+    """Add a factory ``(**kwargs) -> nn.Module`` under ``name`` (also a decorator)."""
+    return MODELS.register(name, factory, replace=replace)
 
 
 def list_models() -> list[str]:
     """Registered model names, sorted."""
-    return sorted(_MODELS)
+    return sorted(MODELS)
 
 
 def get_model(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered model, e.g. ``get_model("resnet_cifar", n=9, num_classes=100)``."""
-    try:
-        factory = _MODELS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose one of {list_models()}") from None
-    return factory(**kwargs)
+    return MODELS.create(name, **kwargs)
 
 
 @register_model("resnet_cifar")
@@ -77,4 +67,4 @@ def small_cnn(
     return SmallCNN(num_classes, width, depth, in_channels)
 
 
-__all__ = ["ResNetCifar", "SmallCNN", "get_model", "list_models", "register_model"]
+__all__ = ["MODELS", "ResNetCifar", "SmallCNN", "get_model", "list_models", "register_model"]

@@ -17,6 +17,7 @@ from torch import nn
 from torch.nn.modules.conv import _ConvNd
 
 from tgsage.errors import InputError
+from tgsage.registry import Registry
 
 ProxyFn = Callable[[nn.Module, torch.Tensor, "torch.Tensor | None"], float]
 
@@ -38,16 +39,17 @@ class Proxy:
         return self.fn(model, images, labels)
 
 
-PROXIES: dict[str, Proxy] = {}
+#: Proxies by name, in registration order; add your own with :func:`register_proxy`.
+PROXIES: Registry[Proxy] = Registry("proxy", InputError)
 
 
-def register_proxy(name: str, needs_labels: bool, description: str) -> Callable[[ProxyFn], ProxyFn]:
+def register_proxy(
+    name: str, needs_labels: bool, description: str, *, replace: bool = False
+) -> Callable[[ProxyFn], ProxyFn]:
     """Decorator: register ``fn`` as proxy ``name`` (the function itself is returned as is)."""
 
     def deco(fn: ProxyFn) -> ProxyFn:
-        if name in PROXIES:
-            raise ValueError(f"proxy {name!r} is already registered")
-        PROXIES[name] = Proxy(name, needs_labels, description, fn)
+        PROXIES.register(name, Proxy(name, needs_labels, description, fn), replace=replace)
         return fn
 
     return deco
@@ -55,15 +57,12 @@ def register_proxy(name: str, needs_labels: bool, description: str) -> Callable[
 
 def get_proxy(name: str) -> Proxy:
     """The proxy registered as ``name``."""
-    try:
-        return PROXIES[name]
-    except KeyError:
-        raise InputError(f"unknown proxy {name!r}; choose from {sorted(PROXIES)}") from None
+    return PROXIES.get(name)
 
 
 def list_proxies() -> list[str]:
     """Names of all registered proxies, in registration order."""
-    return list(PROXIES)
+    return PROXIES.names()
 
 
 def scored_layers(model: nn.Module) -> list[nn.Module]:

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tgsage.errors import SpecError
+from tgsage.registry import Registry
 from tgsage.spaces.build import build_model, count_flops, count_params
 from tgsage.spaces.cell_ops import OPS
 from tgsage.spaces.cell_space import Block, Cell, CellNet, CellSpace, CellSpec
@@ -30,30 +31,37 @@ from tgsage.spaces.nb201 import NB201_OPS, NB201Net, NB201Space, NB201Spec
 from tgsage.spaces.presets import (
     PUBLISHED_CIFAR10_PARAMS,
     PUBLISHED_PARAMS,
+    get_cell_preset,
     get_preset,
+    list_cell_presets,
     list_presets,
 )
 from tgsage.spaces.specs import ArchSpec, canonical_json, spec_from_dict, spec_from_json
 
-SPACES: dict[str, Callable[..., SearchSpace]] = {
-    "layer": LayerSpace,
-    "cell": CellSpace,
-    "nb201": NB201Space,
-}
+#: Search spaces by name; add your own (any :class:`SearchSpace` factory) with
+#: :func:`register_space`.
+SPACES: Registry[Callable[..., SearchSpace]] = Registry("space", SpecError)
+SPACES.register("layer", LayerSpace)
+SPACES.register("cell", CellSpace)
+SPACES.register("nb201", NB201Space)
+
+
+def register_space(
+    name: str, factory: Callable[..., SearchSpace] | None = None, *, replace: bool = False
+) -> Any:
+    """Add a space factory ``(**options) -> SearchSpace`` under ``name`` (also a decorator);
+    searches then name it in their config (``space: NAME``)."""
+    return SPACES.register(name, factory, replace=replace)
 
 
 def get_space(name: str, **options: Any) -> SearchSpace:
     """The search space registered as ``name``, configured by ``options``."""
-    if name not in SPACES:
-        raise SpecError(f"space: {name!r} is not one of {tuple(SPACES)!r}")
-    try:
-        return SPACES[name](**options)
-    except TypeError as exc:
-        raise SpecError(f"space options: {exc}") from None
+    return SPACES.create(name, **options)
 
 
 def list_spaces() -> list[str]:
-    return list(SPACES)
+    """Registered space names, in registration order."""
+    return SPACES.names()
 
 
 __all__ = [
@@ -87,10 +95,13 @@ __all__ = [
     "canonical_json",
     "count_flops",
     "count_params",
+    "get_cell_preset",
     "get_preset",
     "get_space",
+    "list_cell_presets",
     "list_presets",
     "list_spaces",
+    "register_space",
     "spec_from_dict",
     "spec_from_json",
 ]

@@ -24,10 +24,12 @@ training); build with ``auxiliary=True`` for final training and count without it
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from tgsage.errors import SpecError
+from tgsage.registry import Registry
 from tgsage.spaces.cell_space import Block, Cell, CellSpec
 
 
@@ -103,26 +105,45 @@ def pnasnet_5(num_cells: int = 3, filters: int = 48) -> CellSpec:
     return CellSpec(cell, None, num_cells=num_cells, filters=filters, concat="all", layout="pnas")
 
 
-PRESETS: dict[str, Callable[..., CellSpec]] = {"nasnet_a": nasnet_a, "pnasnet_5": pnasnet_5}
+#: Published cells by name: factories of their CIFAR-10 spec (see :func:`get_cell_preset`).
+PRESETS: Registry[Callable[..., CellSpec]] = Registry("cell preset", SpecError)
+PRESETS.register("nasnet_a", nasnet_a)
+PRESETS.register("pnasnet_5", pnasnet_5)
 
 #: Published CIFAR-10 parameter counts (auxiliary head excluded) at the default N, F.
 PUBLISHED_CIFAR10_PARAMS: dict[str, int] = PUBLISHED_PARAMS["cifar10"]
 
 
-def get_preset(name: str, setting: str = "cifar10", **overrides: Any) -> CellSpec:
+def get_cell_preset(name: str, setting: str = "cifar10", **overrides: Any) -> CellSpec:
     """A published cell as a spec in one of :data:`SETTINGS` (its published N, F and stem);
     ``num_cells`` / ``filters`` / ``stem`` / ``stem_multiplier`` override single settings."""
-    if name not in PRESETS:
-        raise SpecError(f"preset: {name!r} is not one of {tuple(PRESETS)!r}")
+    factory = PRESETS.get(name)
     if setting not in SETTINGS:
         raise SpecError(f"setting: {setting!r} is not one of {SETTINGS!r}")
     network = {**NETWORKS[name][setting], **overrides}
     unknown = sorted(set(network) - {"num_cells", "filters", "stem", "stem_multiplier"})
     if unknown:
         raise SpecError(f"preset {name}: unknown setting {unknown[0]!r}")
-    base = PRESETS[name]()
+    base = factory()
     return base.with_network(**network)
 
 
+def list_cell_presets() -> list[str]:
+    """Names of the published cells, in registration order."""
+    return PRESETS.names()
+
+
+def get_preset(name: str, setting: str = "cifar10", **overrides: Any) -> CellSpec:
+    """Deprecated name of :func:`get_cell_preset` (``tgsage.train`` has training presets)."""
+    warnings.warn(
+        "tgsage.spaces.get_preset is now get_cell_preset", DeprecationWarning, stacklevel=2
+    )
+    return get_cell_preset(name, setting, **overrides)
+
+
 def list_presets() -> list[str]:
-    return list(PRESETS)
+    """Deprecated name of :func:`list_cell_presets`."""
+    warnings.warn(
+        "tgsage.spaces.list_presets is now list_cell_presets", DeprecationWarning, stacklevel=2
+    )
+    return list_cell_presets()

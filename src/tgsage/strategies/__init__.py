@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from tgsage.errors import ConfigError
+from tgsage.registry import Registry
 from tgsage.spaces import SearchSpace
 from tgsage.strategies.base import Strategy, option_names, run_strategy, trial_seed
 from tgsage.strategies.evolution import EvolutionStrategy
@@ -27,19 +28,25 @@ from tgsage.strategies.tpe import (
     paper_gamma,
 )
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    "random": RandomStrategy,
-    "tpe": TPEStrategy,
-    "rl": RLStrategy,
-    "evolution": EvolutionStrategy,
-}
+#: Strategies by name; add your own :class:`Strategy` subclass with :func:`register_strategy`.
+STRATEGIES: Registry[type[Strategy]] = Registry("strategy", ConfigError)
+STRATEGIES.register("random", RandomStrategy)
+STRATEGIES.register("tpe", TPEStrategy)
+STRATEGIES.register("rl", RLStrategy)
+STRATEGIES.register("evolution", EvolutionStrategy)
+
+
+def register_strategy(
+    name: str, cls: type[Strategy] | None = None, *, replace: bool = False
+) -> Any:
+    """Add a :class:`Strategy` subclass under ``name`` (also a class decorator); searches then
+    name it in their config (``strategy: NAME``, its keyword options in ``strategy_options``)."""
+    return STRATEGIES.register(name, cls, replace=replace)
 
 
 def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -> Strategy:
     """The strategy registered as ``name`` over ``space``; ``options`` are its keyword options."""
-    if name not in STRATEGIES:
-        raise ConfigError(f"strategy: {name!r} is not one of {tuple(STRATEGIES)!r}")
-    cls = STRATEGIES[name]
+    cls = STRATEGIES.get(name)
     allowed = option_names(cls)
     unknown = sorted(set(options) - set(allowed))
     if unknown:
@@ -51,7 +58,8 @@ def get_strategy(name: str, space: SearchSpace, seed: int = 0, **options: Any) -
 
 
 def list_strategies() -> list[str]:
-    return list(STRATEGIES)
+    """Registered strategy names, in registration order."""
+    return STRATEGIES.names()
 
 
 __all__ = [
@@ -70,6 +78,7 @@ __all__ = [
     "linear_forgetting_weights",
     "list_strategies",
     "paper_gamma",
+    "register_strategy",
     "run_strategy",
     "trial_seed",
 ]

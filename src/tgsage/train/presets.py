@@ -47,6 +47,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tgsage.errors import ConfigError
+from tgsage.registry import Registry
 from tgsage.train.budget import Budget, examples_for_steps
 
 
@@ -195,7 +196,7 @@ def _build(fields: dict[str, Any]) -> TrainConfig:
         raise ConfigError(f"invalid training config: {problems}") from None
 
 
-PRESETS: dict[str, TrainConfig] = {
+_BUILT_IN: dict[str, TrainConfig] = {
     "cifar_layer_space": TrainConfig(
         optimizer="sgd", lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-4,
         batch_size=128, schedule="step", step_epochs=100, gamma=0.1, epochs=300,
@@ -243,9 +244,14 @@ PRESETS: dict[str, TrainConfig] = {
     ),
 }  # fmt: skip
 
+#: Training presets by name (``PRESETS.register(name, TrainConfig(...))`` adds one).
+PRESETS: Registry[TrainConfig] = Registry("training preset", ConfigError)
+for _name, _config in _BUILT_IN.items():
+    PRESETS.register(_name, _config)
+
 
 def list_presets() -> list[str]:
-    """Names of the built-in training presets."""
+    """Names of the registered training presets, sorted."""
     return sorted(PRESETS)
 
 
@@ -271,8 +277,5 @@ def get_preset(name: str | TrainConfig | None = None, **overrides: Any) -> Train
     if isinstance(name, TrainConfig):
         base = name
     else:
-        key = name or "cifar_layer_space"
-        if key not in PRESETS:
-            raise ConfigError(f"unknown training preset {key!r}; choose one of {list_presets()}")
-        base = PRESETS[key]
+        base = PRESETS.get(name or "cifar_layer_space")
     return base.replace(**overrides) if overrides else base
