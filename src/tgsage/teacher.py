@@ -29,7 +29,13 @@ from tgsage.data.neural import Recording
 from tgsage.data.probe import ProbeSet
 from tgsage.errors import DataError, InputError, ProbeMismatchError
 from tgsage.features import FeatureNet, as_feature_net
-from tgsage.rsa import Guidance, RDMs, compute_rdms, score_against_teacher
+from tgsage.rsa import (
+    Guidance,
+    RDMs,
+    compute_rdms,
+    score_against_teacher,
+    split_half_noise_ceiling,
+)
 from tgsage.rsa.rdm import n_conditions_from_pairs
 
 FORMAT = "tgsage-teacher/1"
@@ -329,7 +335,8 @@ def teacher_from_recording(
 ) -> Teacher:
     """A teacher from neural recordings: one teacher layer per region, repetitions averaged,
     stimuli aligned to the probe's stimulus ids; the split-half noise ceiling (Spearman-Brown
-    corrected, RDM level) is stored per region where repetitions exist."""
+    corrected, RDM level, with this ``method`` and ``comparison``) is stored per region where
+    repetitions exist."""
     rec = recording.align(probe)
     names = list(regions) if regions is not None else list(rec.regions())
     unknown = [r for r in names if r not in rec.regions()]
@@ -345,7 +352,7 @@ def teacher_from_recording(
     ceiling = None
     if noise_ceiling and rec.n_repetitions >= 2:
         group = labels.numpy() if labels is not None else None
-        nc = rec.noise_ceiling(group=group)
+        nc = split_half_noise_ceiling(rec, group=group, method=method, comparison=comparison)
         ceiling = {r: float(nc[r].rdm_reliability) for r in names if r in nc}
     prov = {
         "recording_sites": {r: int(f.shape[1]) for r, f in feats.items()},

@@ -1,4 +1,4 @@
-"""Neural recordings: NetCDF / NPZ / CSV readers, alignment, noise ceiling, simulator."""
+"""Neural recordings: NetCDF / NPZ / CSV readers, alignment, simulator."""
 
 from __future__ import annotations
 
@@ -13,16 +13,15 @@ from scipy.stats import pearsonr
 
 from tgsage.data.neural import (
     Recording,
-    correlation_rdm,
     load_recording,
     read_csv,
     read_netcdf,
     read_npz,
-    spearman_brown,
 )
 from tgsage.data.probe import ProbeSet
 from tgsage.data.simulate import default_regions, simulate_recording
 from tgsage.errors import DataError
+from tgsage.rsa import split_half_noise_ceiling
 
 
 def _brainscore_assembly(path: Path, shuffle: bool = True) -> dict:
@@ -150,58 +149,6 @@ def test_reader_errors(tmp_path: Path) -> None:
         Recording(np.zeros((2, 1)), ["a", "b"], ["IT"]).region_responses("V4")
 
 
-# ----------------------------------------------------------------- noise ceiling
-def test_noise_ceiling_hand_computed() -> None:
-    """Two repetitions: the only split is rep 0 vs rep 1, so r is their Pearson correlation."""
-    rep0 = np.array([1.0, 2.0, 3.0, 4.0])
-    rep1 = np.array([1.0, 3.0, 2.0, 4.0])  # r = 4 / 5 = 0.8 by hand
-    rec = Recording(np.stack([rep0, rep1])[:, :, None], ["a", "b", "c", "d"], ["IT"])
-    nc = rec.noise_ceiling(n_splits=5, seed=0)["IT"]
-    assert nc.site_reliability[0] == pytest.approx(2 * 0.8 / 1.8)  # 0.888...
-    assert nc.site_median == pytest.approx(16 / 18)
-    assert spearman_brown(0.5) == pytest.approx(2 / 3)
-
-
-def test_rdm_noise_ceiling_matches_scipy_oracle() -> None:
-    rng = np.random.default_rng(1)
-    resp = rng.normal(size=(2, 6, 5)).astype(np.float32).astype(np.float64)
-    rec = Recording(resp, [str(i) for i in range(6)], ["V4"] * 5)
-    nc = rec.noise_ceiling(n_splits=3)["V4"]
-    r = pearsonr(pdist(resp[0], "correlation"), pdist(resp[1], "correlation"))[0]
-    assert nc.rdm_split_half == pytest.approx(r, abs=1e-9)
-    assert nc.rdm_reliability == pytest.approx(2 * r / (1 + r), abs=1e-9)
-    np.testing.assert_allclose(
-        correlation_rdm(resp[0])[np.triu_indices(6, 1)], pdist(resp[0], "correlation"), atol=1e-12
-    )
-
-
-def test_noise_ceiling_matches_known_reliability() -> None:
-    """signal var 1 + noise var 4, R = 10: full-mean reliability = 1 / (1 + 4 / 10)."""
-    rng = np.random.default_rng(2)
-    s, n, r = 1500, 20, 10
-    signal = rng.normal(size=(s, n))
-    resp = signal[None] + 2.0 * rng.normal(size=(r, s, n))
-    rec = Recording(resp, [str(i) for i in range(s)], ["IT"] * n)
-    nc = rec.noise_ceiling(n_splits=4, seed=0, rdm=False)["IT"]
-    assert np.isnan(nc.rdm_reliability)
-    expected = 1 / (1 + 4 / 10)
-    assert nc.site_median == pytest.approx(expected, abs=0.02)
-    assert np.all(np.abs(nc.site_reliability - expected) < 0.05)
-    # unequal repetition counts (NaN padded) still work; fewer reps -> lower reliability
-    resp2 = resp.copy()
-    resp2[4:, :, :] = np.nan  # only 4 repetitions
-    rec2 = Recording(resp2, rec.stimulus_id, rec.region)
-    assert rec2.noise_ceiling(n_splits=4, rdm=False)["IT"].site_median == pytest.approx(
-        1 / (1 + 4 / 4), abs=0.03
-    )
-
-
-def test_noise_ceiling_needs_repetitions() -> None:
-    rec = Recording(np.zeros((5, 2)), [str(i) for i in range(5)], ["IT", "IT"])
-    with pytest.raises(DataError, match="repetitions"):
-        rec.noise_ceiling()
-
-
 # ----------------------------------------------------------------- simulator
 def test_simulator_roundtrip_through_netcdf(tmp_path: Path) -> None:
     g = torch.Generator().manual_seed(0)
@@ -251,8 +198,8 @@ def test_simulator_noise_sets_reliability() -> None:
     acts = {"it": rng.normal(size=(1500, 30))}
     noisy = simulate_recording(acts, sites_per_region=20, n_repetitions=8, noise=2.0, seed=1)
     clean = simulate_recording(acts, sites_per_region=20, n_repetitions=8, noise=0.2, seed=1)
-    nc_noisy = noisy.noise_ceiling(n_splits=3, rdm=False)["IT"].site_median
-    nc_clean = clean.noise_ceiling(n_splits=3, rdm=False)["IT"].site_median
+    nc_noisy = split_half_noise_ceiling(noisy, n_splits=3, rdm=False)["IT"].site_median
+    nc_clean = split_half_noise_ceiling(clean, n_splits=3, rdm=False)["IT"].site_median
     assert nc_noisy == pytest.approx(1 / (1 + 4 / 8), abs=0.04)
     assert nc_clean > 0.99
     # the regions carry the layer's stimulus structure: the teacher RDM tracks the layer RDM
@@ -266,20 +213,3 @@ def test_simulator_errors() -> None:
         simulate_recording({"a": np.zeros((3, 2))}, regions={"IT": "b"})
     with pytest.raises(DataError, match="stimuli"):
         simulate_recording({"a": np.zeros((3, 2)), "b": np.zeros((4, 2))})
-
-
-def test_grouped_rdm_noise_ceiling_matches_oracle() -> None:
-    rng = np.random.default_rng(4)
-    resp = rng.normal(size=(2, 12, 6)).astype(np.float32).astype(np.float64)
-    cats = np.array(list("abcd") * 3)
-    rec = Recording(resp, [str(i) for i in range(12)], ["IT"] * 6, stimulus_meta={"c": cats})
-    nc = rec.noise_ceiling(n_splits=2, group="c")["IT"]
-    means = [np.stack([resp[k][cats == c].mean(axis=0) for c in "abcd"]) for k in (0, 1)]
-    r = pearsonr(pdist(means[0], "correlation"), pdist(means[1], "correlation"))[0]
-    assert nc.rdm_split_half == pytest.approx(r, abs=1e-7)
-    # the same grouping given as integer codes (e.g. a probe labeling) gives the same value
-    codes = torch.tensor([ord(c) - ord("a") for c in cats])
-    by_codes = rec.noise_ceiling(n_splits=2, group=codes)["IT"]
-    assert by_codes.rdm_split_half == pytest.approx(r, abs=1e-7)
-    with pytest.raises(DataError, match="group codes"):
-        rec.noise_ceiling(group=np.zeros(3, dtype=int))

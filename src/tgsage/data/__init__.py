@@ -4,7 +4,6 @@ from tgsage.data.base import DataSplits, ImageSet
 from tgsage.data.cifar import download_cifar, load_cifar
 from tgsage.data.folders import load_image_folder
 from tgsage.data.neural import (
-    NoiseCeiling,
     Recording,
     load_recording,
     read_csv,
@@ -19,7 +18,6 @@ from tgsage.data.synthetic import RenderConfig, SyntheticObjects, make_synthetic
 __all__ = [
     "DataSplits",
     "ImageSet",
-    "NoiseCeiling",
     "ProbeSet",
     "Recording",
     "RenderConfig",

@@ -3,7 +3,8 @@
 A :class:`Recording` keeps every repetition: ``responses`` is (R, S, N) = repetitions x stimuli
 x sites, NaN-padded where a stimulus was shown fewer than R times (real data: 21-50 repeats per
 image). Teachers use the repetition mean per region (one teacher "layer" per region); the
-repetitions give a split-half noise ceiling that says how much RDM similarity is attainable.
+repetitions give a split-half noise ceiling that says how much RDM similarity is attainable
+(:func:`tgsage.rsa.split_half_noise_ceiling`). This module only reads and validates recordings.
 
 File formats (all read into the same object):
 
@@ -34,32 +35,6 @@ import numpy as np
 from tgsage.errors import DataError
 
 KNOWN_META = ("object_name", "category_name")
-
-
-@dataclass(frozen=True)
-class NoiseCeiling:
-    """Split-half reliability of one region, Spearman-Brown corrected to all repetitions.
-
-    ``site_reliability`` has one value per site (NaN for a site that is constant in a half;
-    such sites are skipped by the median). ``rdm_split_half`` is the raw correlation of the two
-    halves' RDMs (upper triangles), ``rdm_reliability`` its corrected value.
-    """
-
-    region: str
-    n_sites: int
-    n_stimuli: int
-    median_repetitions: float
-    n_splits: int
-    site_reliability: np.ndarray
-    site_median: float
-    rdm_split_half: float
-    rdm_reliability: float
-
-
-def spearman_brown(r: float | np.ndarray) -> float | np.ndarray:
-    """Reliability of the full data from a split-half correlation: 2r / (1 + r)."""
-    r = np.clip(r, -0.999999, 1.0)
-    return 2 * r / (1 + r)
 
 
 @dataclass(frozen=True)
@@ -292,14 +267,6 @@ class Recording:
             )
         return self.select_stimuli(np.array([pos[s] for s in ids.tolist()], dtype=np.int64))
 
-    # ------------------------------------------------------------------ noise ceiling
-    def noise_ceiling(
-        self, n_splits: int = 20, seed: int = 0, group: str | Any = None, rdm: bool = True
-    ) -> dict[str, NoiseCeiling]:
-        """Split-half reliability per region (per site and RDM level), Spearman-Brown
-        corrected. See :func:`split_half_noise_ceiling`."""
-        return split_half_noise_ceiling(self, n_splits=n_splits, seed=seed, group=group, rdm=rdm)
-
     # ------------------------------------------------------------------ writers
     def _rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         present = ~np.isnan(self.responses).all(axis=2)  # (R, S)
@@ -339,137 +306,6 @@ class Recording:
         with path.open("wb") as fh:
             np.savez_compressed(fh, **arrays)
         return path
-
-
-# ---------------------------------------------------------------------- noise ceiling
-def _pearson_cols(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson r of matching columns; NaN where a column is constant."""
-    a = a - a.mean(axis=0)
-    b = b - b.mean(axis=0)
-    den = np.sqrt((a * a).sum(axis=0) * (b * b).sum(axis=0))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (a * b).sum(axis=0) / np.where(den > 0, den, 1), np.nan)
-
-
-def correlation_rdm(x: np.ndarray) -> np.ndarray:
-    """1 - Pearson between rows of x (n, d); a constant row gets correlation 0 (distance 1)."""
-    x = x.astype(np.float64)
-    x = x - x.mean(axis=1, keepdims=True)
-    norm = np.linalg.norm(x, axis=1, keepdims=True)
-    z = np.divide(x, norm, out=np.zeros_like(x), where=norm > 0)
-    rdm = 1 - z @ z.T
-    np.fill_diagonal(rdm, 0.0)
-    return rdm
-
-
-def _triu_pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson r of the upper triangles of two symmetric zero-diagonal matrices, computed from
-    full-matrix sums (no index arrays: memory stays at the two RDMs). NaN if one is constant."""
-    n = len(a)
-    m = n * (n - 1) / 2
-    sa, sb = a.sum() / 2, b.sum() / 2
-    saa, sbb, sab = (a * a).sum() / 2, (b * b).sum() / 2, (a * b).sum() / 2
-    den = (saa - sa * sa / m) * (sbb - sb * sb / m)
-    return float((sab - sa * sb / m) / np.sqrt(den)) if den > 1e-24 else float("nan")
-
-
-def _group_mean(x: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
-    if codes is None:
-        return x
-    k = int(codes.max()) + 1
-    sums = np.zeros((k, x.shape[1]))
-    np.add.at(sums, codes, x)
-    return sums / np.bincount(codes, minlength=k)[:, None]
-
-
-def split_half_noise_ceiling(
-    recording: Recording,
-    n_splits: int = 20,
-    seed: int = 0,
-    group: str | Any = None,
-    rdm: bool = True,
-) -> dict[str, NoiseCeiling]:
-    """Split-half noise ceiling per region.
-
-    For each of ``n_splits`` seeded random splits, the repetition indices are shuffled (one
-    order shared by all stimuli) and every stimulus' available repetitions are cut in that order
-    into two equal halves (an odd one out is dropped); the halves' means give (1) per-site
-    Pearson r across stimuli and (2) the Pearson r between the two halves' RDM upper triangles
-    (RDM = 1 - Pearson between stimulus patterns, optionally after averaging stimuli within
-    ``group``: a stimulus label name such as ``"object_name"``, or integer codes per stimulus,
-    e.g. a probe set's labeling after :meth:`Recording.align`). r is averaged over splits, then Spearman-Brown corrected
-    to the full number of repetitions: 2r / (1 + r). ``rdm=False`` skips the RDM level (its
-    cost grows with stimuli squared; it is then reported as NaN). Stimuli with fewer than 2 repetitions are
-    left out; a recording without any repetitions raises DataError.
-    """
-    resp = recording.responses
-    counts = recording.repetition_counts()
-    keep = counts >= 2
-    if keep.sum() < 3:
-        raise DataError(
-            "a split-half noise ceiling needs at least 3 stimuli with 2 or more "
-            "repetitions; this recording has averaged responses only"
-        )
-    resp = resp[:, keep]
-    counts = counts[keep]
-    codes = None
-    if isinstance(group, str):
-        codes = recording.labels(group)[0][keep]
-    elif group is not None:
-        codes = np.asarray(group.cpu() if hasattr(group, "cpu") else group).astype(np.int64)
-        if codes.shape != (recording.n_stimuli,) or (codes < 0).any():
-            raise DataError(
-                f"group codes must be {recording.n_stimuli} non-negative integers "
-                f"(one per stimulus), got shape {codes.shape}"
-            )
-        codes = np.unique(codes[keep], return_inverse=True)[1].ravel()
-    valid = ~np.isnan(resp).all(axis=2)
-    filled = np.nan_to_num(resp, nan=0.0).astype(np.float64)
-    half = (counts // 2).astype(np.float64)
-    rng = np.random.default_rng(seed)
-    regions = recording.regions()
-    masks = {r: recording.region == r for r in regions}
-    site_r = np.zeros((n_splits, recording.n_sites))
-    rdm_r = {r: np.zeros(n_splits) for r in regions}
-    for i in range(n_splits):
-        # one random order of the repetition slots shared by all stimuli (a global split of
-        # the repetitions, as Brain-Score does); missing repetitions sort last
-        keys = np.broadcast_to(rng.random((valid.shape[0], 1)), valid.shape).copy()
-        keys[~valid] = np.inf
-        rank = np.argsort(np.argsort(keys, axis=0), axis=0)
-        in_a = rank < half
-        in_b = (rank >= half) & (rank < 2 * half)
-        mean_a = np.einsum("rs,rsn->sn", in_a, filled) / half[:, None]
-        mean_b = np.einsum("rs,rsn->sn", in_b, filled) / half[:, None]
-        site_r[i] = _pearson_cols(mean_a, mean_b)
-        for reg in regions if rdm else ():
-            ra = correlation_rdm(_group_mean(mean_a[:, masks[reg]], codes))
-            rb = correlation_rdm(_group_mean(mean_b[:, masks[reg]], codes))
-            rdm_r[reg][i] = _triu_pearson(ra, rb)
-    with np.errstate(invalid="ignore"):
-        mean_site_r = site_r.mean(axis=0)
-    out = {}
-    for reg in regions:
-        rel = spearman_brown(mean_site_r[masks[reg]])
-        finite = rel[np.isfinite(rel)]
-        if not rdm:
-            rdm_raw = float("nan")
-        elif np.isfinite(rdm_r[reg]).any():
-            rdm_raw = float(np.nanmean(rdm_r[reg]))
-        else:  # every split had a constant RDM (e.g. one stimulus pattern): no reliability
-            rdm_raw = 0.0
-        out[reg] = NoiseCeiling(
-            region=reg,
-            n_sites=int(masks[reg].sum()),
-            n_stimuli=int(keep.sum()),
-            median_repetitions=float(np.median(counts)),
-            n_splits=n_splits,
-            site_reliability=rel,
-            site_median=float(np.median(finite)) if finite.size else 0.0,
-            rdm_split_half=rdm_raw,
-            rdm_reliability=float(spearman_brown(rdm_raw)),
-        )
-    return out
 
 
 # ---------------------------------------------------------------------- readers

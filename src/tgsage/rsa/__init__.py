@@ -1,4 +1,4 @@
-"""The RSA engine: RDMs, RDM comparisons, linear CKA and teacher guidance.
+"""The RSA engine: RDMs, RDM comparisons, linear CKA, teacher guidance and noise ceilings.
 
 Pure tensor math (numpy or torch in, any device), no ``torch.nn``. The typical call::
 
@@ -8,6 +8,7 @@ Pure tensor math (numpy or torch in, any device), no ``torch.nn``. The typical c
     g.tg, g.per_layer, g.score(accuracy=0.41, alpha=1.0)
 """
 
+from tgsage.rsa.ceiling import NoiseCeiling, spearman_brown, split_half_noise_ceiling
 from tgsage.rsa.compare import (
     COMPARE_METHODS,
     average_ranks,
@@ -25,6 +26,7 @@ __all__ = [
     "COMPARE_METHODS",
     "RDM_METHODS",
     "Guidance",
+    "NoiseCeiling",
     "RDMs",
     "StreamingSimilarity",
     "average_ranks",
@@ -39,6 +41,8 @@ __all__ = [
     "kendall_tau_a",
     "rdm_embedding",
     "score_against_teacher",
+    "spearman_brown",
+    "split_half_noise_ceiling",
     "teacher_guidance",
     "to_rsatoolbox",
 ]
