@@ -27,11 +27,11 @@ from tgsage.export import (
     teacher_layers,
 )
 from tgsage.models import get_model
-from tgsage.spaces import NB201Spec, build_model, get_preset, get_space
+from tgsage.spaces import NB201Spec, build_model, get_cell_preset, get_space
 
 SPECS = {  # small graphs (ONNX export time grows with the op count), every kind of op
     "layer": lambda: get_space("layer", max_layers=6).random_spec(4),
-    "cell": lambda: get_preset("nasnet_a", num_cells=1, filters=8),
+    "cell": lambda: get_cell_preset("nasnet_a", num_cells=1, filters=8),
     "nb201": lambda: NB201Spec.from_arch_string(
         "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|none~1|avg_pool_3x3~2|"
     ),
@@ -109,7 +109,7 @@ def test_bad_exports_and_files_are_refused(tmp_path) -> None:
 def test_teacher_layers_are_the_ends_of_the_stages() -> None:
     # nasnet layout, N=1: cell0 (16 px), cell1 = reduction, cell2 (8 px), cell3 = reduction,
     # cell4 (4 px): the last cell at each resolution is 0, 2, 4
-    model = build_model(get_preset("nasnet_a", num_cells=1, filters=8), 10, (3, 16, 16))
+    model = build_model(get_cell_preset("nasnet_a", num_cells=1, filters=8), 10, (3, 16, 16))
     assert teacher_layers(model, (3, 16, 16)) == ("cell0", "cell2", "cell4")
     # NB201 (N=5): cells 0-4, reduce1, cells 5-9, reduce2, cells 10-14
     nb = build_model(SPECS["nb201"](), 10, (3, 16, 16), width_mult=0.25)
