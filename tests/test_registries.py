@@ -1,5 +1,5 @@
 """One registry helper behind every choice by name: data sets, models, spaces, strategies,
-proxies, training presets and published cells."""
+proxies, training presets, published cells and final-training presets."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from tgsage.strategies import (
     list_strategies,
     register_strategy,
 )
+from tgsage.train import FINAL_PRESETS
 from tgsage.train import PRESETS as TRAIN_PRESETS
 
 ALL: list[tuple[Registry[Any], str, type[Exception]]] = [
@@ -31,6 +32,7 @@ ALL: list[tuple[Registry[Any], str, type[Exception]]] = [
     (PROXIES, "proxy", InputError),
     (TRAIN_PRESETS, "training preset", ConfigError),
     (CELL_PRESETS, "cell preset", SpecError),
+    (FINAL_PRESETS, "final preset", ConfigError),
 ]
 
 

@@ -48,6 +48,7 @@ from torch import nn
 
 from tgsage.data.base import DataSplits, ImageSet
 from tgsage.errors import ConfigError, DataError, SpecError, TrainingError
+from tgsage.registry import Registry
 from tgsage.train.budget import Budget
 from tgsage.train.evaluation import evaluate_accuracy
 from tgsage.train.loop import Progress, Trainer
@@ -77,7 +78,7 @@ class FinalPreset:
         return get_preset(self.train, **{**self.train_options, **overrides})
 
 
-FINAL_PRESETS: dict[str, FinalPreset] = {
+_BUILT_IN: dict[str, FinalPreset] = {
     "cifar_final": FinalPreset(
         train="cifar_cell_final",
         train_options={"augment": "cifar_cutout", "aux_weight": 0.4},
@@ -113,6 +114,11 @@ FINAL_PRESETS: dict[str, FinalPreset] = {
     ),
 }
 
+#: Final presets by name (``FINAL_PRESETS.register(name, FinalPreset(...))`` adds one).
+FINAL_PRESETS: Registry[FinalPreset] = Registry("final preset", ConfigError)
+for _name, _preset in _BUILT_IN.items():
+    FINAL_PRESETS.register(_name, _preset)
+
 
 def list_final_presets() -> list[str]:
     return sorted(FINAL_PRESETS)
@@ -121,9 +127,7 @@ def list_final_presets() -> list[str]:
 def get_final_preset(name: str | FinalPreset) -> FinalPreset:
     if isinstance(name, FinalPreset):
         return name
-    if name not in FINAL_PRESETS:
-        raise ConfigError(f"unknown final preset {name!r}; choose one of {list_final_presets()}")
-    return FINAL_PRESETS[name]
+    return FINAL_PRESETS.get(name)
 
 
 # ----------------------------------------------------------------------------- what to train
