@@ -266,6 +266,9 @@ def test_checkpoint_of_another_run_is_refused(data, tmp_path) -> None:
         train_final("random:cell:5", data, "cifar_final", tmp_path, epochs=1, **SMALL)
     with pytest.raises(ConfigError, match="seed"):
         train_final("random:cell:4", data, "cifar_final", tmp_path, epochs=1, seed=1, **SMALL)
+    other = make_synthetic_objects(96, 32, 32, resolution=16, seed=5)
+    with pytest.raises(ConfigError, match="data"):
+        train_final("random:cell:4", other, "cifar_final", tmp_path, epochs=1, **SMALL)
 
 
 _RUN = """

@@ -82,7 +82,9 @@ def train(
         help="auto (train+val when there is a test split, which is then held out; else "
         "train, with val held out), train, train+val.",
     ),
-    onnx: bool = typer.Option(False, "--onnx", help="Also write model.onnx (tgsage[onnx])."),
+    onnx: bool = typer.Option(
+        False, "--onnx", help="Also write model.onnx (needs the onnx extra)."
+    ),
     restart: bool = typer.Option(
         False, "--restart", help="Ignore a checkpoint in the output folder and start over."
     ),
