@@ -83,8 +83,10 @@ def brute_precision(x, y, k):
 def test_table_matches_scipy_on_the_toy_pool():
     recs = toy_pool()
     rows = predictivity_table(recs, k=5, n_boot=200, seed=0)
-    scores = {"P", "TG", "P+TG", "S:L1", "S:L2", "S:L3"}
-    assert {(r.budget, r.score) for r in rows} == {(b, s) for b in BUDGETS for s in scores}
+    scores = {"P", "TG", "P+TG", "TG-deep", "S_L1", "S_L2", "S_L3"}
+    expected = {(b, s) for b in BUDGETS for s in scores}
+    expected |= {(b, "P-slope") for b in BUDGETS[1:]}  # needs two checkpoints
+    assert {(r.budget, r.score) for r in rows} == expected
     for row in rows:
         x, y = columns(recs, row.budget, row.score)
         assert row.n == 30  # the failed record is excluded
@@ -232,15 +234,12 @@ def _with_proxies(recs: list[PoolRecord], seed: int = 3) -> list[PoolRecord]:
 def test_proxy_scores_get_one_budget_free_row_matching_scipy() -> None:
     recs = _with_proxies(toy_pool())
     rows = predictivity_table(recs, n_boot=50)
-    proxy_rows = [r for r in rows if r.score.startswith("Z:")]
-    assert [(r.budget, r.score) for r in proxy_rows] == [
-        ("init", "Z:synflow"),
-        ("init", "Z:params"),
-    ]
+    proxy_rows = [r for r in rows if r.budget == "init"]
+    assert [(r.budget, r.score) for r in proxy_rows] == [("init", "synflow"), ("init", "params")]
     ok = [r for r in recs if r.ok]
     y = [r.mature_accuracy for r in ok]
     for row in proxy_rows:
-        x = [r.proxies[row.score[2:]] for r in ok]
+        x = [r.proxies[row.score] for r in ok]
         assert row.spearman == pytest.approx(sps.spearmanr(x, y).statistic)
         assert row.kendall == pytest.approx(sps.kendalltau(x, y).statistic)
     # the budget-dependent scores are still there for every budget

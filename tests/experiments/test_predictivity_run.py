@@ -107,7 +107,7 @@ def test_run_predictivity_end_to_end_and_resume(tiny_objects, teacher, pool, tmp
 
     rows = predictivity_table(recs, n_boot=20, k=2)
     assert {r.n for r in rows} == {3}
-    assert {r.score for r in rows} >= {"P", "TG", "P+TG"} | {f"S:{n}" for n in teacher.layers}
+    assert {r.score for r in rows} >= {"P", "TG", "P+TG"} | {f"S_{n}" for n in teacher.layers}
 
 
 def test_failures_are_recorded_and_excluded(tiny_objects, tmp_path):
@@ -187,7 +187,7 @@ def test_proxies_at_init_and_table_truth(tiny_objects, teacher, pool, tmp_path):
         assert [p.steps for p in r.points] == [0, 5]  # trained no further than 5 steps
         assert r.points[0].accuracy is not None  # P at initialisation
     rows = predictivity_table(recs, n_boot=10)
-    assert ("init", "Z:params") in {(r.budget, r.score) for r in rows}
+    assert ("init", "params") in {(r.budget, r.score) for r in rows}
     # stored with the proxies: a re-run measures nothing again
     again = read_pool_records(tmp_path / "pool.jsonl")
     assert {r.spec_hash: r.proxies for r in again if r.ok} == {r.spec_hash: r.proxies for r in ok}

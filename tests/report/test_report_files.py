@@ -268,7 +268,7 @@ def test_predictivity_report(tmp_path):
         assert_png(f)
     text = files[-1].read_text()
     assert_self_contained(text)
-    assert "Alpha sweep" in text and "precision_at_k" in text and "S:L1" in text
+    assert "Alpha sweep" in text and "precision_at_k" in text and "S_L1" in text
     assert "Side by side: spearman" in text
 
 
@@ -282,4 +282,4 @@ def test_predictivity_report_with_proxies_and_table_truth(tmp_path):
     assert_png(tmp_path / "predictivity_side_by_side.png")
     text = files[-1].read_text()
     # the proxies appear once in each side-by-side grid, and the page says where truth came from
-    assert text.count(">Z:synflow<") >= 3 and "ground-truth table" in text
+    assert text.count(">synflow<") >= 3 and "ground-truth table" in text

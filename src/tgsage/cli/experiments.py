@@ -246,10 +246,11 @@ def predictivity(
     ),
     combine: str = typer.Option(
         "",
-        help="Extra scores SCORE+rank(PROXY), comma-separated, "
-        "e.g. 'P+TG+rank(synflow)' (beta * pool rank of the proxy).",
+        help="Extra scores, comma-separated tgsage.scores expressions, e.g. "
+        "'P+TG+rank(synflow)', 'P + 0.5*TG-cka', 'meanrank(synflow, naswot)', "
+        "'ridge(synflow, naswot, P, ops)'.",
     ),
-    beta: float = typer.Option(1.0, help="Weight of rank(PROXY) in --combine scores."),
+    beta: float = typer.Option(1.0, help="Weight of a trailing +rank(X) in old-style scores."),
     k: int = typer.Option(5, "--k", "-k", help="precision@k."),
     width_mult: float = typer.Option(1.0, help="Width multiplier for CPU runs."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
@@ -320,7 +321,9 @@ def predictivity(
             ground_truth=gt,
             **extra,
         )
-    extra_scores = [c.strip() for c in combine.split(",") if c.strip()]
+    from tgsage.scores import split_scores
+
+    extra_scores = split_scores(combine)
     rows = predictivity_table(
         recs, scores=pool_scores(recs) + extra_scores, k=k, alpha=alpha, beta=beta, seed=seed
     )

@@ -23,11 +23,12 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tgsage.errors import InputError
 
-# Score names understood by PoolRecord.value / the statistics: P, TG, P+TG (P + alpha * TG),
-# "S:<teacher layer>" for one teacher layer's S_i and "Z:<proxy>" for a zero-cost proxy
-# (measured once at initialisation, so the same at every budget).
+# Old prefixes of per-layer S_i and zero-cost proxy names ("S:<layer>", "Z:<proxy>"); the
+# score vocabulary (tgsage.scores) now spells them "S_<layer>" and "<proxy>" and reads both.
 LAYER_PREFIX = "S:"
 PROXY_PREFIX = "Z:"
 
@@ -99,8 +100,9 @@ class CandidateRecord:
     def value(self, name: str) -> float | None:
         """A numeric field by name: score, accuracy/P, tg/TG, mature_accuracy, S:<layer>..."""
         key = {"P": "accuracy", "TG": "tg", "p": "accuracy", "tg": "tg"}.get(name, name)
-        if key.startswith(LAYER_PREFIX):
-            return self.per_layer.get(key[len(LAYER_PREFIX) :])
+        for prefix in (LAYER_PREFIX, "S_"):
+            if key.startswith(prefix):
+                return self.per_layer.get(key[len(prefix) :])
         if key in _CANDIDATE_NUMERIC:
             return _num(getattr(self, key))
         return _num(self.extra.get(name))
@@ -259,6 +261,13 @@ class BudgetPoint:
     per_layer: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
     score_seconds: float = 0.0
+    # sums of the per-step training losses: all steps so far, and the last epoch's worth
+    loss_sum: float | None = None
+    loss_last_epoch: float | None = None
+    loss_steps: int = 0
+    # S_i of every teacher and comparison: {teacher: {comparison: {teacher layer: S_i}}};
+    # ``tg``/``per_layer`` above repeat the record's first teacher's RDM-Pearson values
+    guidance: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
 
 
 @dataclass
@@ -296,26 +305,92 @@ class PoolRecord:
                 return p
         return None
 
-    def value(self, budget: str, score: str, alpha: float = 1.0) -> float | None:
-        """A score at a budget: "P", "TG", "P+TG" (P + alpha*TG), "S:<teacher layer>" or
-        "Z:<proxy>" (a zero-cost proxy: the same at every budget)."""
-        if score.startswith(PROXY_PREFIX):
-            return _num(self.proxies.get(score[len(PROXY_PREFIX) :]))
+    @property
+    def teachers(self) -> list[str]:
+        """Names of the teachers measured on this record (first = the default)."""
+        seen: dict[str, None] = {}
+        for p in self.points:
+            seen.update(dict.fromkeys(p.guidance))
+        return list(seen)
+
+    def scores_at(self, budget: str, teacher: str | None = None) -> dict[str, float]:
+        """Every base score (:mod:`tgsage.scores.names`) measured at ``budget``, by its
+        canonical name: P, TG, S_<layer>, the TG variants, SoTL, SoTL-E, P-slope and the
+        zero-cost proxies (those at any budget). ``teacher``: whose guidance (default: the
+        first). Values that are not finite numbers are left out, except -inf proxies."""
+        from tgsage.scores.names import layer_name, tg_name
+
+        out: dict[str, float] = {}
+        for k, v in self.proxies.items():
+            x = None if v is None else float(v)
+            if x is not None and not math.isnan(x):
+                out[k] = x
         p = self.point(budget)
         if p is None:
+            return out
+        put = {"P": _num(p.accuracy)}
+        if p.loss_sum is not None:
+            put["SoTL"] = _neg(p.loss_sum)
+        if p.loss_last_epoch is not None:
+            put["SoTL-E"] = _neg(p.loss_last_epoch)
+        put["P-slope"] = self._p_slope(p)
+        guidance = p.guidance.get(teacher) if teacher is not None else None
+        if teacher is not None and guidance is None:
+            if teacher in self.teachers or not self.teachers:
+                guidance = {}
+            else:
+                raise InputError(
+                    f"teacher {teacher!r} was not measured; this record has {self.teachers}"
+                )
+        if guidance is None:
+            guidance = next(iter(p.guidance.values()), None)
+        if guidance is None:  # records without per-teacher guidance: the one teacher's TG
+            guidance = {"pearson": dict(p.per_layer)} if p.per_layer else {}
+            if not p.per_layer and p.tg is not None:
+                put["TG"] = _num(p.tg)
+        for comparison, per_layer in guidance.items():
+            vals = [_num(v) for v in per_layer.values()]
+            if per_layer and all(v is not None for v in vals):
+                put[tg_name(comparison)] = float(np.mean(vals))  # type: ignore[arg-type]
+                put[tg_name(comparison, deep=True)] = vals[-1]  # type: ignore[assignment]
+            for layer, v in per_layer.items():
+                put[layer_name(layer, comparison)] = _num(v)
+        out.update({k: v for k, v in put.items() if v is not None})
+        return out
+
+    def _p_slope(self, upto: BudgetPoint) -> float | None:
+        """Least-squares slope of P vs examples (per 10,000) over points up to ``upto``."""
+        pts = [
+            (q.examples, q.accuracy)
+            for q in self.points
+            if q.examples <= upto.examples and _num(q.accuracy) is not None
+        ]
+        xs = np.array([e for e, _ in pts], dtype=np.float64) / 1e4
+        if len(pts) < 2 or np.ptp(xs) == 0:
             return None
-        if score == "P":
-            return _num(p.accuracy)
-        if score == "TG":
-            return _num(p.tg)
-        if score == "P+TG":
-            a, t = _num(p.accuracy), _num(p.tg)
-            return None if a is None or t is None else a + alpha * t
-        if score.startswith(LAYER_PREFIX):
-            return _num(p.per_layer.get(score[len(LAYER_PREFIX) :]))
-        raise InputError(
-            f"unknown score {score!r}; use 'P', 'TG', 'P+TG', 'S:<layer>' or 'Z:<proxy>'"
-        )
+        ys = np.array([a for _, a in pts], dtype=np.float64)
+        return float(np.polyfit(xs, ys, 1)[0])
+
+    def value(self, budget: str, score: str, alpha: float = 1.0) -> float | None:
+        """One score at a budget: a base name (``P``, ``TG``, ``S_<layer>``, ``SoTL``,
+        ``synflow`` ...; old spellings ``S:<layer>``, ``Z:<proxy>`` too) or an expression
+        without population terms (``P+TG`` is ``P + alpha*TG``); see :mod:`tgsage.scores`."""
+        from tgsage.scores import Population, evaluate, parse_score
+
+        expr = parse_score(score, alpha=alpha)
+        if expr.population:
+            raise InputError(
+                f"score {score!r} ranks architectures among others; use predictivity_table"
+            )
+        values = self.scores_at(budget)
+        if not expr.names or any(n not in values for n in expr.names):
+            if expr.is_base() or all(n in _KNOWN_FIXED or n in values for n in expr.names):
+                return None
+            missing = [n for n in expr.names if n not in values]
+            raise InputError(
+                f"unknown score {missing[0]!r}; measured here: {sorted(values) or 'none'}"
+            )
+        return _num(evaluate(expr, Population.from_rows([values]))[0])
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -334,6 +409,14 @@ class PoolRecord:
             for p in data.get("points", [])
         ]
         return cls(points=points, **body)
+
+
+def _neg(x: Any) -> float | None:
+    v = _num(x)
+    return None if v is None else -v
+
+
+_KNOWN_FIXED = frozenset({"P", "TG", "SoTL", "SoTL-E", "P-slope", "TG-cka", "TG-rel", "TG-deep"})
 
 
 def append_jsonl(path: str | Path, row: Mapping[str, Any]) -> None:
@@ -387,9 +470,10 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
 
 
 def read_pool_records(path: str | Path) -> list[PoolRecord]:
-    """PoolRecords stored by :func:`tgsage.experiments.run_predictivity` (last one per hash)."""
-    by_hash: dict[str, PoolRecord] = {}
+    """PoolRecords stored by :func:`tgsage.experiments.run_predictivity` (the last one per
+    architecture and training seed)."""
+    by_key: dict[tuple[str, int], PoolRecord] = {}
     for row in read_jsonl(path):
         rec = PoolRecord.from_dict(row)
-        by_hash[rec.spec_hash] = rec
-    return list(by_hash.values())
+        by_key[(rec.spec_hash, rec.seed)] = rec
+    return list(by_key.values())

@@ -28,7 +28,6 @@ input wins), which makes the value deterministic; k is capped at the number of a
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -37,12 +36,11 @@ import numpy as np
 from scipy import stats as sps
 
 from tgsage.errors import InputError
-from tgsage.experiments.records import LAYER_PREFIX, PROXY_PREFIX, PoolRecord
+from tgsage.experiments.records import PoolRecord
 
 METRICS = ("pearson", "spearman", "kendall", "precision_at_k")
 DEFAULT_CHUNK = 4_000_000
 INIT = "init"  # the budget label of zero-cost proxies (measured once, at initialisation)
-_RANK_COMBO = re.compile(r"^(?P<base>.+)\+rank\((?P<proxy>[^()]+)\)$")
 PAIRWISE_MAX_N = 100  # measured crossover: pairwise arrays win below, scipy's loop above
 
 
@@ -230,38 +228,77 @@ def pool_budgets(records: Iterable[Any]) -> list[str]:
 
 
 def pool_scores(records: Iterable[Any]) -> list[str]:
-    """The default scores: P, then TG, P+TG and every teacher layer's S_i if measured."""
+    """The default scores: P, TG, P+TG, the TG variants, S_<layer> of every teacher layer,
+    SoTL, SoTL-E, P-slope and every zero-cost proxy - whatever the records measured."""
     recs = _pool(records)
-    layers: dict[str, None] = {}
-    has_tg = False
+    seen: dict[str, None] = {}
     for r in recs:
-        for p in r.points:
-            has_tg = has_tg or p.tg is not None
-            for name in p.per_layer:
-                layers.setdefault(name, None)
-    proxies: dict[str, None] = {}
-    for r in recs:
-        for name in r.proxies:
-            proxies.setdefault(name, None)
-    scores = ["P"]
-    if has_tg:
-        scores += ["TG", "P+TG"]
-    return (
-        scores
-        + [f"{LAYER_PREFIX}{name}" for name in layers]
-        + [f"{PROXY_PREFIX}{name}" for name in proxies]
-    )
+        for b in r.budgets:
+            seen.update(dict.fromkeys(r.scores_at(b)))
+        seen.update(dict.fromkeys(r.scores_at("")))  # proxies of records without budgets
+    from tgsage.scores.names import parse_name
+
+    fams: dict[str, list[str]] = {}
+    for name in seen:
+        fams.setdefault(parse_name(name).family, []).append(name)
+    scores = ["P"] if "P" in seen else []
+    if "TG" in seen:
+        scores += ["TG", "P+TG"] if "P" in seen else ["TG"]
+    scores += [n for n in fams.get("TG", []) if n != "TG"]
+    scores += [n for n in fams.get("S", []) if n.startswith("S_")]
+    scores += [n for n in fams.get("S", []) if not n.startswith("S_")]
+    scores += [n for n in ("SoTL", "SoTL-E", "P-slope") if n in seen]
+    return scores + fams.get("proxy", [])
 
 
 def is_proxy_score(score: str) -> bool:
-    """Whether ``score`` is a zero-cost proxy alone (one value per architecture, any budget)."""
-    return score.startswith(PROXY_PREFIX)
+    """Whether ``score`` reads zero-cost proxies only (one value per architecture, any budget:
+    reported once, with budget ``"init"``)."""
+    from tgsage.scores import parse_name, parse_score
+
+    names = parse_score(score).names
+    return bool(names) and all(parse_name(n).is_proxy for n in names)
 
 
 def pool_ranks(x: np.ndarray) -> np.ndarray:
     """Ranks within the pool scaled to (0, 1] (average ranks for ties): puts a proxy on the
     scale of an accuracy, so ``P + alpha*TG + beta*rank(proxy)`` mixes like terms."""
     return sps.rankdata(x) / max(x.size, 1)
+
+
+def _spec(text: str | None) -> Any:
+    from tgsage.spaces.specs import spec_from_json
+
+    return spec_from_json(text) if text else None
+
+
+def pool_population(
+    records: Iterable[Any],
+    budget: str,
+    names: Sequence[str] = (),
+    *,
+    teacher: str | None = None,
+    specs: bool = False,
+) -> tuple[Any, list[PoolRecord]]:
+    """The :class:`~tgsage.scores.Population` of the ok records that have mature accuracy and
+    every base score in ``names`` at ``budget`` (pool order), and those records."""
+    from tgsage.scores import Population
+
+    rows, kept = [], []
+    for r in _pool(records):
+        if r.mature_accuracy is None:
+            continue
+        vals = r.scores_at(budget, teacher)
+        if any(n not in vals for n in names):
+            continue
+        rows.append(vals)
+        kept.append(r)
+    pop = Population.from_rows(
+        rows,
+        specs=[_spec(r.spec) for r in kept] if specs else None,
+        target=[r.mature_accuracy for r in kept],
+    )
+    return pop, kept
 
 
 def _columns(
@@ -271,37 +308,36 @@ def _columns(
     target: str,
     alpha: float = 1.0,
     beta: float = 1.0,
+    *,
+    teacher: str | None = None,
+    fit: Any = None,
+    reference: Sequence[Any] | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray]:
-    """The scores and the target of the architectures that have all of them, in pool order
-    (pool order is the tie-break order of precision@k).
+    """The scores and the target of the architectures that have every base score the
+    expressions read, in pool order (pool order is the tie-break order of precision@k).
 
-    A score ``"<base>+rank(<proxy>)"`` is ``base + beta * pool_ranks(proxy)``, ranks taken
-    over the architectures kept (e.g. ``"P+TG+rank(Z:synflow)"``).
+    Scores are :mod:`tgsage.scores` expressions; population terms (``rank``, ``meanrank``,
+    ``logrank``) are taken over the architectures kept, fitted combiners are cross-validated
+    within them (or trained on ``reference`` records). The old ``"<base>+rank(<proxy>)"`` is
+    ``base + beta * rank(proxy)`` and ``P+TG`` is ``P + alpha*TG``.
     """
+    from tgsage.scores import evaluate, parse_score
+
     if target != "mature_accuracy":
         raise InputError(f"unknown target {target!r}; the target is 'mature_accuracy'")
-    parts: list[tuple[str, str | None]] = []
-    for s in scores:
-        m = _RANK_COMBO.match(s)
-        if m is None:
-            parts.append((s, None))
-        else:
-            proxy = m["proxy"] if m["proxy"].startswith(PROXY_PREFIX) else PROXY_PREFIX + m["proxy"]
-            parts.append((m["base"], proxy))
-    names = list(dict.fromkeys([b for b, _ in parts] + [p for _, p in parts if p]))
-    cols: list[list[float]] = [[] for _ in names]
-    ys: list[float] = []
-    for r in recs:
-        xs = [r.value(budget, s, alpha) for s in names]
-        y = r.mature_accuracy
-        if y is None or any(x is None for x in xs):
-            continue
-        for c, x in zip(cols, xs, strict=True):
-            c.append(float(x))  # type: ignore[arg-type]
-        ys.append(float(y))
-    arrays = {n: np.asarray(c, dtype=np.float64) for n, c in zip(names, cols, strict=True)}
-    out = [arrays[b] if p is None else arrays[b] + beta * pool_ranks(arrays[p]) for b, p in parts]
-    return out, np.asarray(ys, dtype=np.float64)
+    exprs = [parse_score(s, alpha=alpha, beta=beta) for s in scores]
+    names = list(dict.fromkeys(n for e in exprs for n in e.names))
+    ops = any(e.uses_ops for e in exprs)
+    pop, kept = pool_population(recs, budget, names, teacher=teacher, specs=ops)
+    ref = None
+    if reference is not None:
+        ref, _ = pool_population(reference, budget, names, teacher=teacher, specs=ops)
+    y = np.array([r.mature_accuracy for r in kept], dtype=np.float64)
+    if not kept:
+        return [np.zeros(0) for _ in exprs], y
+    for n in names:
+        pop.column(n)  # an unmeasured name fails here, naming what was measured
+    return [evaluate(e, pop, ref, fit) for e in exprs], y
 
 
 def predictivity_table(
@@ -317,6 +353,9 @@ def predictivity_table(
     n_boot_kendall: int | None = None,
     seed: int = 0,
     level: float = 0.95,
+    teacher: str | None = None,
+    fit: Any = None,
+    reference: Iterable[Any] | None = None,
 ) -> list[PredictivityRow]:
     """One row per (budget, score): correlations and precision@k with bootstrap intervals.
 
@@ -328,16 +367,31 @@ def predictivity_table(
     ``beta * pool_ranks(proxy)`` (e.g. ``"P+TG+rank(synflow)"``).
     Every (budget, score) pair uses its own generator seeded from ``seed`` and the pair, so a
     row does not change when other scores are added.
+
+    Scores are any :mod:`tgsage.scores` expressions (``"P + 0.5*TG"``, ``"meanrank(synflow,
+    TG)"``, ``"ridge(synflow, naswot, P, ops)"``). ``teacher`` picks whose guidance TG and
+    S_i are (records measured against several). Fitted combiners are cross-validated within
+    the pool with ``fit`` (:class:`~tgsage.scores.FitOptions`: at most ``labels`` labelled
+    architectures per fit), or trained on the labelled ``reference`` records (e.g. the
+    selection half of a study) and reported on ``records``.
     """
     recs = _pool(records)
+    ref = _pool(reference) if reference is not None else None
     budgets = list(budgets) if budgets is not None else pool_budgets(recs)
+    defaulted = scores is None
     scores = list(scores) if scores is not None else pool_scores(recs)
     pairs = [(INIT, s) for s in scores if is_proxy_score(s)]
     pairs += [(b, s) for b in budgets for s in scores if not is_proxy_score(s)]
     rows = []
     for budget, score in pairs:
         bi = 2**31 if budget == INIT else budgets.index(budget)
-        (x,), y = _columns(recs, budget, [score], target, alpha, beta)
+        (x,), y = _columns(
+            recs, budget, [score], target, alpha, beta, teacher=teacher, fit=fit, reference=ref
+        )
+        ok = ~np.isnan(x)
+        x, y = x[ok], y[ok]
+        if defaulted and x.size == 0:
+            continue  # e.g. P-slope at the first budget: not defined there
         rng = np.random.default_rng([seed, bi, _stable_id(score)])
         est = correlation_estimates(
             x, y, k=k, n_boot=n_boot, n_boot_kendall=n_boot_kendall, seed=rng, level=level

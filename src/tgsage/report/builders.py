@@ -76,7 +76,7 @@ def leaderboard_rows(
             "TG": r.tg,
         }
         for name, v in r.per_layer.items():
-            row[f"S:{name}"] = v
+            row[f"S_{name}"] = v
         if r.mature_accuracy is not None:
             row["mature_accuracy"] = r.mature_accuracy
         row["examples"] = r.examples

@@ -309,7 +309,7 @@ def _predictivity_panel(ax: Any, table: Sequence[Any], metric: str, title: str) 
         hi = np.array(
             [_get(rows[b], f"{metric}_high") if b in rows else np.nan for b in budgets], float
         )
-        style = "-" if not score.startswith("S:") else "--"
+        style = "--" if score.startswith(("S_", "S-")) else "-"
         ax.plot(xs, y, style, marker="o", color=color, label=score)
         ax.fill_between(xs, lo, hi, color=color, alpha=0.12, linewidth=0)
     ax.set_xticks(xs, budgets)

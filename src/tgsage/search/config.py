@@ -83,7 +83,11 @@ class SearchConfig(BaseModel):
     space_options: dict[str, Any] = Field(default_factory=dict)
     strategy: str = "random"
     strategy_options: dict[str, Any] = Field(default_factory=dict)
-    score: Literal["p", "tg", "p+tg", "proxy"] = "p+tg"
+    score: str = Field(
+        "p+tg",
+        description="A score expression (tgsage.scores): p, tg, p+tg, 'P + 0.5*TG-cka', "
+        "'SoTL-E', 'TG + rank(synflow)' ...; or 'proxy' for the proxy alone.",
+    )
     alpha: float = 1.0
     proxy: str | None = Field(
         None,
@@ -95,7 +99,9 @@ class SearchConfig(BaseModel):
         description="Weight of rank(proxy), the proxy's percentile among "
         "random architectures of the space, added to p, tg or p+tg.",
     )
-    proxy_reference: int = Field(64, ge=2, description="Random architectures behind rank(proxy).")
+    proxy_reference: int = Field(
+        64, ge=2, description="Random architectures that rank() and aggregations compare with."
+    )
     budget: str = "2ep"
     train: str | None = Field(
         None, description="Training preset (default: the space's, see SPACE_PRESETS)."
@@ -138,6 +144,28 @@ class SearchConfig(BaseModel):
         except Exception as exc:
             raise ValueError(f"{exc}") from None
 
+    @field_validator("score")
+    @classmethod
+    def _score(cls, v: str) -> str:
+        if v.strip().lower() == "proxy":
+            return "proxy"
+        from tgsage.scores import parse_score
+
+        expr = parse_score(v)  # InputError -> a validation error naming the field
+        if expr.fitted:
+            raise ValueError("fitted combiners (ridge/forest/gbm) are not search scores yet")
+        from tgsage.proxies import PROXIES
+        from tgsage.scores import parse_name
+
+        for name in expr.names:
+            if parse_name(name).is_proxy and name not in PROXIES:
+                hint = "; to subtract two scores write 'a - b'" if "-" in name else ""
+                raise ValueError(
+                    f"{name!r} is neither a score (P, TG, TG-cka, S_<layer>, SoTL, ...) nor "
+                    f"a registered proxy {sorted(PROXIES)}{hint}"
+                )
+        return v
+
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
@@ -153,7 +181,7 @@ class SearchConfig(BaseModel):
             raise ValueError("beta weighs rank(proxy): set 'proxy: <name>' too (or beta: 0)")
         if self.score == "proxy" and self.beta != 0:
             raise ValueError("score 'proxy' is the proxy alone; beta applies to p, tg or p+tg")
-        if self.score not in ("p", "proxy") and self.objective == "train" and self.teacher is None:
+        if self.needs_teacher and self.objective == "train" and self.teacher is None:
             raise ValueError(
                 f"score {self.score!r} needs 'teacher: <teacher file>' (or use score: p)"
             )
@@ -167,6 +195,29 @@ class SearchConfig(BaseModel):
         return self
 
     # ------------------------------------------------------------------ derived
+    @property
+    def score_expression(self) -> str:
+        """The whole score as one :mod:`tgsage.scores` expression: ``score`` (``p+tg`` with
+        ``alpha``), plus ``beta * rank(proxy)`` when ``proxy`` and ``beta`` are set; with
+        ``score: proxy`` the proxy alone."""
+        from tgsage.scores import parse_score
+
+        if self.score == "proxy":
+            return str(self.proxy)
+        text = str(parse_score(self.score, alpha=self.alpha))
+        if self.proxy is not None and self.beta != 0:
+            text = f"{text} + {self.beta!r}*rank({self.proxy})"
+        return text
+
+    @property
+    def needs_teacher(self) -> bool:
+        """Whether the score reads TG or S_i (then a train objective needs a teacher)."""
+        if self.score == "proxy":
+            return False
+        from tgsage.scores import parse_name, parse_score
+
+        return any(parse_name(n).needs_teacher for n in parse_score(self.score).names)
+
     @property
     def train_config(self) -> Any:
         """The TrainConfig candidates are trained with: ``train`` (default: the space's preset,

@@ -58,6 +58,8 @@ class SimulatedObjective:
         per_layer = {f"layer{i}": round(_unit(h, f"S{i}"), 6) for i in range(3)}
         tg = sum(per_layer.values()) / len(per_layer)
         kind, alpha = self.config.score, self.config.alpha
+        if kind not in ("p", "tg", "p+tg", "proxy"):
+            return self._expression(h, base)
         if kind == "proxy":
             z = _unit(h, "Z")
             return Outcome(True, z, base | {"proxies": {self.config.proxy: z}, "score": z})
@@ -69,6 +71,36 @@ class SimulatedObjective:
             attrs |= {"proxies": {self.config.proxy: z}, "proxy_rank": z}
         return Outcome(True, score, attrs | {"score": score})
 
+    def _values(self, key: str) -> dict[str, float]:
+        """Simulated base scores of one architecture (deterministic in ``key``)."""
+        from tgsage.scores import parse_name, parse_score
+
+        out: dict[str, float] = {}
+        for name in parse_score(self.config.score).names:
+            kind = parse_name(name)
+            scale = -100.0 if kind.family in ("SoTL", "SoTL-E") else 1.0
+            out[name] = scale * _unit(key, name)
+        return out
+
+    def _expression(self, h: str, base: dict[str, Any]) -> Outcome:
+        """Any other score expression, over simulated base scores (ranks against a simulated
+        reference of ``proxy_reference`` architectures)."""
+        from tgsage.scores import Population, parse_score, score_one
+
+        c = self.config
+        expr = parse_score(c.score)
+        ref = None
+        if expr.population:
+            ref = Population.from_rows([self._values(f"ref{i}") for i in range(c.proxy_reference)])
+        values = self._values(h)
+        score = score_one(expr, values, ref)
+        attrs = base | {"scores": values, "score": score}
+        if "P" in values:
+            attrs["P"] = values["P"]
+        if "TG" in values:
+            attrs["TG"] = values["TG"]
+        return Outcome(True, score, attrs)
+
 
 class TrainObjective:
     """Premature training and scoring with :func:`tgsage.evaluate.evaluate_candidate`."""
@@ -78,45 +110,79 @@ class TrainObjective:
         from tgsage.teacher import Teacher
 
         self.config = config
-        needs_teacher = config.teacher is not None and config.score not in ("p", "proxy")
+        needs_teacher = config.teacher is not None and config.needs_teacher
         self.teacher = Teacher.load(config.teacher) if needs_teacher else None
         self.data = get_dataset(config.data.name, **config.data.options)
         self.train = config.train_config
         self._reference: Any = None
 
-    def reference(self) -> Any:
-        """The rank(proxy) reference sample, measured once (cached in the run folder)."""
+    def reference(self, expr: Any) -> Any:
+        """The reference population that ``rank``/``meanrank``/``logrank`` compare a candidate
+        with: ``proxy_reference`` seeded random architectures of the space, measured once with
+        the candidates' own measurement and cached in the run folder
+        (:mod:`tgsage.scores.reference`). None when the score needs none."""
+        if not expr.population:
+            return None
         if self._reference is None:
-            from tgsage.data.pipeline import get_augmentation, resolve_device
-            from tgsage.search.proxy_score import build_reference, reference_path
+            from tgsage.scores.reference import build_reference, reference_path, reference_specs
             from tgsage.spaces import get_space
 
             c = self.config
-            cache = reference_path(c.resolved_run_dir, c.proxy, c.proxy_reference, c.seed)
+            names = expr.population_names
+            cache = reference_path(c.resolved_run_dir, names, c.proxy_reference, c.seed)
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
             except OSError:
                 cache = None  # a worker on another machine without the run folder
+            specs = reference_specs(
+                get_space(c.space, **c.space_options), c.proxy_reference, c.seed
+            )
             self._reference = build_reference(
-                get_space(c.space, **c.space_options),
-                c.proxy,
-                self.data,
-                n=c.proxy_reference,
-                seed=c.seed,
-                width_mult=c.width_mult,
-                device=resolve_device(c.device),
-                cache=cache,
-                normalize=get_augmentation(self.train.augment).normalize,
+                specs, lambda i, s: self._measure(s, names, c.seed + i), names, cache=cache
             )
         return self._reference
 
-    def _proxy_only(self, spec: Any) -> Outcome:
-        """score: proxy - no training at all; the proxy of the untrained network."""
+    def _measure(self, spec: Any, names: tuple[str, ...], seed: int) -> dict[str, float]:
+        """Base scores ``names`` of one architecture: proxies of the untrained network (built
+        from ``seed``), or a premature evaluation like a candidate's when any name needs one."""
+        from tgsage.data.pipeline import get_augmentation, resolve_device
+        from tgsage.evaluate import build_candidate, evaluate_candidate, measure_proxies
+        from tgsage.scores import parse_name
+        from tgsage.scores.grammar import Ref
+
+        c = self.config
+        if all(parse_name(n).is_proxy for n in names):
+            device = resolve_device(c.device)
+            model, _ = build_candidate(spec, self.data, c.width_mult, seed=seed)
+            return measure_proxies(
+                model.to(device),
+                self.data,
+                list(names),
+                device=device,
+                normalize=get_augmentation(self.train.augment).normalize,
+                seed=c.seed,
+            )
+        r = evaluate_candidate(
+            spec,
+            self.data,
+            self.teacher,
+            budget=c.budget,
+            config=self.train,
+            score=" + ".join(str(Ref(n)) for n in names),
+            width_mult=c.width_mult,
+            device=c.device,
+            seed=c.seed,
+        )
+        return dict(r.scores)
+
+    def _proxy_only(self, spec: Any, expr: Any) -> Outcome:
+        """A score of zero-cost proxies only: no training at all; the untrained network."""
         import math
         import time
 
         from tgsage.data.pipeline import get_augmentation, resolve_device
         from tgsage.evaluate import build_candidate, measure_proxies
+        from tgsage.scores import score_one
 
         c = self.config
         t0 = time.perf_counter()
@@ -125,47 +191,49 @@ class TrainObjective:
         values = measure_proxies(
             model.to(device),
             self.data,
-            [c.proxy],
+            list(expr.names),
             device=device,
             normalize=get_augmentation(self.train.augment).normalize,
             seed=c.seed,
         )
-        z = values[c.proxy]
+        z = score_one(expr, values, self.reference(expr), spec=spec)
         attrs: dict[str, Any] = {
             "examples": 0,
             "steps": 0,
             "train_seconds": 0.0,
             "score_seconds": time.perf_counter() - t0,
             "proxies": values,
+            "scores": values,
             "params_count": sum(p.numel() for p in model.parameters()),
         }
         if not math.isfinite(z):
             return Outcome(
                 False,
                 None,
-                attrs | {"failure_reason": "proxy_undefined", "message": f"{c.proxy} is {z}"},
+                attrs | {"failure_reason": "proxy_undefined", "message": f"{expr} is {z}"},
             )
         return Outcome(True, float(z), attrs | {"score": float(z)})
 
     def __call__(self, spec: Any) -> Outcome:
         from tgsage.evaluate import evaluate_candidate
+        from tgsage.scores import parse_name, parse_score, percentiles_against
 
         c = self.config
-        if c.score == "proxy":
-            return self._proxy_only(spec)
-        use_proxy = c.proxy is not None and c.beta != 0
+        expr = parse_score(c.score_expression)
+        if all(parse_name(n).is_proxy for n in expr.names):
+            return self._proxy_only(spec, expr)
+        reference = self.reference(expr)
         r = evaluate_candidate(
             spec,
             self.data,
-            self.teacher if c.score != "p" else None,
+            self.teacher,
             budget=c.budget,
             config=self.train,
-            score=c.score,
-            alpha=c.alpha,
+            score=str(expr),
             width_mult=c.width_mult,
             device=c.device,
             seed=c.seed,
-            proxies=[c.proxy] if use_proxy else (),
+            reference=reference,
         )
         attrs: dict[str, Any] = {
             "examples": r.examples,
@@ -175,6 +243,7 @@ class TrainObjective:
             "score_seconds": r.score_seconds,
             "params_count": r.params,
             "device": r.device,
+            "scores": r.scores,
         }
         if r.proxies:
             attrs["proxies"] = r.proxies
@@ -194,15 +263,11 @@ class TrainObjective:
                 failure_reason=r.failure_reason or "failed", message=(r.message or "")[:2000]
             )
             return Outcome(False, None, attrs)
-        score = r.score
-        if use_proxy and score is not None:
-            q = self.reference().percentile(r.proxies.get(c.proxy, float("nan")))
-            if q != q:  # the proxy is undefined for this network: it gets no bonus
-                q = 0.0
-            attrs["proxy_rank"] = q
-            score = score + c.beta * q
-        attrs["score"] = score
-        return Outcome(True, score, attrs)
+        if c.proxy is not None and c.beta != 0 and reference is not None:
+            v = r.proxies.get(c.proxy, float("nan"))
+            attrs["proxy_rank"] = float(percentiles_against([v], reference.column(c.proxy))[0])
+        attrs["score"] = r.score
+        return Outcome(True, r.score, attrs)
 
 
 def make_objective(config: SearchConfig) -> Objective:
@@ -243,7 +308,7 @@ def check_objective(config: SearchConfig) -> None:
             get_proxy(config.proxy)
         except TgsageError as exc:
             raise ConfigError(f"proxy: {exc}") from None
-    if config.teacher is not None and config.score not in ("p", "proxy"):
+    if config.teacher is not None and config.needs_teacher:
         from tgsage.teacher import Teacher
 
         if not config.teacher.exists():
