@@ -137,3 +137,77 @@ def test_candidate_on_other_probe_images_is_refused(tiny_objects, teacher, tiny_
     )
     with pytest.raises(ProbeMismatchError, match=teacher.probe_fingerprint):
         evaluate_candidate(get_space("layer").random_spec(0), tiny_objects, teacher, probe=other)
+
+
+# ---------------------------------------------------------------------- the score vocabulary
+def _cka(x: np.ndarray, y: np.ndarray) -> float:
+    xc, yc = x - x.mean(axis=0), y - y.mean(axis=0)
+    num = np.linalg.norm(xc.T @ yc) ** 2
+    return float(num / (np.linalg.norm(xc.T @ xc) * np.linalg.norm(yc.T @ yc)))
+
+
+def test_any_score_expression_with_cka_guidance_and_losses(
+    tiny_objects, teacher, tiny_probe, tiny_teacher_net
+) -> None:
+    spec = get_space("layer", max_layers=3).random_spec(1)
+    res = evaluate_candidate(
+        spec,
+        tiny_objects,
+        teacher,
+        budget="4steps",  # one epoch of the 256 images at batch 64
+        config="cpu_demo",
+        width_mult=0.25,
+        device="cpu",
+        score="P + 0.5*TG-cka + 0.01*SoTL",
+        comparisons=["relation"],
+    )
+    assert res.ok, res.message
+    s = res.scores
+    assert res.score == pytest.approx(s["P"] + 0.5 * s["TG-cka"] + 0.01 * s["SoTL"])
+    assert s["SoTL"] == pytest.approx(-res.loss_sum) and s["SoTL-E"] == pytest.approx(s["SoTL"])
+    assert s["TG"] == pytest.approx(res.tg) and s["TG-deep"] == res.per_layer["stack3"]
+    assert {"TG-rel", "S-rel_stack1", "TG-cka-deep"} <= set(s)
+    # CKA oracle: numpy on the object-averaged activations of both networks (a module
+    # candidate, untrained, so its activations can be read here too)
+    groups = tiny_probe.labelings["object"]
+    from tgsage.evaluate import build_candidate
+    from tgsage.features import as_feature_net
+
+    cand = as_feature_net(build_candidate(spec, tiny_objects, 0.25, seed=0)[0])
+    res2 = evaluate_candidate(
+        cand, tiny_objects, teacher, budget="0ex", config="cpu_demo", device="cpu", score="TG-cka"
+    )
+    t_feats = collect_activations(tiny_teacher_net, tiny_probe.images, groups=groups, device="cpu")
+    c_feats = collect_activations(cand, tiny_probe.images, groups=groups, device="cpu")
+    for layer, tf in t_feats.items():
+        want = max(_cka(tf.double().numpy(), cf.double().numpy()) for cf in c_feats.values())
+        assert res2.scores[f"S-cka_{layer}"] == pytest.approx(want, abs=1e-6)
+    assert res2.examples == 0 and res2.score == pytest.approx(res2.scores["TG-cka"])
+
+
+def test_p_slope_equals_two_runs_on_one_trajectory(tiny_objects) -> None:
+    spec = get_space("layer", max_layers=3).random_spec(2)
+    kw = dict(config="cpu_demo", width_mult=0.25, device="cpu", seed=3)
+    full = evaluate_candidate(spec, tiny_objects, budget="8steps", score="P-slope", **kw)
+    half = evaluate_candidate(spec, tiny_objects, budget="4steps", score="P", **kw)
+    assert full.ok and half.ok
+    want = (full.accuracy - half.accuracy) / (full.examples - half.examples) * 1e4
+    assert full.score == pytest.approx(want)
+
+
+def test_proxy_scores_rank_against_a_reference_without_training(tiny_objects) -> None:
+    from tgsage.scores import Population
+
+    spec = get_space("layer", max_layers=3).random_spec(4)
+    ref = Population.from_rows([{"params": v} for v in (1.0, 10.0, 1e9)])
+    res = evaluate_candidate(
+        spec, tiny_objects, score="rank(params)", reference=ref, width_mult=0.25, device="cpu"
+    )
+    assert res.ok and res.examples == 0 and res.accuracy is None
+    n = res.scores["params"]
+    assert 10 < n < 1e9
+    assert res.score == pytest.approx((2 + 2 + 1) / (2 * 4))  # 2 below, none equal, itself
+    with pytest.raises(InputError, match="reference"):
+        evaluate_candidate(spec, tiny_objects, score="rank(params)", device="cpu")
+    with pytest.raises(InputError, match="needs a teacher"):
+        evaluate_candidate(spec, tiny_objects, score="P + TG-rel", device="cpu")

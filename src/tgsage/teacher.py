@@ -35,7 +35,9 @@ from tgsage.rsa import (
     compute_rdms,
     score_against_teacher,
     split_half_noise_ceiling,
+    teacher_guidance,
 )
+from tgsage.rsa.kernels import Grams, compare_grams, gram_matrices
 from tgsage.rsa.rdm import n_conditions_from_pairs
 
 FORMAT = "tgsage-teacher/1"
@@ -53,6 +55,7 @@ class Teacher:
     provenance: dict[str, Any] = field(default_factory=dict)
     probe: ProbeSet | None = None
     noise_ceiling: dict[str, float] | None = None
+    grams: Grams | None = None  # image x image Gram matrices, for CKA / relation guidance
 
     def __post_init__(self) -> None:
         if self.probe is not None and self.probe.fingerprint != self.probe_fingerprint:
@@ -119,6 +122,18 @@ class Teacher:
             self.rdms, candidate, self.comparison, probe_fingerprint=probe_fingerprint
         )
 
+    def kernel_guidance(self, candidate: Grams, probe_fingerprint: str, method: str) -> Guidance:
+        """TG with linear CKA (``"cka"``) or the relation similarity (``"relation"``) of the
+        candidate's Gram matrices (:mod:`tgsage.rsa.kernels`) with the teacher's."""
+        self.check_probe(probe_fingerprint)
+        if self.grams is None:
+            raise InputError(
+                f"this teacher file has no Gram matrices, which TG with {method!r} needs; "
+                "rebuild it with `tgsage teacher build` (tgsage 0.1 or later stores them)"
+            )
+        sim = compare_grams(self.grams, candidate, method)
+        return teacher_guidance(sim, self.grams.names, candidate.names)
+
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path, include_probe: bool = True) -> Path:
         """Write an NPZ teacher file (no pickle); the probe images go in unless told not to."""
@@ -144,6 +159,9 @@ class Teacher:
             "layers": np.array(self.layers, dtype=str),
             "rdms": self.rdms.dissimilarities.detach().cpu().to(torch.float32).numpy(),
         }
+        if self.grams is not None:
+            arrays["grams"] = self.grams.triangles().to(torch.float32).cpu().numpy()
+            arrays["gram_layers"] = np.array(self.grams.names, dtype=str)
         if include_probe and self.probe is not None:
             arrays |= self.probe.to_arrays(prefix="probe.")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +199,13 @@ class Teacher:
             tuple(conditions) if conditions is not None else None,
             dict(meta.get("rdm_metadata") or {}),
         )
+        grams = None
+        if "grams" in data:
+            grams = Grams.from_triangles(
+                data["grams"],
+                [str(x) for x in data["gram_layers"]],
+                tuple(conditions) if conditions is not None else None,
+            )
         return cls(
             rdms,
             meta["probe_fingerprint"],
@@ -190,6 +215,7 @@ class Teacher:
             meta.get("provenance") or {},
             probe,
             meta.get("noise_ceiling"),
+            grams,
         )
 
 
@@ -284,6 +310,53 @@ def network_rdms(
     return result.with_metadata(probe_fingerprint=probe.fingerprint)
 
 
+def network_grams(
+    model: torch.nn.Module,
+    probe: ProbeSet,
+    *,
+    layers: Sequence[str] | None = None,
+    grouping: str | None = None,
+    device: str | torch.device | None = "auto",
+    batch_size: int = 250,
+    normalize: str = "per_image",
+) -> Grams:
+    """Gram matrices (image x image inner products) of a network's exposed layers on the probe
+    images, or of their group means (what CKA and relation guidance compare)."""
+    net = as_feature_net(model, list(layers) if layers is not None else None)
+    labels = probe.labelings.get(grouping) if grouping is not None else None
+    if grouping is not None and labels is None:
+        raise InputError(
+            f"the probe set has no labeling {grouping!r}; it has {list(probe.labelings)}"
+        )
+    chunks: list[Any] = [list(layers) if layers is not None else None]
+    if labels is None:
+        from tgsage.data.pipeline import resolve_device
+
+        dev = resolve_device(device)
+        net.to(dev)  # type: ignore[attr-defined]
+        widths = feature_widths(net, probe.images.shape[1:], dev)  # type: ignore[arg-type]
+        if layers is not None:
+            widths = {k: widths[k] for k in layers}
+        chunks = layer_chunks(widths, len(probe), memory_budget())
+    order = tuple(np.unique(labels.cpu().numpy()).tolist()) if labels is not None else None
+    result: Grams | None = None
+    for chunk in chunks:
+        feats = collect_activations(
+            net,
+            probe.images,
+            layers=chunk,
+            groups=labels,  # type: ignore[arg-type]
+            batch_size=batch_size,
+            device=device,
+            normalize=normalize,
+        )
+        part = gram_matrices(feats, conditions=order)
+        result = part if result is None else result.concat(part)
+        del feats
+    assert result is not None
+    return result
+
+
 def teacher_from_network(
     model: torch.nn.Module,
     probe: ProbeSet,
@@ -298,9 +371,13 @@ def teacher_from_network(
     device: str | torch.device | None = "auto",
     batch_size: int = 250,
     provenance: Mapping[str, Any] | None = None,
+    normalize: str = "per_image",
+    with_grams: bool = True,
 ) -> Teacher:
     """A teacher from a trained network: its exposed layers (or the named ``layers``) become
     teacher layers, each RDM averaged over ``subsamples`` random feature subsamples (paper: 10).
+    ``with_grams`` also stores each layer's Gram matrix (all features), so CKA and relation
+    guidance (``TG-cka``, ``TG-rel``) work with the file.
     """
     rdms = network_rdms(
         model,
@@ -313,13 +390,29 @@ def teacher_from_network(
         seed=seed,
         device=device,
         batch_size=batch_size,
+        normalize=normalize,
+    )
+    grams = (
+        network_grams(
+            model,
+            probe,
+            layers=layers,
+            grouping=grouping,
+            device=device,
+            batch_size=batch_size,
+            normalize=normalize,
+        )
+        if with_grams
+        else None
     )
     prov = {
         "model": type(model).__name__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **(provenance or {}),
     }
-    return Teacher(rdms, probe.fingerprint, grouping, comparison, "network", prov, probe)
+    return Teacher(
+        rdms, probe.fingerprint, grouping, comparison, "network", prov, probe, None, grams
+    )
 
 
 def teacher_from_recording(
@@ -349,6 +442,15 @@ def teacher_from_recording(
     if grouping is not None and labels is None:
         raise InputError(f"the probe set has no labeling {grouping!r}")
     rdms = compute_rdms(feats, method, groups=labels)
+    if labels is not None:
+        from tgsage.rsa import group_means
+
+        grouped = {
+            r: group_means(torch.as_tensor(f), labels, rdms.conditions)[0] for r, f in feats.items()
+        }
+        grams = gram_matrices(grouped, conditions=rdms.conditions)
+    else:
+        grams = gram_matrices(feats)
     ceiling = None
     if noise_ceiling and rec.n_repetitions >= 2:
         group = labels.numpy() if labels is not None else None
@@ -369,6 +471,7 @@ def teacher_from_recording(
         prov,
         probe,
         ceiling,
+        grams,
     )
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from tgsage.data.base import DataSplits
 from tgsage.data.pipeline import get_augmentation
 from tgsage.data.probe import ProbeSet
 from tgsage.errors import InputError, SpecError, TgsageError
-from tgsage.evaluate import build_candidate, measure_proxies
+from tgsage.evaluate import build_candidate, measure_guidance, measure_proxies
 from tgsage.experiments.records import (
     BudgetPoint,
     PoolRecord,
@@ -48,7 +48,7 @@ from tgsage.features import as_feature_net
 from tgsage.spaces import get_space
 from tgsage.spaces.choices import RandomSuggester, SearchSpace
 from tgsage.spaces.specs import ArchSpec, spec_from_dict, spec_from_json
-from tgsage.teacher import Teacher, network_rdms
+from tgsage.teacher import Teacher
 from tgsage.train import Trainer
 
 log = logging.getLogger(__name__)
@@ -143,27 +143,26 @@ def _ordered_budgets(
     return steps, mature_steps
 
 
-def _guidance(
-    net: torch.nn.Module, trainer: Trainer, teacher: Teacher, probe: ProbeSet, batch_size: int
-) -> tuple[float, dict[str, float]]:
-    normalize = get_augmentation(trainer.config.augment).normalize
-    rdms = network_rdms(
-        net,
-        probe,
-        grouping=teacher.grouping,
-        method=teacher.method,
-        device=trainer.device,
-        batch_size=batch_size,
-        normalize=normalize,
-    )
-    g = teacher.guidance(rdms, probe.fingerprint)
-    return float(g.tg), dict(zip(g.teacher_layers, map(float, g.per_layer), strict=True))
+def _teachers(teacher: Teacher | Mapping[str, Teacher] | None) -> dict[str, Teacher]:
+    """Teachers by name (one Teacher is named ``"teacher"``)."""
+    if teacher is None:
+        return {}
+    if isinstance(teacher, Teacher):
+        return {"teacher": teacher}
+    return dict(teacher)
+
+
+def _last_epoch(losses: Sequence[float], steps_per_epoch: int) -> float | None:
+    """Sum of the losses of the most recent epoch's worth of steps (SoTL-E's sum)."""
+    if not losses:
+        return None
+    return math.fsum(losses[-max(1, steps_per_epoch) :])
 
 
 def measure_architecture(
     spec: ArchSpec,
     data: DataSplits,
-    teacher: Teacher | None,
+    teacher: Teacher | Mapping[str, Teacher] | None,
     *,
     budgets: Sequence[str],
     mature: str,
@@ -177,12 +176,19 @@ def measure_architecture(
     proxies: Sequence[str] = (),
     proxy_batch: int = 64,
     ground_truth: Any = None,
+    comparisons: Sequence[str] = ("pearson",),
+    checkpoint_dir: str | Path | None = None,
     **train_overrides: Any,
 ) -> PoolRecord:
     """Train one architecture through ``budgets`` to ``mature``; never raises on a bad one.
 
-    ``proxies``: zero-cost proxies measured at initialisation; ``ground_truth``: a table giving
-    the mature accuracy (``mature`` is then ignored and training ends after ``budgets``)."""
+    ``teacher``: one teacher or several by name (all measured at every budget, in one pass
+    of the probe images); ``comparisons``: "pearson" (the teacher's RDM comparison), "cka",
+    "relation". ``proxies``: zero-cost proxies measured at initialisation; ``ground_truth``:
+    a table giving the mature accuracy (``mature`` is then ignored and training ends after
+    ``budgets``). ``checkpoint_dir``: the weights at every budget are saved there as
+    ``<spec hash>_s<seed>_<budget>.pt``, so teachers added later can score the same networks."""
+    teachers = _teachers(teacher)
     t0 = time.perf_counter()
     rec = PoolRecord(
         spec_hash=spec.spec_hash,
@@ -248,15 +254,37 @@ def measure_architecture(
             accuracy=accuracy,
             train_seconds=res.seconds,
         )
-        if teacher is not None and probe is not None:
+        point.loss_sum, point.loss_steps = res.loss_sum, res.loss_steps
+        point.loss_last_epoch = _last_epoch(res.losses, trainer.budget_steps("1ep"))
+        if checkpoint_dir is not None:
+            ckpt = Path(checkpoint_dir) / f"{spec.spec_hash}_s{seed}_{budget}.pt"
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(net.state_dict(), ckpt)
+        if teachers and probe is not None:
             t1 = time.perf_counter()
             try:
-                point.tg, point.per_layer = _guidance(net, trainer, teacher, probe, batch_size)
+                g = measure_guidance(
+                    net,
+                    probe,
+                    teachers,
+                    comparisons,
+                    device=trainer.device,
+                    batch_size=batch_size,
+                    normalize=get_augmentation(trainer.config.augment).normalize,
+                )
             except torch.OutOfMemoryError as exc:
                 return fail("out_of_memory", str(exc))
             except TgsageError as exc:
                 reason = "nan_activations" if "NaN" in str(exc) else "scoring_error"
                 return fail(reason, str(exc))
+            point.guidance = {
+                t: {c: dict(zip(x.teacher_layers, x.per_layer, strict=True)) for c, x in gs.items()}
+                for t, gs in g.items()
+            }
+            first = next(iter(g.values())).get("pearson")
+            if first is not None:
+                point.tg = float(first.tg)
+                point.per_layer = dict(zip(first.teacher_layers, first.per_layer, strict=True))
             point.score_seconds = time.perf_counter() - t1
         rec.points.append(point)
     if ground_truth is not None:
@@ -277,7 +305,7 @@ def measure_architecture(
 def run_predictivity(
     pool: Iterable[Any],
     data: DataSplits,
-    teacher: Teacher | None = None,
+    teacher: Teacher | Mapping[str, Teacher] | None = None,
     *,
     budgets: Sequence[str] = ("0.2ep", "1ep", "2ep"),
     mature: str = "mature",
@@ -294,6 +322,8 @@ def run_predictivity(
     proxies: Sequence[str] = (),
     proxy_batch: int = 64,
     ground_truth: Any = None,
+    comparisons: Sequence[str] = ("pearson",),
+    checkpoint_dir: str | Path | None = None,
     **train_overrides: Any,
 ) -> list[PoolRecord]:
     """Measure a pool: for each architecture P/TG/S_i at ``budgets``, then mature accuracy.
@@ -302,6 +332,12 @@ def run_predictivity(
         pool: specs (objects, dicts or JSON); see :func:`random_pool`, :func:`pool_from_specs`,
             :func:`pool_from_records`.
         teacher: gives TG and S_i (None: P only). Its probe images are used unless ``probe``.
+            Several teachers by name (``{"weak": t1, "strong": t2}``, same probe images) are
+            all measured on the same networks; ``PoolRecord.scores_at(budget, teacher=name)``
+            reads one, the first is the default.
+        comparisons: teacher comparisons measured at every budget: "pearson" (RDMs, the
+            paper's), "cka" and "relation" (Gram matrices; the teacher files must carry them).
+        checkpoint_dir: save the weights at every budget there (see measure_architecture).
         budgets: premature budgets ("0.2ep", "500steps", ...), measured in increasing order.
         mature: the mature budget ("mature" = the training preset's full length).
         config: training preset name or TrainConfig (as in :class:`~tgsage.train.Trainer`).
@@ -326,12 +362,23 @@ def run_predictivity(
 
         for name in proxies:
             get_proxy(name)  # an unknown name fails now, not after the first architecture
-    probe = probe if probe is not None else (teacher.probe if teacher is not None else None)
-    if teacher is not None:
+    teachers = _teachers(teacher)
+    first = next(iter(teachers.values()), None)
+    probe = probe if probe is not None else (first.probe if first is not None else None)
+    if teachers:
         if probe is None:
             raise InputError("the teacher carries no probe images; pass probe=...")
-        teacher.check_probe(probe.fingerprint)
-    done = {r.spec_hash: r for r in read_pool_records(store)} if store is not None else {}
+        for t in teachers.values():
+            t.check_probe(probe.fingerprint)
+        if any(c in ("cka", "relation") for c in comparisons):
+            bare = [n for n, t in teachers.items() if t.grams is None]
+            if bare:
+                raise InputError(
+                    f"teachers {bare} carry no Gram matrices, which CKA / relation guidance "
+                    "need; rebuild their files with `tgsage teacher build`"
+                )
+    stored = read_pool_records(store) if store is not None else []
+    done = {r.spec_hash: r for r in stored if r.seed == seed}
     out = []
     for i, spec in enumerate(specs):
         prev = done.get(spec.spec_hash)
@@ -344,7 +391,7 @@ def run_predictivity(
         rec = measure_architecture(
             spec,
             data,
-            teacher,
+            teachers or None,
             budgets=list(budgets),
             mature=mature,
             config=config,
@@ -357,6 +404,8 @@ def run_predictivity(
             proxies=proxies,
             proxy_batch=proxy_batch,
             ground_truth=ground_truth,
+            comparisons=comparisons,
+            checkpoint_dir=checkpoint_dir,
             **train_overrides,
         )
         if store is not None:
