@@ -13,6 +13,7 @@ from torch import nn
 from tgsage.errors import ConfigError
 from tgsage.models.resnet_cifar import ResNetCifar
 from tgsage.models.small_cnn import SmallCNN
+from tgsage.models.whitened_cnn import WhitenedCNN
 from tgsage.registry import Registry
 
 ModelFactory = Callable[..., nn.Module]
@@ -67,4 +68,21 @@ def small_cnn(
     return SmallCNN(num_classes, width, depth, in_channels)
 
 
-__all__ = ["MODELS", "ResNetCifar", "SmallCNN", "get_model", "list_models", "register_model"]
+@register_model("whitened_cnn")
+def whitened_cnn(
+    num_classes: int = 10, base_width: int = 64, in_channels: int = 3, patch: int = 2
+) -> WhitenedCNN:
+    """Fast CIFAR teacher (airbench-style): frozen patch-whitening layer + 3 conv groups.
+    Call ``init_whitening(train_images)`` before training."""
+    return WhitenedCNN(num_classes, base_width, in_channels, patch)
+
+
+__all__ = [
+    "MODELS",
+    "ResNetCifar",
+    "SmallCNN",
+    "WhitenedCNN",
+    "get_model",
+    "list_models",
+    "register_model",
+]
