@@ -276,6 +276,7 @@ def evaluate_candidate(
     proxy_batch: int = 64,
     reference: Any = None,
     comparisons: Sequence[str] = (),
+    fit: Any = None,
     **train_overrides: Any,
 ) -> CandidateResult:
     """Train ``candidate`` briefly and score it; see the module docstring.
@@ -300,6 +301,8 @@ def evaluate_candidate(
             ``logrank``/fitted terms compare the candidate with (required for them).
         comparisons: extra teacher comparisons to measure ("cka", "relation"), recorded in
             ``result.scores`` even if the score does not read them.
+        fit: :class:`~tgsage.scores.FitOptions` of fitted terms (learned from the labelled
+            rows of ``reference``).
     """
     from tgsage.scores import parse_score, score_one
 
@@ -420,7 +423,7 @@ def evaluate_candidate(
         result.failure_reason = "score_undefined"
         result.message = f"score {score!r}: {missing} could not be measured for this candidate"
         return result
-    value = score_one(expr, result.scores, reference, spec=_spec_of(candidate))
+    value = score_one(expr, result.scores, reference, fit, spec=_spec_of(candidate))
     if not math.isfinite(value):
         result.failure_reason = "score_undefined"
         result.message = f"score {score!r} is {value} for this candidate"

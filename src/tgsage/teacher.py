@@ -235,6 +235,15 @@ def _jsonable(value: Any) -> Any:
 # --------------------------------------------------------------------------- builders
 
 
+def _feature_net(model: torch.nn.Module, layers: Sequence[str] | None) -> Any:
+    """The FeatureNet to read ``layers`` from: the model itself when they are (a subset of)
+    its own exposed layers, else the model with hooks on those submodules."""
+    exposed = set(getattr(model, "feature_names", ()) or ())
+    if layers is not None and isinstance(model, FeatureNet) and set(layers) <= exposed:
+        return model  # a subset of the network's own exposed layers: no hooks needed
+    return as_feature_net(model, list(layers) if layers is not None else None)
+
+
 def network_rdms(
     model: torch.nn.Module,
     probe: ProbeSet,
@@ -256,11 +265,7 @@ def network_rdms(
     ``layers`` names exposed features of a FeatureNet (e.g. a cell network's "cell4") or, for
     any other module, submodules to hook.
     """
-    exposed = set(getattr(model, "feature_names", ()) or ())
-    if layers is not None and isinstance(model, FeatureNet) and set(layers) <= exposed:
-        net = model  # a subset of the network's own exposed layers: no hooks needed
-    else:
-        net = as_feature_net(model, list(layers) if layers is not None else None)
+    net = _feature_net(model, layers)
     labels = probe.labelings.get(grouping) if grouping is not None else None
     if grouping is not None and labels is None:
         raise InputError(
@@ -322,7 +327,7 @@ def network_grams(
 ) -> Grams:
     """Gram matrices (image x image inner products) of a network's exposed layers on the probe
     images, or of their group means (what CKA and relation guidance compare)."""
-    net = as_feature_net(model, list(layers) if layers is not None else None)
+    net = _feature_net(model, layers)
     labels = probe.labelings.get(grouping) if grouping is not None else None
     if grouping is not None and labels is None:
         raise InputError(

@@ -287,3 +287,37 @@ def test_side_by_side_grid_places_every_row() -> None:
             assert grid.n[i, j] == r.n
     with pytest.raises(Exception, match="metric"):
         side_by_side(rows, "r2")
+
+
+# ---------------------------------------------------------------------- nDCG and paired
+def test_ndcg_matches_a_brute_force_definition() -> None:
+    from tgsage.experiments import ndcg_at_k
+
+    rng = np.random.default_rng(7)
+    for _ in range(20):
+        n, k = int(rng.integers(3, 15)), int(rng.integers(1, 6))
+        y = rng.uniform(0.85, 0.95, n)
+        x = rng.normal(size=n)
+        gain = [2 ** (100 * v) - 1 for v in y]
+        order = sorted(range(n), key=lambda i: (-x[i], i))[: min(k, n)]
+        ideal = sorted(gain, reverse=True)[: min(k, n)]
+        dcg = sum(gain[i] / np.log2(r + 2) for r, i in enumerate(order))
+        best = sum(g / np.log2(r + 2) for r, g in enumerate(ideal))
+        assert ndcg_at_k(x, y, k) == pytest.approx(dcg / best)
+    assert ndcg_at_k(y, y, 3) == pytest.approx(1.0)
+
+
+def test_paired_difference_is_zero_for_equal_scores_and_signed() -> None:
+    from tgsage.experiments import paired_difference
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=80)
+    good = y + 0.3 * rng.normal(size=80)
+    bad = y + 3.0 * rng.normal(size=80)
+    same = paired_difference(good, good, y)
+    assert same.difference == 0 and same.low == 0 and same.high == 0
+    d = paired_difference(good, bad, y, n_boot=500)
+    assert d.a == pytest.approx(sps.spearmanr(good, y).statistic)
+    assert d.difference == pytest.approx(d.a - d.b) and d.low > 0
+    k = paired_difference(good, bad, y, metric="kendall", n_boot=50)
+    assert k.a == pytest.approx(sps.kendalltau(good, y).statistic)

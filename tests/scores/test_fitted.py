@@ -72,9 +72,9 @@ def test_nb201_ops_encoding_is_one_hot_per_edge_plus_counts() -> None:
         NB201Spec(("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "none")),
     ]
     x, names = encode_specs(specs)
-    assert x.shape == (2, len(EDGE_NAMES) * len(NB201_OPS) + len(NB201_OPS))
+    assert x.shape == (2, len(EDGE_NAMES) * len(NB201_OPS) + len(NB201_OPS) + 4 * 5 + 4)
     assert (x[:, : 6 * 5].reshape(2, 6, 5).sum(axis=2) == 1).all()  # one op per edge
-    counts = dict(zip(names[30:], x[1, 30:], strict=True))
+    counts = dict(zip(names[30:35], x[1, 30:35], strict=True))
     assert counts == {
         "count:none": 2,
         "count:skip_connect": 1,
@@ -83,6 +83,15 @@ def test_nb201_ops_encoding_is_one_hot_per_edge_plus_counts() -> None:
         "count:avg_pool_3x3": 1,
     }
     assert x[0, names.index("edge3<-2=nor_conv_3x3")] == 1
+    # paths of cell 1 (edges 1<-0 none, 2<-0 skip, 2<-1 1x1, 3<-0 3x3, 3<-1 pool, 3<-2 none):
+    # 0->3 alive with one 3x3 conv; every other path crosses a none edge
+    f = dict(zip(names, x[1], strict=True))
+    assert (f["path3:alive"], f["path3:nor_conv_3x3"]) == (1, 1)
+    assert f["path0-4:alive"] == f["path1-5:alive"] == f["path0-2-5:alive"] == 0
+    assert (f["paths:alive"], f["paths:max_convs"], f["paths:sum_convs"]) == (1, 1, 1)
+    g = dict(zip(names, x[0], strict=True))  # all 3x3: 4 alive paths with 1, 2, 2, 3 convs
+    assert (g["paths:alive"], g["paths:max_convs"], g["paths:min_convs"]) == (4, 3, 1)
+    assert g["paths:sum_convs"] == 8
 
 
 def test_generic_ops_encoding_counts_string_fields() -> None:

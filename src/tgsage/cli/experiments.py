@@ -211,9 +211,20 @@ def predictivity(
         "--ground-truth) | specs.jsonl (one spec JSON or NAS-Bench-201 "
         "arch string a line) | RUN_DIR[:TOP] (a search's top candidates).",
     ),
-    teacher: Path | None = typer.Option(
-        None, help="Teacher file (its probe images are scored); without one only P and proxies."
+    teacher: list[Path] = typer.Option(
+        [],
+        help="Teacher file (its probe images are scored); repeat for several teachers measured "
+        "on the same networks (the first gives TG in the table). Without one: P and proxies.",
     ),
+    comparisons: str = typer.Option(
+        "pearson",
+        help="Teacher comparisons measured at every budget: pearson (RDMs), cka, relation "
+        "(comma-separated; TG-cka, TG-rel and their S_i join the table).",
+    ),
+    labels: int = typer.Option(
+        100, help="Fitted combiners (ridge/forest/gbm): at most this many labelled cells per fit."
+    ),
+    folds: int = typer.Option(5, help="Fitted combiners: cross-validation folds."),
     data: str = typer.Option("synthetic", help=DATA_HELP),
     data_root: Path | None = typer.Option(None, help="Folder holding the dataset files."),
     train_size: int | None = typer.Option(None, help="Training images."),
@@ -284,7 +295,11 @@ def predictivity(
         raise InputError(
             "--budgets: give at least one premature budget, e.g. 0.2ep,1ep,2ep (or only --proxies)"
         )
-    t = Teacher.load(teacher) if teacher is not None else None
+    teachers = {}
+    for path in teacher:
+        name = path.name.removesuffix(".npz").removesuffix(".teacher")
+        teachers[name if name not in teachers else str(path)] = Teacher.load(path)
+    comparison_list = [c.strip() for c in comparisons.split(",") if c.strip()]
     gt = None
     if ground_truth is not None:
         from tgsage.experiments.ground_truth import load_nb201_table
@@ -307,7 +322,7 @@ def predictivity(
         recs = run_predictivity(
             specs,
             splits,
-            t,
+            teachers or None,
             budgets=budget_list,
             mature=mature,
             config=train_cfg,
@@ -319,13 +334,22 @@ def predictivity(
             on_record=on_record,
             proxies=proxy_list,
             ground_truth=gt,
+            comparisons=comparison_list,
             **extra,
         )
     from tgsage.scores import split_scores
 
     extra_scores = split_scores(combine)
+    from tgsage.scores import FitOptions
+
     rows = predictivity_table(
-        recs, scores=pool_scores(recs) + extra_scores, k=k, alpha=alpha, beta=beta, seed=seed
+        recs,
+        scores=pool_scores(recs) + extra_scores,
+        k=k,
+        alpha=alpha,
+        beta=beta,
+        seed=seed,
+        fit=FitOptions(labels=labels, folds=folds, seed=seed),
     )
     sweep = alpha_sweep(recs) if any(p.tg is not None for r in recs for p in r.points) else []
     summary = pool_summary(recs)
@@ -333,7 +357,9 @@ def predictivity(
         out / "predictivity.json",
         {
             "pool": pool,
-            "teacher": None if teacher is None else str(teacher),
+            "teacher": [str(p) for p in teacher] or None,
+            "comparisons": comparison_list,
+            "fit": {"labels": labels, "folds": folds},
             "budgets": budget_list,
             "mature": "table" if gt is not None else mature,
             "ground_truth": None
@@ -382,7 +408,8 @@ def predictivity(
         )
     console.print(table)
     console.print(
-        f"Pearson, Kendall and precision@{k} per row: {table_path} and the report", soft_wrap=True
+        f"Pearson, Kendall, precision@{k} and nDCG@{k} per row: {table_path} and the report",
+        soft_wrap=True,
     )
     console.print(f"wrote {store}, {table_path} and {files[-1]}", soft_wrap=True)
 

@@ -38,7 +38,7 @@ from scipy import stats as sps
 from tgsage.errors import InputError
 from tgsage.experiments.records import PoolRecord
 
-METRICS = ("pearson", "spearman", "kendall", "precision_at_k")
+METRICS = ("pearson", "spearman", "kendall", "precision_at_k", "ndcg_at_k")
 DEFAULT_CHUNK = 4_000_000
 INIT = "init"  # the budget label of zero-cost proxies (measured once, at initialisation)
 PAIRWISE_MAX_N = 100  # measured crossover: pairwise arrays win below, scipy's loop above
@@ -116,6 +116,27 @@ def precision_at_k(score: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
     return hit.sum(axis=-1) / k
 
 
+def ndcg_at_k(score: np.ndarray, target: np.ndarray, k: int) -> np.ndarray:
+    """nDCG@k along the last axis: the discounted gain of the top-k by ``score`` over that of
+    the true top-k, gain ``2^(100 a) - 1`` for a mature accuracy ``a`` (a fraction; the
+    zero-cost analysis's gain on accuracies in percent), discount ``1 / log2(rank + 1)``. The
+    gain weighs the very best architectures most: 1.0 means the predicted top-k holds the
+    best architectures in the right order. Ties in ``score`` go to the lower index."""
+    score = np.asarray(score, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    k = min(int(k), score.shape[-1])
+    if k < 1:
+        raise InputError(f"nDCG@k needs k >= 1, got {k}")
+    gain = np.exp2(100.0 * target) - 1.0
+    disc = 1.0 / np.log2(np.arange(2, k + 2))
+    pred = np.argsort(-score, axis=-1, kind="stable")[..., :k]
+    ideal = -np.sort(-gain, axis=-1)[..., :k]
+    dcg = (np.take_along_axis(gain, pred, axis=-1) * disc).sum(-1)
+    best = (ideal * disc).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(best > 0, dcg / best, np.nan)
+
+
 # ---------------------------------------------------------------------- bootstrap
 @dataclass
 class Estimate:
@@ -151,8 +172,8 @@ def correlation_estimates(
     seed: int | np.random.Generator = 0,
     level: float = 0.95,
 ) -> dict[str, Estimate]:
-    """Pearson, Spearman, Kendall tau-b and precision@k of ``score`` vs ``target`` with
-    percentile bootstrap intervals (see the module docstring)."""
+    """Pearson, Spearman, Kendall tau-b, precision@k and nDCG@k of ``score`` vs ``target``
+    with percentile bootstrap intervals (see the module docstring)."""
     x = np.asarray(score, dtype=np.float64)
     y = np.asarray(target, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 1:
@@ -163,6 +184,7 @@ def correlation_estimates(
         "spearman": float(spearman(x, y)) if n >= 2 else float("nan"),
         "kendall": float(kendall_tau_b(x, y)[0]) if n >= 2 else float("nan"),
         "precision_at_k": float(precision_at_k(x, y, k)) if n >= 1 else float("nan"),
+        "ndcg_at_k": float(ndcg_at_k(x, y, k)) if n >= 1 else float("nan"),
     }
     if n < 2 or n_boot < 1:
         return {m: Estimate(v, float("nan"), float("nan")) for m, v in point.items()}
@@ -174,8 +196,61 @@ def correlation_estimates(
         "spearman": spearman(xb, yb),
         "kendall": kendall_tau_b(xb[:nk], yb[:nk]),
         "precision_at_k": precision_at_k(xb, yb, k),
+        "ndcg_at_k": ndcg_at_k(xb, yb, k),
     }
     return {m: Estimate(point[m], *_interval(boot[m], level)) for m in METRICS}
+
+
+@dataclass
+class PairedDifference:
+    """``metric(a) - metric(b)`` on the same architectures, with a paired bootstrap interval
+    (both scores see the same resamples)."""
+
+    metric: str
+    a: float
+    b: float
+    difference: float
+    low: float
+    high: float
+    n: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_METRIC_FNS = {
+    "pearson": lambda x, y, k: pearson(x, y),
+    "spearman": lambda x, y, k: spearman(x, y),
+    "kendall": lambda x, y, k: kendall_tau_b(x, y),
+    "precision_at_k": lambda x, y, k: precision_at_k(x, y, k),
+    "ndcg_at_k": lambda x, y, k: ndcg_at_k(x, y, k),
+}
+
+
+def paired_difference(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    target: Sequence[float] | np.ndarray,
+    *,
+    metric: str = "spearman",
+    k: int = 5,
+    n_boot: int = 2000,
+    seed: int | np.random.Generator = 0,
+    level: float = 0.95,
+) -> PairedDifference:
+    """How much better score ``a`` predicts ``target`` than score ``b`` does (paired
+    bootstrap over architectures: both scores are resampled together)."""
+    if metric not in _METRIC_FNS:
+        raise InputError(f"metric must be one of {METRICS}, not {metric!r}")
+    xa, xb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    y = np.asarray(target, dtype=np.float64)
+    if not (xa.shape == xb.shape == y.shape) or y.ndim != 1:
+        raise InputError(f"a, b and target must be 1-D of one length: {xa.shape}, {xb.shape}")
+    fn = _METRIC_FNS[metric]
+    va, vb = float(np.ravel(fn(xa, y, k))[0]), float(np.ravel(fn(xb, y, k))[0])
+    idx = bootstrap_indices(y.size, n_boot, seed)
+    diff = np.ravel(fn(xa[idx], y[idx], k)) - np.ravel(fn(xb[idx], y[idx], k))
+    return PairedDifference(metric, va, vb, va - vb, *_interval(diff, level), int(y.size))
 
 
 # ---------------------------------------------------------------------- tables over a pool
@@ -199,6 +274,9 @@ class PredictivityRow:
     precision_at_k: float
     precision_at_k_low: float
     precision_at_k_high: float
+    ndcg_at_k: float = float("nan")
+    ndcg_at_k_low: float = float("nan")
+    ndcg_at_k_high: float = float("nan")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

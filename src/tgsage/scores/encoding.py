@@ -1,7 +1,10 @@
 """Simple spec encodings, the ``ops`` feature of fitted combiners.
 
-* NAS-Bench-201 cells: the operation on each of the 6 edges, one-hot (6 x 5), plus the count of
-  each operation over the cell (5) - the "operation counts per edge type".
+* NAS-Bench-201 cells: the operation on each of the 6 edges, one-hot (6 x 5), the count of
+  each operation over the cell (5) - the "operation counts per edge type" - and simple graph
+  features of the four input-to-output paths (:data:`NB201_PATHS`): whether each is alive (no
+  ``none`` edge) and its count of each other operation if so (4 x 5), plus the number of alive
+  paths and the max / min / total number of convolutions on them (4).
 * Any other space: counts of every (field, string value) pair in the spec's JSON (e.g. how
   many blocks use ``sep_conv_3x3``, how many layers use ``relu``), plus the length of every list,
   over a vocabulary taken from the specs being encoded together (so every row has the same
@@ -32,22 +35,53 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, int]]:
         yield f"{path}={value}", 1
 
 
+#: The four input-to-output paths of a NAS-Bench-201 cell, as edge indices (EDGES order).
+NB201_PATHS: tuple[tuple[int, ...], ...] = ((3,), (0, 4), (1, 5), (0, 2, 5))
+_PATH_OPS = ("nor_conv_3x3", "nor_conv_1x1", "avg_pool_3x3", "skip_connect")
+
+
 def _nb201(specs: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     from tgsage.spaces.nb201 import EDGE_NAMES, NB201_OPS
 
     n_ops = len(NB201_OPS)
-    x = np.zeros((len(specs), len(EDGE_NAMES) * n_ops + n_ops))
-    for i, s in enumerate(specs):
+    rows = []
+    for s in specs:
+        onehot = np.zeros(len(EDGE_NAMES) * n_ops)
+        counts = np.zeros(n_ops)
         for e, op in enumerate(s.ops):
             k = NB201_OPS.index(op)
-            x[i, e * n_ops + k] = 1.0
-            x[i, len(EDGE_NAMES) * n_ops + k] += 1.0
+            onehot[e * n_ops + k] = 1.0
+            counts[k] += 1.0
+        paths = []
+        alive_convs = []
+        for path in NB201_PATHS:
+            ops = [s.ops[e] for e in path]
+            alive = float("none" not in ops)
+            paths += [alive] + [alive * ops.count(o) for o in _PATH_OPS]
+            if alive:
+                alive_convs.append(ops.count("nor_conv_3x3") + ops.count("nor_conv_1x1"))
+        summary = [
+            float(len(alive_convs)),
+            float(max(alive_convs, default=0)),
+            float(min(alive_convs, default=0)),
+            float(sum(alive_convs)),
+        ]
+        rows.append(np.concatenate([onehot, counts, paths, summary]))
     names = [f"{edge}={op}" for edge in EDGE_NAMES for op in NB201_OPS]
-    return x, names + [f"count:{op}" for op in NB201_OPS]
+    names += [f"count:{op}" for op in NB201_OPS]
+    for p in NB201_PATHS:
+        tag = "path" + "-".join(map(str, p))
+        names += [f"{tag}:alive"] + [f"{tag}:{o}" for o in _PATH_OPS]
+    names += ["paths:alive", "paths:max_convs", "paths:min_convs", "paths:sum_convs"]
+    return np.array(rows, dtype=np.float64).reshape(len(specs), len(names)), names
 
 
-def encode_specs(specs: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
-    """(len(specs), n_features) float64 encoding and the feature names (module docstring)."""
+def encode_specs(
+    specs: Sequence[Any], vocab: Sequence[str] | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """(len(specs), n_features) float64 encoding and the feature names (module docstring).
+    ``vocab``: the generic encoding's feature names to use (e.g. those of a training set;
+    features outside it are dropped); ignored for NAS-Bench-201 cells."""
     from tgsage.spaces.nb201 import NB201Spec
     from tgsage.spaces.specs import ArchSpec
 
@@ -64,7 +98,7 @@ def encode_specs(specs: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
         for key, amount in _walk(d, ""):
             c[key] += amount
         counts.append(c)
-    vocab = sorted(set().union(*counts))
+    vocab = list(vocab) if vocab is not None else sorted(set().union(*counts))
     x = np.array([[c.get(v, 0) for v in vocab] for c in counts], dtype=np.float64)
     return x, vocab
 

@@ -24,6 +24,7 @@ is predicted by a model that never saw its label.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -68,50 +69,50 @@ def _features(call: Call, pop: Population, ref: Population | None, fit: FitOptio
     return np.hstack(cols) if cols else np.zeros((pop.n, 0))
 
 
-def _ops(call: Call, *pops: Population) -> list[np.ndarray]:
-    """The ``ops`` encoding of each population (one vocabulary for all), if asked for."""
+def _ops(call: Call, pop: Population, vocab: list[str] | None = None) -> tuple[np.ndarray, Any]:
+    """The ``ops`` encoding of a population (and its vocabulary), if the call asks for it."""
     if not any(isinstance(a, Ref) and a.name == OPS for a in call.args):
-        return [np.zeros((p.n, 0)) for p in pops]
+        return np.zeros((pop.n, 0)), None
     from tgsage.scores.encoding import encode_specs
 
-    specs: list[Any] = []
-    for p in pops:
-        if p.specs is None:
-            raise InputError(f"{call.func}(..., ops) needs the architectures' specs")
-        specs += p.specs
-    x, _ = encode_specs(specs)
-    out, start = [], 0
-    for p in pops:
-        out.append(x[start : start + p.n])
-        start += p.n
-    return out
+    if pop.specs is None:
+        raise InputError(f"{call.func}(..., ops) needs the architectures' specs")
+    return encode_specs(pop.specs, vocab)
 
 
-def _fit_and_predict(
-    kind: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int
-) -> np.ndarray:
+Predictor = Any  # (x_test) -> predictions
+
+
+def _fit(kind: str, x_train: np.ndarray, y_train: np.ndarray, seed: int) -> Predictor:
+    """A fitted model as a function of new feature rows (module docstring)."""
     y = percentiles(y_train)
-    if kind == "ridge":
-        tr = np.column_stack([percentiles(c) for c in x_train.T]) if x_train.size else x_train
-        te = (
-            np.column_stack(
-                [percentiles_against(x_test[:, j], x_train[:, j]) for j in range(x_train.shape[1])]
-            )
-            if x_train.size
-            else x_test
-        )
-        tr, te = np.nan_to_num(tr, nan=0.5), np.nan_to_num(te, nan=0.5)
-    else:
-        tr = np.where(np.isinf(x_train), np.sign(x_train) * 1e300, x_train)
-        te = np.where(np.isinf(x_test), np.sign(x_test) * 1e300, x_test)
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(np.where(np.isnan(tr), np.nan, tr), axis=0) if tr.size else []
-        med = np.nan_to_num(np.asarray(med, dtype=np.float64), nan=0.0)
-        tr = np.where(np.isnan(tr), med, tr)
-        te = np.where(np.isnan(te), med, te)
     model = _make_model(kind, seed)
-    model.fit(tr, y)
-    return np.asarray(model.predict(te), dtype=np.float64)
+    cols = range(x_train.shape[1])
+    if kind == "ridge":
+        tr = np.column_stack([percentiles(x_train[:, j]) for j in cols]) if cols else x_train
+        model.fit(np.nan_to_num(tr, nan=0.5), y)
+
+        def predict_ridge(x: np.ndarray) -> np.ndarray:
+            te = (
+                np.column_stack([percentiles_against(x[:, j], x_train[:, j]) for j in cols])
+                if cols
+                else x
+            )
+            return np.asarray(model.predict(np.nan_to_num(te, nan=0.5)), dtype=np.float64)
+
+        return predict_ridge
+    tr = np.where(np.isinf(x_train), np.sign(x_train) * 1e300, x_train)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: median NaN -> 0
+        med = np.nanmedian(tr, axis=0) if tr.size else np.zeros(tr.shape[1])
+    med = np.nan_to_num(np.asarray(med, dtype=np.float64), nan=0.0)
+    model.fit(np.where(np.isnan(tr), med, tr), y)
+
+    def predict_tree(x: np.ndarray) -> np.ndarray:
+        te = np.where(np.isinf(x), np.sign(x) * 1e300, x)
+        return np.asarray(model.predict(np.where(np.isnan(te), med, te)), dtype=np.float64)
+
+    return predict_tree
 
 
 def _labelled(pop: Population) -> np.ndarray:
@@ -122,37 +123,34 @@ def _labelled(pop: Population) -> np.ndarray:
 
 def fit_predict(call: Call, pop: Population, ref: Population | None, fit: FitOptions) -> np.ndarray:
     """Predictions of a fitted combiner for every row of ``pop`` (module docstring)."""
-    rng = np.random.default_rng([fit.seed, 0xF17])
     if fit.labels < 2:
         raise InputError(f"a fitted combiner needs at least 2 labels, got labels={fit.labels}")
     if ref is not None:
-        lab = _labelled(ref)
-        if lab.size < 2:
-            raise InputError(
-                f"{call.func}(): the reference population has {lab.size} labelled "
-                "architectures; a fitted combiner needs mature accuracies to learn from"
-            )
-        take = rng.permutation(lab)[: fit.labels]
-        train = ref.subset(take)
-        x_tr = _features(call, train, None, fit)
-        x_te = _features(call, pop, train, fit)
-        o_tr, o_te = _ops(call, train, pop)
-        return _fit_and_predict(
-            call.func,
-            np.hstack([x_tr, o_tr]),
-            train.target,  # type: ignore[arg-type]
-            np.hstack([x_te, o_te]),
-            fit.seed,
-        )
+        key = (call, fit.labels, fit.seed)
+        if key not in ref.fits:  # fitted once per reference, reused for every candidate
+            lab = _labelled(ref)
+            if lab.size < 2:
+                raise InputError(
+                    f"{call.func}(): the reference population has {lab.size} labelled "
+                    "architectures; a fitted combiner needs mature accuracies to learn from"
+                )
+            rng = np.random.default_rng([fit.seed, 0xF17])
+            train = ref.subset(rng.permutation(lab)[: fit.labels])
+            o_tr, vocab = _ops(call, train)
+            x_tr = np.hstack([_features(call, train, None, fit), o_tr])
+            ref.fits[key] = (train, vocab, _fit(call.func, x_tr, train.target, fit.seed))
+        train, vocab, predict = ref.fits[key]
+        o_te, _ = _ops(call, pop, vocab)
+        return predict(np.hstack([_features(call, pop, train, fit), o_te]))
+    rng = np.random.default_rng([fit.seed, 0xF17])
     lab = _labelled(pop)
     if lab.size < 2 * max(fit.folds, 2):
         raise InputError(
             f"{call.func}(): cross-validation needs mature accuracies for at least "
             f"{2 * max(fit.folds, 2)} architectures, {lab.size} have one"
         )
-    x = _features(call, pop, None, fit)
-    (o,) = _ops(call, pop)
-    x = np.hstack([x, o])
+    o, _ = _ops(call, pop)
+    x = np.hstack([_features(call, pop, None, fit), o])
     folds = max(2, int(fit.folds))
     fold_of = np.empty(pop.n, dtype=np.int64)
     fold_of[rng.permutation(pop.n)] = np.arange(pop.n) % folds
@@ -161,8 +159,8 @@ def fit_predict(call: Call, pop: Population, ref: Population | None, fit: FitOpt
         test = np.flatnonzero(fold_of == k)
         pool = lab[fold_of[lab] != k]
         take = rng.permutation(pool)[: fit.labels]
-        y = pop.target[take]  # type: ignore[index]
-        out[test] = _fit_and_predict(call.func, x[take], y, x[test], fit.seed + k)
+        predict = _fit(call.func, x[take], pop.target[take], fit.seed + k)  # type: ignore[index]
+        out[test] = predict(x[test])
     return out
 
 

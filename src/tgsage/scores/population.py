@@ -40,6 +40,8 @@ class Population:
     n: int
     specs: list[Any] | None = None
     target: np.ndarray | None = None  # mature accuracy, NaN where unknown
+    # fitted combiners trained on this population as a reference (reused for every candidate)
+    fits: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_rows(

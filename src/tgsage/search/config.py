@@ -102,6 +102,12 @@ class SearchConfig(BaseModel):
     proxy_reference: int = Field(
         64, ge=2, description="Random architectures that rank() and aggregations compare with."
     )
+    ground_truth: Path | None = Field(
+        None,
+        description="A NAS-Bench-201 accuracy table: a fitted score (ridge/forest/gbm) learns "
+        "from proxy_reference architectures drawn from it (space nb201).",
+    )
+    ground_truth_dataset: str = Field("cifar10", description="The table's accuracy column.")
     budget: str = "2ep"
     train: str | None = Field(
         None, description="Training preset (default: the space's, see SPACE_PRESETS)."
@@ -152,8 +158,6 @@ class SearchConfig(BaseModel):
         from tgsage.scores import parse_score
 
         expr = parse_score(v)  # InputError -> a validation error naming the field
-        if expr.fitted:
-            raise ValueError("fitted combiners (ridge/forest/gbm) are not search scores yet")
         from tgsage.proxies import PROXIES
         from tgsage.scores import parse_name
 
@@ -185,6 +189,14 @@ class SearchConfig(BaseModel):
             raise ValueError(
                 f"score {self.score!r} needs 'teacher: <teacher file>' (or use score: p)"
             )
+        if self.score != "proxy":
+            from tgsage.scores import parse_score
+
+            if parse_score(self.score).fitted and self.ground_truth is None:
+                raise ValueError(
+                    f"score {self.score!r} is fitted on labelled architectures: set "
+                    "'ground_truth: <NAS-Bench-201 table>' (space nb201)"
+                )
         if self.grace_period <= self.heartbeat_interval:
             raise ValueError("grace_period must be longer than heartbeat_interval")
         if self.storage is not None and self.storage.startswith("sqlite") and self.workers > 1:
@@ -247,6 +259,8 @@ class SearchConfig(BaseModel):
         update: dict[str, Any] = {"run_dir": self.resolved_run_dir.expanduser().resolve()}
         if self.teacher is not None:
             update["teacher"] = self.teacher.expanduser().resolve()
+        if self.ground_truth is not None:
+            update["ground_truth"] = self.ground_truth.expanduser().resolve()
         data = self.data
         if "root" in data.options and data.options["root"] is not None:
             opts = data.options | {"root": str(Path(data.options["root"]).expanduser().resolve())}

@@ -85,15 +85,19 @@ class SimulatedObjective:
     def _expression(self, h: str, base: dict[str, Any]) -> Outcome:
         """Any other score expression, over simulated base scores (ranks against a simulated
         reference of ``proxy_reference`` architectures)."""
-        from tgsage.scores import Population, parse_score, score_one
+        from tgsage.scores import FitOptions, Population, parse_score, score_one
 
         c = self.config
         expr = parse_score(c.score)
         ref = None
         if expr.population:
-            ref = Population.from_rows([self._values(f"ref{i}") for i in range(c.proxy_reference)])
+            n = c.proxy_reference
+            ref = Population.from_rows(
+                [self._values(f"ref{i}") for i in range(n)],
+                target=[_unit(f"ref{i}", "mature") for i in range(n)],
+            )
         values = self._values(h)
-        score = score_one(expr, values, ref)
+        score = score_one(expr, values, ref, FitOptions(labels=c.proxy_reference))
         attrs = base | {"scores": values, "score": score}
         if "P" in values:
             attrs["P"] = values["P"]
@@ -117,9 +121,10 @@ class TrainObjective:
         self._reference: Any = None
 
     def reference(self, expr: Any) -> Any:
-        """The reference population that ``rank``/``meanrank``/``logrank`` compare a candidate
-        with: ``proxy_reference`` seeded random architectures of the space, measured once with
-        the candidates' own measurement and cached in the run folder
+        """The reference population that ``rank``/``meanrank``/``logrank`` and fitted scores
+        compare a candidate with: ``proxy_reference`` seeded random architectures of the space
+        (drawn from ``ground_truth`` with their accuracies when set: a fitted score learns from
+        them), measured once with the candidates' own measurement and cached in the run folder
         (:mod:`tgsage.scores.reference`). None when the score needs none."""
         if not expr.population:
             return None
@@ -129,18 +134,36 @@ class TrainObjective:
 
             c = self.config
             names = expr.population_names
-            cache = reference_path(c.resolved_run_dir, names, c.proxy_reference, c.seed)
+            tag = ("labelled",) if c.ground_truth is not None else ()
+            cache = reference_path(c.resolved_run_dir, names + tag, c.proxy_reference, c.seed)
             try:
                 cache.parent.mkdir(parents=True, exist_ok=True)
             except OSError:
                 cache = None  # a worker on another machine without the run folder
-            specs = reference_specs(
-                get_space(c.space, **c.space_options), c.proxy_reference, c.seed
-            )
+            targets = None
+            if c.ground_truth is not None:  # a labelled reference, drawn from the table
+                from tgsage.experiments.ground_truth import load_nb201_table
+
+                truth = load_nb201_table(c.ground_truth, dataset=c.ground_truth_dataset)
+                specs = truth.sample(min(c.proxy_reference, len(truth)), seed=c.seed)
+                targets = [truth.lookup(s) for s in specs]
+            else:
+                space = get_space(c.space, **c.space_options)
+                specs = reference_specs(space, c.proxy_reference, c.seed)
             self._reference = build_reference(
-                specs, lambda i, s: self._measure(s, names, c.seed + i), names, cache=cache
+                specs,
+                lambda i, s: self._measure(s, names, c.seed + i),
+                names,
+                cache=cache,
+                targets=targets,
             )
         return self._reference
+
+    def _fit(self) -> Any:
+        """Fitted scores learn from every labelled reference architecture."""
+        from tgsage.scores import FitOptions
+
+        return FitOptions(labels=self.config.proxy_reference, seed=self.config.seed)
 
     def _measure(self, spec: Any, names: tuple[str, ...], seed: int) -> dict[str, float]:
         """Base scores ``names`` of one architecture: proxies of the untrained network (built
@@ -196,7 +219,7 @@ class TrainObjective:
             normalize=get_augmentation(self.train.augment).normalize,
             seed=c.seed,
         )
-        z = score_one(expr, values, self.reference(expr), spec=spec)
+        z = score_one(expr, values, self.reference(expr), self._fit(), spec=spec)
         attrs: dict[str, Any] = {
             "examples": 0,
             "steps": 0,
@@ -234,6 +257,7 @@ class TrainObjective:
             device=c.device,
             seed=c.seed,
             reference=reference,
+            fit=self._fit(),
         )
         attrs: dict[str, Any] = {
             "examples": r.examples,
