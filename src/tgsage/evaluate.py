@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import torch
 
 from tgsage.data.base import DataSplits
@@ -27,7 +26,7 @@ from tgsage.data.probe import ProbeSet
 from tgsage.errors import InputError, SpecError, TgsageError
 from tgsage.features import as_feature_net
 from tgsage.rsa import Guidance
-from tgsage.teacher import Teacher
+from tgsage.teacher import Teacher, group_order, probe_activations
 from tgsage.train import Trainer
 from tgsage.train.loop import Progress, _is_oom
 
@@ -175,7 +174,6 @@ def measure_guidance(
     carry them). Teachers must share the probe images; teachers with different groupings
     cost one pass each.
     """
-    from tgsage.activations import collect_activations, feature_widths, layer_chunks, memory_budget
     from tgsage.data.pipeline import resolve_device
     from tgsage.rsa import RDMs, compute_rdms
     from tgsage.rsa.kernels import KERNEL_COMPARISONS, gram_matrices
@@ -194,25 +192,18 @@ def measure_guidance(
         by_grouping.setdefault(t.grouping, []).append(name)
     for _grouping, names in by_grouping.items():
         labels = teachers[names[0]].group_labels(probe)
-        chunks: list[Any] = [None]
-        if labels is None:
-            fnet.to(dev)  # type: ignore[attr-defined]
-            widths = feature_widths(fnet, probe.images.shape[1:], dev)  # type: ignore[arg-type]
-            chunks = layer_chunks(widths, len(probe), memory_budget())
-        order = tuple(np.unique(labels.cpu().numpy()).tolist()) if labels is not None else None
+        order = group_order(labels)
         methods = sorted({teachers[n].method for n in names}) if "pearson" in comparisons else []
         rdms: dict[str, Any] = {}
         grams: Any = None
-        for chunk in chunks:
-            feats = collect_activations(
-                fnet,
-                probe.images,
-                layers=chunk,
-                groups=labels,  # type: ignore[arg-type]
-                batch_size=batch_size,
-                device=dev,
-                normalize=normalize,
-            )
+        for feats in probe_activations(
+            fnet,
+            probe,
+            labels=labels,
+            device=dev,
+            batch_size=batch_size,
+            normalize=normalize,
+        ):
             for m in methods:
                 part = compute_rdms(feats, m)
                 rdms[m] = part if m not in rdms else rdms[m].concat(part)

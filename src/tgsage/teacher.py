@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,6 +244,57 @@ def _feature_net(model: torch.nn.Module, layers: Sequence[str] | None) -> Any:
     return as_feature_net(model, list(layers) if layers is not None else None)
 
 
+def _probe_labels(probe: ProbeSet, grouping: str | None) -> torch.Tensor | None:
+    labels = probe.labelings.get(grouping) if grouping is not None else None
+    if grouping is not None and labels is None:
+        raise InputError(
+            f"the probe set has no labeling {grouping!r}; it has {list(probe.labelings)}"
+        )
+    return labels
+
+
+def probe_activations(
+    net: Any,
+    probe: ProbeSet,
+    *,
+    layers: Sequence[str] | None = None,
+    labels: torch.Tensor | None = None,
+    device: str | torch.device | None = "auto",
+    batch_size: int = 250,
+    normalize: str = "per_image",
+) -> Iterator[dict[str, torch.Tensor]]:
+    """A FeatureNet's probe-set activations, one chunk of layers at a time (bounded memory).
+
+    Grouped activations (``labels``) are group means, all layers in one pass; per-image ones
+    hold float32 activations of as many layers at a time as fit a quarter of free memory
+    (more layers -> more forward passes)."""
+    chunks: list[Any] = [list(layers) if layers is not None else None]
+    if labels is None:
+        from tgsage.data.pipeline import resolve_device
+
+        dev = resolve_device(device)
+        net.to(dev)
+        widths = feature_widths(net, probe.images.shape[1:], dev)
+        if layers is not None:
+            widths = {k: widths[k] for k in layers}
+        chunks = layer_chunks(widths, len(probe), memory_budget())
+    for chunk in chunks:
+        yield collect_activations(
+            net,
+            probe.images,
+            layers=chunk,
+            groups=labels,
+            batch_size=batch_size,
+            device=device,
+            normalize=normalize,
+        )
+
+
+def group_order(labels: torch.Tensor | None) -> tuple[Any, ...] | None:
+    """The order of the groups in grouped RDMs and Grams (sorted labels)."""
+    return tuple(np.unique(labels.cpu().numpy()).tolist()) if labels is not None else None
+
+
 def network_rdms(
     model: torch.nn.Module,
     probe: ProbeSet,
@@ -266,35 +317,18 @@ def network_rdms(
     any other module, submodules to hook.
     """
     net = _feature_net(model, layers)
-    labels = probe.labelings.get(grouping) if grouping is not None else None
-    if grouping is not None and labels is None:
-        raise InputError(
-            f"the probe set has no labeling {grouping!r}; it has {list(probe.labelings)}"
-        )
-    widths = None
-    if labels is None:
-        from tgsage.data.pipeline import resolve_device
-
-        dev = resolve_device(device)
-        net.to(dev)  # type: ignore[attr-defined]
-        widths = feature_widths(net, probe.images.shape[1:], dev)  # type: ignore[arg-type]
-        if layers is not None:
-            widths = {k: widths[k] for k in layers}
-        chunks = layer_chunks(widths, len(probe), memory_budget())
-    else:
-        chunks = [list(layers) if layers is not None else None]  # type: ignore[list-item]
+    labels = _probe_labels(probe, grouping)
     result: RDMs | None = None
     offset = 0
-    for chunk in chunks:
-        feats = collect_activations(
-            net,
-            probe.images,
-            layers=chunk,
-            groups=labels,  # type: ignore[arg-type]
-            batch_size=batch_size,
-            device=device,
-            normalize=normalize,
-        )
+    for feats in probe_activations(
+        net,
+        probe,
+        layers=layers,
+        labels=labels,
+        device=device,
+        batch_size=batch_size,
+        normalize=normalize,
+    ):
         part = compute_rdms(
             feats, method, subsamples=subsamples, subsample_size=subsample_size, seed=seed + offset
         )
@@ -303,13 +337,12 @@ def network_rdms(
         del feats
     assert result is not None
     if labels is not None:
-        order = tuple(np.unique(labels.cpu().numpy()).tolist())
         result = RDMs(
             result.dissimilarities,
             result.names,
             result.n_conditions,
             result.method,
-            order,
+            group_order(labels),
             result.metadata,
         )
     return result.with_metadata(probe_fingerprint=probe.fingerprint)
@@ -328,34 +361,18 @@ def network_grams(
     """Gram matrices (image x image inner products) of a network's exposed layers on the probe
     images, or of their group means (what CKA and relation guidance compare)."""
     net = _feature_net(model, layers)
-    labels = probe.labelings.get(grouping) if grouping is not None else None
-    if grouping is not None and labels is None:
-        raise InputError(
-            f"the probe set has no labeling {grouping!r}; it has {list(probe.labelings)}"
-        )
-    chunks: list[Any] = [list(layers) if layers is not None else None]
-    if labels is None:
-        from tgsage.data.pipeline import resolve_device
-
-        dev = resolve_device(device)
-        net.to(dev)  # type: ignore[attr-defined]
-        widths = feature_widths(net, probe.images.shape[1:], dev)  # type: ignore[arg-type]
-        if layers is not None:
-            widths = {k: widths[k] for k in layers}
-        chunks = layer_chunks(widths, len(probe), memory_budget())
-    order = tuple(np.unique(labels.cpu().numpy()).tolist()) if labels is not None else None
+    labels = _probe_labels(probe, grouping)
     result: Grams | None = None
-    for chunk in chunks:
-        feats = collect_activations(
-            net,
-            probe.images,
-            layers=chunk,
-            groups=labels,  # type: ignore[arg-type]
-            batch_size=batch_size,
-            device=device,
-            normalize=normalize,
-        )
-        part = gram_matrices(feats, conditions=order)
+    for feats in probe_activations(
+        net,
+        probe,
+        layers=layers,
+        labels=labels,
+        device=device,
+        batch_size=batch_size,
+        normalize=normalize,
+    ):
+        part = gram_matrices(feats, conditions=group_order(labels))
         result = part if result is None else result.concat(part)
         del feats
     assert result is not None

@@ -168,57 +168,61 @@ class TrainObjective:
     def _measure(self, spec: Any, names: tuple[str, ...], seed: int) -> dict[str, float]:
         """Base scores ``names`` of one architecture: proxies of the untrained network (built
         from ``seed``), or a premature evaluation like a candidate's when any name needs one."""
-        from tgsage.data.pipeline import get_augmentation, resolve_device
-        from tgsage.evaluate import build_candidate, evaluate_candidate, measure_proxies
         from tgsage.scores import parse_name
         from tgsage.scores.grammar import Ref
 
-        c = self.config
         if all(parse_name(n).is_proxy for n in names):
-            device = resolve_device(c.device)
-            model, _ = build_candidate(spec, self.data, c.width_mult, seed=seed)
-            return measure_proxies(
-                model.to(device),
-                self.data,
-                list(names),
-                device=device,
-                normalize=get_augmentation(self.train.augment).normalize,
-                seed=c.seed,
-            )
-        r = evaluate_candidate(
+            return self._proxies(spec, names, seed)[0]
+        return dict(self._evaluate(spec, " + ".join(str(Ref(n)) for n in names)).scores)
+
+    def _evaluate(self, spec: Any, score: str, **extra: Any) -> Any:
+        """Premature training and scoring of one architecture, as the config says."""
+        from tgsage.evaluate import evaluate_candidate
+
+        c = self.config
+        return evaluate_candidate(
             spec,
             self.data,
             self.teacher,
             budget=c.budget,
             config=self.train,
-            score=" + ".join(str(Ref(n)) for n in names),
+            score=score,
             width_mult=c.width_mult,
             device=c.device,
             seed=c.seed,
+            **extra,
         )
-        return dict(r.scores)
+
+    def _proxies(
+        self, spec: Any, names: tuple[str, ...], seed: int
+    ) -> tuple[dict[str, float], int]:
+        """Zero-cost proxies of the untrained network built from ``seed`` (its minibatch is
+        the search seed's), and its parameter count."""
+        from tgsage.data.pipeline import get_augmentation, resolve_device
+        from tgsage.evaluate import build_candidate, measure_proxies
+
+        c = self.config
+        device = resolve_device(c.device)
+        model, _ = build_candidate(spec, self.data, c.width_mult, seed=seed)
+        values = measure_proxies(
+            model.to(device),
+            self.data,
+            list(names),
+            device=device,
+            normalize=get_augmentation(self.train.augment).normalize,
+            seed=c.seed,
+        )
+        return values, sum(p.numel() for p in model.parameters())
 
     def _proxy_only(self, spec: Any, expr: Any) -> Outcome:
         """A score of zero-cost proxies only: no training at all; the untrained network."""
         import math
         import time
 
-        from tgsage.data.pipeline import get_augmentation, resolve_device
-        from tgsage.evaluate import build_candidate, measure_proxies
         from tgsage.scores import score_one
 
-        c = self.config
         t0 = time.perf_counter()
-        device = resolve_device(c.device)
-        model, _ = build_candidate(spec, self.data, c.width_mult, seed=c.seed)
-        values = measure_proxies(
-            model.to(device),
-            self.data,
-            list(expr.names),
-            device=device,
-            normalize=get_augmentation(self.train.augment).normalize,
-            seed=c.seed,
-        )
+        values, params = self._proxies(spec, expr.names, self.config.seed)
         z = score_one(expr, values, self.reference(expr), self._fit(), spec=spec)
         attrs: dict[str, Any] = {
             "examples": 0,
@@ -227,7 +231,7 @@ class TrainObjective:
             "score_seconds": time.perf_counter() - t0,
             "proxies": values,
             "scores": values,
-            "params_count": sum(p.numel() for p in model.parameters()),
+            "params_count": params,
         }
         if not math.isfinite(z):
             return Outcome(
@@ -238,7 +242,6 @@ class TrainObjective:
         return Outcome(True, float(z), attrs | {"score": float(z)})
 
     def __call__(self, spec: Any) -> Outcome:
-        from tgsage.evaluate import evaluate_candidate
         from tgsage.scores import parse_name, parse_score, percentiles_against
 
         c = self.config
@@ -246,19 +249,7 @@ class TrainObjective:
         if all(parse_name(n).is_proxy for n in expr.names):
             return self._proxy_only(spec, expr)
         reference = self.reference(expr)
-        r = evaluate_candidate(
-            spec,
-            self.data,
-            self.teacher,
-            budget=c.budget,
-            config=self.train,
-            score=str(expr),
-            width_mult=c.width_mult,
-            device=c.device,
-            seed=c.seed,
-            reference=reference,
-            fit=self._fit(),
-        )
+        r = self._evaluate(spec, str(expr), reference=reference, fit=self._fit())
         attrs: dict[str, Any] = {
             "examples": r.examples,
             "steps": r.steps,
