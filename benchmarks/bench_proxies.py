@@ -36,6 +36,9 @@ from tgsage.data.pipeline import resolve_device
 from tgsage.proxies import compute_proxies, list_proxies
 from tgsage.spaces import build_model, get_space
 
+#: The proxies tgsage had before the shared pass (BENCHMARKS section 10 timed them together).
+FIRST_SEVEN = ["params", "flops", "grad_norm", "snip", "jacob_cov", "naswot", "synflow"]
+
 
 def _timed(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     """Median seconds of ``repeats`` calls of ``fn``."""
@@ -110,6 +113,7 @@ def main() -> None:
 
             items: dict[str, Callable[[], object]] = {"SGD step": _sgd_step(model, x, y)}
             items |= {n: run([n]) for n in names}
+            items["the first seven, 1 call"] = run(FIRST_SEVEN)
             items["all but vkdnw, 1 call"] = run(no_fisher)
             items["all but vkdnw, az_trainability"] = run(two_backward)
             items["all, 1 call"] = run(names)

@@ -18,11 +18,14 @@ intervals over cells (1,000 resamples); paired differences on the same resamples
 **Combinations** (all label-free at use): sums of log-ranks (AZ-NAS's aggregation), mean
 ranks, and weighted log-rank sums. The published aggregations are fixed in advance: AZ-NAS =
 log-ranks of az_expressivity, az_progressivity, az_trainability, flops; VKDNW_agg = log-ranks
-of vkdnw_single, az_expressivity, az_trainability, jacob_cov, flops. Score subsets and weights
-are found by greedy forward selection / coordinate search on the selection half.
+of vkdnw_single, az_expressivity, az_trainability, jacob_cov, flops. Score subsets are found by
+greedy forward selection (equal weights), weights by weighted forward selection over a grid
+(``WEIGHT_GRID``), both on the selection half only.
 
-Undefined (NaN) and -inf scores rank last. The rank-aggregation code lives here until the
-score vocabulary (``tgsage.scores``) offers it.
+Undefined (NaN) and -inf scores rank last. Combinations are score-vocabulary expressions
+(``tgsage.scores``: ``logrank(...)``, ``meanrank(...)``, weighted sums; ranks are mid-rank
+percentiles within the half), metrics and paired differences come from
+``tgsage.experiments.stats``.
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import scipy.stats as sps
 from zero_cost_nb201 import read_records
 
-from tgsage.experiments.stats import bootstrap_indices, kendall_tau_b, precision_at_k, spearman
+from tgsage.experiments.stats import correlation_estimates, paired_difference, spearman
+from tgsage.proxies import AGGREGATIONS
+from tgsage.scores import Population, evaluate, parse_score, percentiles
 
 SPLIT_SEED = 2012
 TABLE = "nats-bench-tss-dev.csv"
@@ -54,12 +58,18 @@ SUITE_NAMES = {
     "flops": "flops",
 }
 PUBLISHED = {
-    "AZ-NAS": ["az_expressivity", "az_progressivity", "az_trainability", "flops"],
-    "VKDNW_agg": ["vkdnw_single", "az_expressivity", "az_trainability", "jacob_cov", "flops"],
-    "jacob_cov+params": ["jacob_cov", "params"],
+    "AZ-NAS": AGGREGATIONS["az_nas"],
+    "VKDNW_agg": AGGREGATIONS["vkdnw_agg"],
+    "jacob_cov+params": "logrank(jacob_cov, params)",
 }
 K = 50
 N_BOOT = 1000
+METRIC_NAMES = {
+    "spearman": "Spearman",
+    "kendall": "Kendall",
+    "ndcg_at_k": f"nDCG@{K}",
+    "precision_at_k": f"precision@{K}",
+}
 
 
 # ---------------------------------------------------------------------- data
@@ -87,82 +97,28 @@ def split_of(rows: list[dict[str, str]]) -> dict[str, str]:
     }
 
 
-# ---------------------------------------------------------------------- ranks and metrics
-def ranks(v: np.ndarray) -> np.ndarray:
-    """Average ranks, 1 = worst; NaN and -inf rank last (tied)."""
-    v = np.where(np.isnan(v), -np.inf, v)
-    return sps.rankdata(v, axis=-1)
+def population(recs: dict[str, dict[str, float]], archs: list[str], names: list[str]):
+    """The archs' scores as a score-vocabulary Population; undefined (NaN) -> -inf (last)."""
+    rows = [
+        {n: (-math.inf if math.isnan(recs[a][n]) else recs[a][n]) for n in names} for a in archs
+    ]
+    return Population.from_rows(rows)
 
 
-def log_rank_sum(columns: list[np.ndarray], weights: list[float] | None = None) -> np.ndarray:
-    """AZ-NAS's aggregation: sum of (weighted) log(rank / n)."""
-    n = columns[0].shape[-1]
-    weights = weights or [1.0] * len(columns)
-    return sum(w * np.log(ranks(c) / n) for w, c in zip(weights, columns, strict=True))
-
-
-def mean_rank(columns: list[np.ndarray]) -> np.ndarray:
-    return sum(ranks(c) for c in columns) / len(columns)
-
-
-def ndcg_at_k(score: np.ndarray, acc: np.ndarray, k: int) -> np.ndarray:
-    """nDCG@k with gain 2^acc - 1 (acc in percent), rows along the last axis."""
-    score = np.atleast_2d(score)
-    acc = np.atleast_2d(acc)
-    gain = np.exp2(acc) - 1
-    k = min(k, score.shape[-1])
-    disc = 1 / np.log2(np.arange(2, k + 2))
-    pred = np.argsort(-np.where(np.isnan(score), -np.inf, score), axis=-1, kind="stable")[:, :k]
-    ideal = np.sort(gain, axis=-1)[:, ::-1][:, :k]
-    dcg = (np.take_along_axis(gain, pred, axis=-1) * disc).sum(-1)
-    return dcg / (ideal * disc).sum(-1)
-
-
-def _spearman(s: np.ndarray, a: np.ndarray) -> np.ndarray:
-    return spearman(np.where(np.isnan(s), -np.inf, s), a)
-
-
-def metrics(score: np.ndarray, acc: np.ndarray, idx: np.ndarray) -> dict[str, tuple]:
-    """Point value and 95% bootstrap interval of each metric (resamples ``idx``)."""
-    s = np.where(np.isnan(score), -np.inf, score)
-    rank_s = ranks(s)  # -inf is not a number Kendall or the bootstrap can order
-    out = {}
-    fns = {
-        "spearman": lambda x, y: _spearman(x, y),
-        "kendall": lambda x, y: kendall_tau_b(x, y),
-        f"ndcg@{K}": lambda x, y: ndcg_at_k(x, y, K),
-        f"precision@{K}": lambda x, y: precision_at_k(x, y, min(K, x.shape[-1])),
-    }
-    for name, fn in fns.items():
-        point = float(np.ravel(fn(rank_s, acc))[0])
-        boot = np.ravel(fn(rank_s[idx], acc[idx]))
-        lo, hi = np.nanpercentile(boot, [2.5, 97.5])
-        out[name] = (point, float(lo), float(hi))
-    return out
-
-
-def paired_difference(a: np.ndarray, b: np.ndarray, acc: np.ndarray, idx: np.ndarray) -> tuple:
-    """Spearman(a) - Spearman(b) with a paired bootstrap interval."""
-    ra, rb = ranks(a), ranks(b)
-    point = float(_spearman(ra, acc) - _spearman(rb, acc))
-    diff = _spearman(ra[idx], acc[idx]) - _spearman(rb[idx], acc[idx])
-    lo, hi = np.nanpercentile(diff, [2.5, 97.5])
-    return point, float(lo), float(hi)
+def _rho(score: np.ndarray, acc: np.ndarray) -> float:
+    return float(spearman(percentiles(score), acc))
 
 
 # ---------------------------------------------------------------------- selection
-def greedy(
-    cols: dict[str, np.ndarray], acc: np.ndarray, combine: str, max_terms: int = 8
-) -> tuple[list[str], float]:
-    """Forward selection of the score subset whose log-rank sum (or mean rank) has the best
-    Spearman on these cells."""
+def greedy(pop: Population, names: list[str], acc: np.ndarray, func: str, max_terms: int = 8):
+    """Forward selection of the scores whose ``func(...)`` (logrank or meanrank) has the best
+    Spearman on this population."""
     chosen: list[str] = []
     best = -math.inf
-    agg = log_rank_sum if combine == "logrank" else mean_rank
     while len(chosen) < max_terms:
         trial = {
-            n: float(_spearman(agg([cols[c] for c in [*chosen, n]]), acc))
-            for n in cols
+            n: _rho(evaluate(f"{func}({', '.join([*chosen, n])})", pop), acc)
+            for n in names
             if n not in chosen
         }
         if not trial:
@@ -172,42 +128,56 @@ def greedy(
             break
         chosen.append(name)
         best = value
-    return chosen, best
+    return f"{func}({', '.join(chosen)})", best
 
 
-def fit_weights(
-    cols: dict[str, np.ndarray], names: list[str], acc: np.ndarray, rounds: int = 3
-) -> tuple[list[float], float]:
-    """Coordinate search of log-rank weights on a grid (Spearman is piecewise constant)."""
-    grid = [0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0]
-    weights = [1.0] * len(names)
-    columns = [cols[n] for n in names]
-    best = float(_spearman(log_rank_sum(columns, weights), acc))
-    for _ in range(rounds):
-        improved = False
-        for i in range(len(names)):
-            for w in grid:
-                trial = [*weights[:i], w, *weights[i + 1 :]]
-                if not any(trial):
-                    continue
-                value = float(_spearman(log_rank_sum(columns, trial), acc))
-                if value > best + 1e-5:
-                    best, weights, improved = value, trial, True
-        if not improved:
+def weighted(weights: dict[str, float]) -> str:
+    """A weighted log-rank sum as an expression."""
+    return " + ".join(f"{w:g}*logrank({n})" for n, w in weights.items() if w)
+
+
+WEIGHT_GRID = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5)
+
+
+def weighted_forward(pop: Population, names: list[str], acc: np.ndarray, max_terms: int = 6):
+    """Forward selection of a weighted log-rank sum: start from the best single score
+    (weight 1), then repeatedly add the (score, weight in ``WEIGHT_GRID``) that raises the
+    Spearman on this population most, while it rises by more than 1e-4; finally one
+    coordinate pass over the chosen weights."""
+    singles = {n: _rho(pop.column(n), acc) for n in names}
+    first = max(singles, key=singles.get)
+    weights, best = {first: 1.0}, singles[first]
+    while len(weights) < max_terms:
+        trial = {
+            (n, w): _rho(evaluate(weighted(weights | {n: w}), pop), acc)
+            for n in names
+            if n not in weights
+            for w in WEIGHT_GRID
+        }
+        if not trial:
             break
-    return weights, best
+        (n, w), value = max(trial.items(), key=lambda kv: kv[1])
+        if value <= best + 1e-4:
+            break
+        weights[n], best = w, value
+    for n in list(weights)[1:]:
+        for w in (0.0, *WEIGHT_GRID):
+            value = _rho(evaluate(weighted(weights | {n: w}), pop), acc)
+            if value > best + 1e-5:
+                weights[n], best = w, value
+    return weighted(weights), best
 
 
 # ---------------------------------------------------------------------- report
-def fmt(t: tuple) -> str:
-    return f"{t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]"
+def fmt(e) -> str:
+    return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
 
 
-def suite_zero_agreement(data_dir: Path, recs: dict[str, dict[str, float]]) -> None:
-    path = data_dir / SUITE_ZERO
-    with open(path, newline="") as fh:
+def suite_zero_agreement(data_dir: Path, recs: dict[str, dict[str, float]]) -> dict:
+    with open(data_dir / SUITE_ZERO, newline="") as fh:
         suite = {r["net_str"]: r for r in csv.DictReader(fh)}
     shared = [a for a in recs if a in suite]
+    out = {}
     print(f"\n## Agreement with NAS-Bench-Suite-Zero ({len(shared)} shared cells)\n")
     print("| proxy | Suite-Zero column | Spearman between implementations | n |")
     print("|---|---|---|---|")
@@ -220,19 +190,17 @@ def suite_zero_agreement(data_dir: Path, recs: dict[str, dict[str, float]]) -> N
         if len(pairs) < 3:
             continue
         x, y = np.array(pairs).T
-        rho = float(_spearman(x, y))
+        rho = float(spearman(percentiles(np.where(np.isnan(x), -np.inf, x)), percentiles(y)))
+        out[ours] = (rho, len(pairs))
         print(f"| {ours} | {theirs} | {rho:.3f} | {len(pairs)} |")
     acc = np.array([float(suite[a]["val_acc"]) for a in shared])
-    lr = log_rank_sum(
-        [
-            np.array([float(suite[a]["jacov"]) for a in shared]),
-            np.array([float(suite[a]["params"]) for a in shared]),
-        ]
-    )
+    cols = {n: np.array([float(suite[a][n]) for a in shared]) for n in ("jacov", "params")}
+    lr = evaluate("logrank(jacov, params)", Population(cols, len(shared)))
     print(
-        f"\nOn those cells, Suite-Zero's own jacov+params log-rank sum vs its val_acc: "
-        f"Spearman {float(_spearman(lr, acc)):.3f}"
+        f"\nOn those cells, Suite-Zero's own logrank(jacov, params) vs its val_acc: "
+        f"Spearman {_rho(lr, acc):.3f}"
     )
+    return out
 
 
 def main() -> None:
@@ -242,14 +210,17 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(ACCURACY), default="cifar10")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="also write the numbers here")
+    parser.add_argument("--without", default="", help="comma-separated scores to leave out")
     args = parser.parse_args()
     recs = load_records(args.records, args.dataset, args.seed)
     rows = load_table(args.data_dir)
     truth = {r["ArchitectureString"]: float(r[ACCURACY[args.dataset]]) for r in rows}
     half = split_of(rows)
+    summary: dict = {}
     if args.dataset == "cifar10":
-        suite_zero_agreement(args.data_dir, recs)
-    names = sorted({n for r in recs.values() for n in r})
+        summary["suite_zero"] = suite_zero_agreement(args.data_dir, recs)
+    left_out = {n.strip() for n in args.without.split(",") if n.strip()}
+    names = sorted({n for r in recs.values() for n in r} - left_out)
     complete = [a for a, r in recs.items() if a in truth and all(n in r for n in names)]
     parts = {h: [a for a in complete if half[a] == h] for h in ("selection", "report")}
     print(
@@ -257,59 +228,57 @@ def main() -> None:
         f"({', '.join(names)}); selection {len(parts['selection'])}, "
         f"report {len(parts['report'])}"
     )
-
-    def columns(archs: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        cols = {n: np.array([recs[a][n] for a in archs], dtype=np.float64) for n in names}
-        return cols, np.array([truth[a] for a in archs])
-
-    sel, acc_sel = columns(parts["selection"])
-    rep, acc_rep = columns(parts["report"])
-    idx = bootstrap_indices(len(acc_rep), N_BOOT, seed=0)
+    sel = population(recs, parts["selection"], names)
+    rep = population(recs, parts["report"], names)
+    acc_sel = np.array([truth[a] for a in parts["selection"]])
+    acc_rep = np.array([truth[a] for a in parts["report"]]) / 100  # fractions (nDCG's gain)
     # ---- choose on the selection half
-    combos: dict[str, tuple[list[str], list[float] | None, str]] = {
-        k: (v, None, "logrank") for k, v in PUBLISHED.items() if all(n in names for n in v)
-    }
-    g_lr, v_lr = greedy(sel, acc_sel, "logrank")
-    g_mr, v_mr = greedy(sel, acc_sel, "meanrank")
-    w, v_w = fit_weights(sel, g_lr, acc_sel)
-    combos["greedy log-rank sum"] = (g_lr, None, "logrank")
-    combos["greedy mean rank"] = (g_mr, None, "meanrank")
-    combos["weighted log-rank sum"] = (g_lr, w, "logrank")
+    combos = {k: v for k, v in PUBLISHED.items() if set(parse_score(v).names) <= set(names)}
+    g_lr, v_lr = greedy(sel, names, acc_sel, "logrank")
+    g_mr, v_mr = greedy(sel, names, acc_sel, "meanrank")
+    w, v_w = weighted_forward(sel, names, acc_sel)
+    combos |= {"greedy log-rank sum": g_lr, "greedy mean rank": g_mr, "weighted log-rank sum": w}
     print("\n## Chosen on the selection half\n")
-    print(f"- greedy log-rank sum: {g_lr} (selection Spearman {v_lr:.3f})")
-    print(f"- greedy mean rank: {g_mr} (selection Spearman {v_mr:.3f})")
-    print(f"- weighted log-rank sum: {dict(zip(g_lr, w, strict=True))} (selection {v_w:.3f})")
-    # ---- report
-    results: dict[str, dict] = {}
-    scored: dict[str, np.ndarray] = {}
-    for n in names:
-        scored[n] = rep[n]
-    for label, (members, weights, kind) in combos.items():
-        cols = [rep[m] for m in members]
-        scored[label] = log_rank_sum(cols, weights) if kind == "logrank" else mean_rank(cols)
+    print(f"- greedy log-rank sum: `{g_lr}` (selection Spearman {v_lr:.3f})")
+    print(f"- greedy mean rank: `{g_mr}` (selection Spearman {v_mr:.3f})")
+    print(f"- weighted log-rank sum: `{w}` (selection Spearman {v_w:.3f})")
+    summary["chosen"] = {"logrank": g_lr, "meanrank": g_mr, "weighted": w}
+    # ---- report: ranks within the report half
+    scored = {n: percentiles(rep.column(n)) for n in names}
+    scored |= {label: percentiles(evaluate(text, rep)) for label, text in combos.items()}
     print(f"\n## Report half ({len(acc_rep)} cells), {args.dataset} 200-epoch test accuracy\n")
-    print(f"| score | Spearman | Kendall | nDCG@{K} | precision@{K} |")
+    print("| score | " + " | ".join(METRIC_NAMES.values()) + " |")
     print("|---|---|---|---|---|")
-    order = sorted(scored, key=lambda s: -float(_spearman(ranks(scored[s]), acc_rep)))
+    order = sorted(scored, key=lambda s: -float(spearman(scored[s], acc_rep)))
+    summary["report"] = {}
     for s in order:
-        m = metrics(scored[s], acc_rep, idx)
-        results[s] = m
-        print(f"| {s} | " + " | ".join(fmt(m[k]) for k in m) + " |")
+        est = correlation_estimates(scored[s], acc_rep, k=K, n_boot=N_BOOT, seed=0)
+        summary["report"][s] = {m: [est[m].value, est[m].low, est[m].high] for m in METRIC_NAMES}
+        print(f"| {s} | " + " | ".join(fmt(est[m]) for m in METRIC_NAMES) + " |")
     best = order[0]
-    print("\n## Paired differences of Spearman on the report half (bootstrap)\n")
-    print("| comparison | difference [95%] |")
-    print("|---|---|")
-    for other in [o for o in ("VKDNW_agg", "AZ-NAS", "jacob_cov+params") if o in scored]:
-        if other != best:
-            d = paired_difference(scored[best], scored[other], acc_rep, idx)
-            results[f"{best} - {other}"] = {"spearman": d}
-            print(f"| {best} - {other} | {fmt(d)} |")
+    print("\n## Paired differences on the report half (bootstrap, 2,000 resamples)\n")
+    print("| comparison | Spearman difference [95%] | nDCG@50 difference [95%] |")
+    print("|---|---|---|")
     singles = [s for s in order if s in names]
-    if singles and singles[0] != best:
-        d = paired_difference(scored[best], scored[singles[0]], acc_rep, idx)
-        print(f"| {best} - {singles[0]} (best single) | {fmt(d)} |")
+    others = [o for o in ("VKDNW_agg", "AZ-NAS", "jacob_cov+params") if o in scored]
+    others += [singles[0]] if singles else []
+    summary["paired"] = {}
+    for other in others:
+        if other == best:
+            continue
+        d = {
+            m: paired_difference(scored[best], scored[other], acc_rep, metric=m, k=K, seed=1)
+            for m in ("spearman", "ndcg_at_k")
+        }
+        summary["paired"][f"{best} - {other}"] = {m: v.as_dict() for m, v in d.items()}
+        print(
+            f"| {best} - {other} | {d['spearman'].difference:+.3f} [{d['spearman'].low:+.3f}, "
+            f"{d['spearman'].high:+.3f}] | {d['ndcg_at_k'].difference:+.3f} "
+            f"[{d['ndcg_at_k'].low:+.3f}, {d['ndcg_at_k'].high:+.3f}] |"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"n_report": len(acc_rep), "results": results}, indent=1))
+        summary["n"] = {h: len(v) for h, v in parts.items()}
+        args.json.write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":

@@ -442,3 +442,29 @@ def test_kaiming_normal_reinitialises_a_copy_under_the_seed():
 
     with pytest.raises(InputError, match="unknown init 'xavier'"):
         compute_proxies(model, x, y, ["params"], init="xavier")
+
+
+# ---- published aggregations ----------------------------------------------------------------
+
+
+def test_published_aggregations_are_sums_of_log_mid_rank_percentiles():
+    from scipy.stats import rankdata
+
+    from tgsage.proxies import AGGREGATIONS
+    from tgsage.scores import Population, evaluate, parse_score
+
+    rng = np.random.default_rng(0)
+    names = {n for text in AGGREGATIONS.values() for n in parse_score(text).names}
+    rows = [{n: float(rng.normal()) for n in sorted(names)} for _ in range(30)]
+    rows[3]["az_trainability"] = -math.inf  # an identity block: ranks last
+    pop = Population.from_rows(rows)
+    for text in AGGREGATIONS.values():
+        members = parse_score(text).names
+        oracle = sum(np.log((rankdata([r[m] for r in rows]) - 0.5) / len(rows)) for m in members)
+        np.testing.assert_allclose(evaluate(text, pop), oracle, rtol=1e-12)
+    assert set(parse_score(AGGREGATIONS["az_nas"]).names) == {
+        "az_expressivity",
+        "az_progressivity",
+        "az_trainability",
+        "flops",
+    }

@@ -19,10 +19,11 @@ Proxies (registry :data:`PROXIES`, all "higher is better"):
   Forward Pass via Minimum Eigenvalue of Correlation", NeurIPS 2023.
 - ``az_expressivity``, ``az_progressivity``, ``az_trainability``: Lee, Ham, "AZ-NAS:
   Assembling Zero-Cost Proxies for Network Architecture Search", CVPR 2024 (its fourth
-  component, complexity, is ``flops``; its log-rank aggregation ranks a population and belongs
-  to the score vocabulary's rank aggregations).
+  component, complexity, is ``flops``; its log-rank aggregation ranks a population: the
+  expression ``AGGREGATIONS["az_nas"]`` of the score vocabulary, ``tgsage.scores``).
 - ``vkdnw``, ``vkdnw_single``: Tybl, Neumann, "Training-free Neural Architecture Search
-  through Variance of Knowledge of Deep Network Weights", CVPR 2025.
+  through Variance of Knowledge of Deep Network Weights", CVPR 2025 (its aggregation with
+  other scores: ``AGGREGATIONS["vkdnw_agg"]``).
 
 ``compute_proxies(model_or_spec, images, labels)`` scores a network or spec with any subset;
 ``get_proxy(name)(model, images, labels)`` runs one proxy on prepared float images. Every
@@ -40,6 +41,7 @@ from tgsage.proxies import cost, gradient, jacob_cov, naswot, synflow  # noqa: F
 from tgsage.proxies import depth, zico, meco, aznas, vkdnw  # noqa: F401
 
 # isort: on
+from tgsage.proxies.aggregations import AGGREGATIONS
 from tgsage.proxies.base import (
     PROXIES,
     Proxy,
@@ -55,6 +57,7 @@ from tgsage.proxies.naswot import RELU_TYPES, logdet_or_neg_inf, naswot_kernel
 from tgsage.proxies.synflow import linearized_copy
 
 __all__ = [
+    "AGGREGATIONS",
     "PROXIES",
     "RELU_TYPES",
     "Proxy",
