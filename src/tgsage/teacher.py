@@ -437,6 +437,41 @@ def teacher_from_network(
     )
 
 
+def teacher_from_export(
+    model_dir: str | Path,
+    probe: ProbeSet,
+    *,
+    layers: Sequence[str] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Teacher:
+    """A teacher from a network tgsage trained and saved (``tgsage train``,
+    :func:`tgsage.export.save_model`): the next search's guide (iterative bootstrapping).
+
+    The layers default to the model card's ``teacher_layers`` (the end of each stage, as the
+    ResNet teacher's stacks); ``options`` go to :func:`teacher_from_network`. The probe images
+    must have the shape the network was trained on."""
+    from tgsage.export import load_model
+
+    model = load_model(model_dir)
+    card = model.card  # type: ignore[attr-defined]
+    shape = tuple(probe.images.shape[1:])
+    if shape != tuple(card.input_shape):
+        raise InputError(
+            f"the probe images are {shape} but the network in {model_dir} was trained on "
+            f"{tuple(card.input_shape)}; use probe images of the data it was trained on"
+        )
+    prov = {
+        "model_dir": str(model_dir),
+        "spec": card.spec,
+        "metrics": card.metrics,
+        "width_mult": card.width_mult,
+        **dict(provenance or {}),
+    }
+    chosen = list(layers) if layers else list(card.teacher_layers) or None
+    return teacher_from_network(model, probe, layers=chosen, provenance=prov, **options)
+
+
 def teacher_from_recording(
     recording: Recording,
     probe: ProbeSet,

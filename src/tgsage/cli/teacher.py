@@ -76,7 +76,12 @@ def teacher_build(
     from tgsage.data.neural import load_recording
     from tgsage.data.probe import ProbeSet
     from tgsage.errors import ConfigError
-    from tgsage.teacher import teacher_from_network, teacher_from_rdms, teacher_from_recording
+    from tgsage.teacher import (
+        teacher_from_export,
+        teacher_from_network,
+        teacher_from_rdms,
+        teacher_from_recording,
+    )
 
     layer_list = [s.strip() for s in layers.split(",")] if layers else None
     needs_data = source in ("resnet",) or probe is None
@@ -152,33 +157,18 @@ def teacher_build(
             provenance={"module": module, "weights": str(weights) if weights else None},
         )
     elif source == "export":
-        from tgsage.export import load_model
-
         if model_dir is None:
             raise ConfigError("source=export needs --model-dir FOLDER (from 'tgsage train')")
-        model = load_model(model_dir)
-        card = model.card  # type: ignore[attr-defined]
-        if tuple(probe_set.images.shape[1:]) != tuple(card.input_shape):
-            raise ConfigError(
-                f"the probe images are {tuple(probe_set.images.shape[1:])} but the network was "
-                f"trained on {tuple(card.input_shape)}; use probe images of its data"
-            )
-        teacher = teacher_from_network(
-            model,
+        teacher = teacher_from_export(
+            model_dir,
             probe_set,
-            layers=layer_list or list(card.teacher_layers) or None,
+            layers=layer_list,
             grouping=grouping,
             method=method,
             comparison=comparison,
             subsamples=k,
             seed=seed,
             device=device,
-            provenance={
-                "model_dir": str(model_dir),
-                "spec": card.spec,
-                "metrics": card.metrics,
-                "width_mult": card.width_mult,
-            },
         )
     elif source == "recording":
         if recording is None:
