@@ -1,0 +1,263 @@
+"""Issue 12, items 5-6: which cheap score ranks NAS-Bench-201 cells best, with and without
+training, teacher guidance and labels - chosen on one half of the cells, reported on the other.
+
+    python benchmarks/studies/trained_analysis.py --data-dir ../shared/data \\
+        --trained benchmarks/results/trained_nb201_c10.jsonl \\
+        --zero-cost benchmarks/results/zero_cost_nb201_cifar10.jsonl --out analysis.json
+
+**Split:** the zero-cost analysis's (``split_of``: seeded permutation 2012 of the table's rows,
+even positions = selection half, odd = report half). Every expression, feature set and model
+is chosen on the selection half; numbers are reported on the report half, with ranks taken
+within it.
+
+**A. Fitted combiners without training, at scale** (``--dataset cifar10`` and ``cifar100``):
+features = the 13 NAS-Bench-Suite-Zero proxies of the data folder's table (``sz_<name>``;
+computed on CIFAR-10 images, used for both targets) plus the spec encoding ``ops``. A fixed
+menu of combiners is scored by 5-fold cross-validation inside the selection half (every fold
+fitted on at most ``--labels`` cells); the best is then fitted on ``--labels`` cells of the
+selection half (label draws ``0 .. --label-seeds - 1``) and reported on every report-half cell
+with Suite-Zero values: Spearman / Kendall / nDCG@50 / precision@50 with 95% bootstrap
+intervals (label draw 0) and the spread over draws; the label-free ``logrank(sz_jacov,
+sz_params)`` beside it, paired.
+
+**B. Trained scores** (``--trained``, the study's records): single scores (P, TG and its
+variants for every teacher, SoTL, SoTL-E, P-slope) at every budget over all trained cells
+(descriptive: nothing is chosen), TG's predictivity against teacher accuracy, and the combiners
+with and without the trained scores (and without teacher guidance: the ablation), fitted on the
+selection-half trained cells and reported on the report-half trained cells, paired.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from zero_cost_analysis import load_records, load_table, split_of
+
+from tgsage.experiments import (
+    correlation_estimates,
+    paired_difference,
+    read_pool_records,
+)
+from tgsage.scores import FitOptions, Population, evaluate, parse_score
+from tgsage.spaces.nb201 import NB201Spec
+
+SUITE_ZERO = "nb201-zero-cost-cifar10.csv"
+SZ = [
+    "epe_nas", "fisher", "flops", "grad_norm", "grasp", "jacov", "l2_norm", "nwot", "params",
+    "plain", "snip", "synflow", "zen",
+]  # fmt: skip
+ACCURACY = {"cifar10": "CIFAR10TestAccuracy200Epochs", "cifar100": "CIFAR100TestAccuracy200Epochs"}
+K = 50
+N_BOOT = 1000
+TRAINED = ["P", "TG", "TG-cka", "TG-rel", "TG-deep", "SoTL", "SoTL-E", "P-slope"]
+
+
+def sz(names: list[str]) -> str:
+    return ", ".join(f"sz_{n}" for n in names)
+
+
+def menu(free: str) -> dict[str, str]:
+    """The combiners compared on the selection half (``free``: feature list without ops)."""
+    prior = "logrank(sz_jacov, sz_params)"
+    forest = f"forest({prior}, {free}, ops)"
+    gbm = f"gbm({prior}, {free}, ops)"
+    return {
+        "ridge": f"ridge({prior}, {free}, ops)",
+        "forest": forest,
+        "gbm": gbm,
+        "ensemble": f"meanrank({forest}, {gbm}, {prior})",
+    }
+
+
+# ---------------------------------------------------------------------- data
+def suite_zero(data_dir: Path) -> dict[str, dict[str, float]]:
+    with open(data_dir / SUITE_ZERO, newline="") as fh:
+        return {r["net_str"]: {f"sz_{n}": float(r[n]) for n in SZ} for r in csv.DictReader(fh)}
+
+
+def population(
+    archs: list[str], features: dict[str, dict[str, float]], acc: dict[str, float]
+) -> Population:
+    return Population.from_rows(
+        [features[a] for a in archs],
+        specs=[NB201Spec.from_arch_string(a) for a in archs],
+        target=[acc[a] for a in archs],
+    )
+
+
+def estimates(x: np.ndarray, y: np.ndarray, seed: int = 0) -> dict[str, list[float]]:
+    est = correlation_estimates(x, y, k=K, n_boot=N_BOOT, n_boot_kendall=200, seed=seed)
+    return {m: [round(e.value, 4), round(e.low, 4), round(e.high, 4)] for m, e in est.items()}
+
+
+def fmt(e: list[float]) -> str:
+    return f"{e[0]:.3f} [{e[1]:.3f}, {e[2]:.3f}]"
+
+
+def cv_choice(expressions: dict[str, str], sel: Population, labels: int) -> dict[str, float]:
+    """Spearman of each expression's 5-fold cross-validated predictions in the selection half."""
+    out = {}
+    for name, expr in expressions.items():
+        pred = evaluate(expr, sel, fit=FitOptions(labels=labels, folds=5, seed=0))
+        out[name] = float(correlation_estimates(pred, sel.target, n_boot=0)["spearman"].value)
+        print(f"  selection CV {name}: {out[name]:.4f}", flush=True)
+    return out
+
+
+# ---------------------------------------------------------------------- A
+def part_a(args: argparse.Namespace, dataset: str, rows: list[dict[str, str]]) -> dict[str, Any]:
+    half = split_of(rows)
+    acc = {r["ArchitectureString"]: float(r[ACCURACY[dataset]]) / 100 for r in rows}
+    feats = suite_zero(args.data_dir)
+    archs = [r["ArchitectureString"] for r in rows if r["ArchitectureString"] in feats]
+    sel = population([a for a in archs if half[a] == "selection"], feats, acc)
+    rep = population([a for a in archs if half[a] == "report"], feats, acc)
+    print(f"\n## A. {dataset}: {sel.n} selection / {rep.n} report cells", flush=True)
+    exprs = menu(sz(SZ))
+    cv = cv_choice(exprs, sel, args.labels)
+    best = max(cv, key=cv.get)  # type: ignore[arg-type]
+    prior = "logrank(sz_jacov, sz_params)"
+    x_prior = evaluate(prior, rep)
+    draws = []
+    for s in range(args.label_seeds):
+        draws.append(evaluate(exprs[best], rep, sel, FitOptions(labels=args.labels, seed=s)))
+    rhos = [float(correlation_estimates(d, rep.target, n_boot=0)["spearman"].value) for d in draws]
+    out = {
+        "dataset": dataset,
+        "cells": {"selection": sel.n, "report": rep.n},
+        "selection_cv": cv,
+        "chosen": best,
+        "expression": exprs[best],
+        "labels": args.labels,
+        "report": estimates(draws[0], rep.target),
+        "spearman_over_label_draws": {
+            "mean": float(np.mean(rhos)),
+            "min": float(np.min(rhos)),
+            "max": float(np.max(rhos)),
+            "draws": rhos,
+        },
+        "label_free": {"expression": prior, **estimates(x_prior, rep.target)},
+        "paired_vs_label_free": paired_difference(
+            draws[0], x_prior, rep.target, n_boot=N_BOOT
+        ).as_dict(),
+    }
+    print(
+        f"  chosen {best}: report Spearman {fmt(out['report']['spearman'])}; over "
+        f"{len(rhos)} label draws {np.mean(rhos):.4f} ({np.min(rhos):.4f}-{np.max(rhos):.4f})"
+    )
+    print(f"  label-free {prior}: {fmt(out['label_free']['spearman'])}", flush=True)  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------------- B
+def part_b(args: argparse.Namespace, rows: list[dict[str, str]]) -> dict[str, Any]:
+    recs = [r for r in read_pool_records(args.trained) if r.ok]
+    half = split_of(rows)
+    feats = suite_zero(args.data_dir)
+    zc = load_records(args.zero_cost, "cifar10", 0) if args.zero_cost else {}
+    by_arch = {NB201Spec.from_arch_string(a).spec_hash: a for a in half}
+    teachers = recs[0].teachers if recs else []
+    budgets = recs[0].budgets if recs else []
+    print(f"\n## B. {len(recs)} trained cells, teachers {teachers}", flush=True)
+    out: dict[str, Any] = {"cells": len(recs), "teachers": teachers, "single": {}}
+    y = np.array([r.mature_accuracy for r in recs])
+    # single scores over all trained cells (descriptive)
+    for t in teachers:
+        for b in budgets:
+            for name in TRAINED:
+                x = np.array([r.scores_at(b, t).get(name, np.nan) for r in recs])
+                ok = ~np.isnan(x)
+                if ok.sum() >= 5 and (name.startswith("TG") or t == teachers[0]):
+                    key = f"{name}@{b}" + (f"|{t}" if name.startswith("TG") else "")
+                    out["single"][key] = estimates(x[ok], y[ok])
+    for name in sorted(recs[0].proxies) if recs else []:
+        x = np.array([r.proxies.get(name, np.nan) for r in recs])
+        ok = np.isfinite(x)
+        if ok.sum() >= 5:
+            out["single"][f"{name} (width 0.5)"] = estimates(x[ok], y[ok])
+    for key, e in out["single"].items():
+        print(f"  {key}: {fmt(e['spearman'])}")
+    # combiners with and without trained scores, selection-half trained cells -> report half
+    last = budgets[-1] if budgets else None
+    strong = teachers[-1] if teachers else None
+    rows_b, specs, split, acc = [], [], [], []
+    for r in recs:
+        arch = by_arch[r.spec_hash]
+        if arch not in feats:
+            continue
+        v = dict(feats[arch])
+        v.update({f"zc_{k}": x for k, x in zc.get(arch, {}).items()})
+        v.update(r.scores_at(last, strong))
+        rows_b.append(v)
+        specs.append(NB201Spec.from_arch_string(arch))
+        split.append(half[arch])
+        acc.append(r.mature_accuracy)
+    idx = {h: np.flatnonzero(np.array(split) == h) for h in ("selection", "report")}
+    out["combined"] = {
+        "budget": last,
+        "teacher": strong,
+        "cells": {h: int(i.size) for h, i in idx.items()},
+    }
+    if min(i.size for i in idx.values()) < 10:
+        print("  too few trained cells in one half for the fitted comparison", flush=True)
+        return out
+    pop = Population.from_rows(rows_b, specs=specs, target=acc)
+    sel, rep = pop.subset(idx["selection"]), pop.subset(idx["report"])
+    free = sz(SZ)
+    variants = {
+        "training-free": f"forest(logrank(sz_jacov, sz_params), {free}, ops)",
+        "with P, SoTL, TG": f"forest(logrank(sz_jacov, sz_params), {free}, P, SoTL, SoTL-E, "
+        "TG, TG-cka, TG-rel, TG-deep, ops)",
+        "with P, SoTL (no TG)": f"forest(logrank(sz_jacov, sz_params), {free}, P, SoTL, SoTL-E, ops)",
+        "P + TG": "P + TG",
+        "TG alone": "TG",
+        "P alone": "P",
+    }  # fmt: skip
+    preds = {}
+    for name, expr in variants.items():
+        parse_score(expr)
+        preds[name] = evaluate(expr, rep, sel, FitOptions(labels=args.labels, seed=0))
+        out["combined"][name] = {"expression": expr, **estimates(preds[name], rep.target)}
+        print(f"  report {name}: {fmt(out['combined'][name]['spearman'])}", flush=True)
+    pairs = [("with P, SoTL, TG", "training-free"), ("with P, SoTL, TG", "with P, SoTL (no TG)")]
+    out["paired"] = {
+        f"{a} - {b}": paired_difference(preds[a], preds[b], rep.target, n_boot=N_BOOT).as_dict()
+        for a, b in pairs
+    }
+    for k, d in out["paired"].items():
+        print(f"  paired {k}: {d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", required=True, type=Path)
+    ap.add_argument("--trained", type=Path, default=None)
+    ap.add_argument("--zero-cost", type=Path, action="append", default=[])
+    ap.add_argument("--labels", type=int, default=100)
+    ap.add_argument("--label-seeds", type=int, default=5)
+    ap.add_argument("--datasets", default="cifar10,cifar100")
+    ap.add_argument("--skip-a", action="store_true")
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    rows = load_table(args.data_dir)
+    result: dict[str, Any] = {"labels": args.labels}
+    if not args.skip_a:
+        result["A"] = [part_a(args, d, rows) for d in args.datasets.split(",")]
+    if args.trained is not None:
+        result["B"] = part_b(args, rows)
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
