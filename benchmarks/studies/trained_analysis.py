@@ -165,10 +165,20 @@ def part_b(args: argparse.Namespace, rows: list[dict[str, str]]) -> dict[str, An
     feats = suite_zero(args.data_dir)
     zc = load_records(args.zero_cost, "cifar10", 0) if args.zero_cost else {}
     by_arch = {NB201Spec.from_arch_string(a).spec_hash: a for a in half}
-    teachers = recs[0].teachers if recs else []
+    accuracy = {}
+    if args.teachers_dir is not None:
+        for meta in args.teachers_dir.glob("*.json"):
+            info = json.loads(meta.read_text())
+            accuracy[info["name"]] = info["test_accuracy"]
+    teachers = sorted(recs[0].teachers, key=lambda t: accuracy.get(t, 0)) if recs else []
     budgets = recs[0].budgets if recs else []
-    print(f"\n## B. {len(recs)} trained cells, teachers {teachers}", flush=True)
-    out: dict[str, Any] = {"cells": len(recs), "teachers": teachers, "single": {}}
+    print(f"\n## B. {len(recs)} trained cells, teachers {teachers} {accuracy}", flush=True)
+    out: dict[str, Any] = {
+        "cells": len(recs),
+        "teachers": teachers,
+        "teacher_accuracy": accuracy,
+        "single": {},
+    }
     y = np.array([r.mature_accuracy for r in recs])
     # single scores over all trained cells (descriptive)
     for t in teachers:
@@ -176,7 +186,7 @@ def part_b(args: argparse.Namespace, rows: list[dict[str, str]]) -> dict[str, An
             for name in TRAINED:
                 x = np.array([r.scores_at(b, t).get(name, np.nan) for r in recs])
                 ok = ~np.isnan(x)
-                if ok.sum() >= 5 and (name.startswith("TG") or t == teachers[0]):
+                if ok.sum() >= 5 and (name.startswith("TG") or t == teachers[-1]):
                     key = f"{name}@{b}" + (f"|{t}" if name.startswith("TG") else "")
                     out["single"][key] = estimates(x[ok], y[ok])
     for name in sorted(recs[0].proxies) if recs else []:
@@ -242,6 +252,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", required=True, type=Path)
     ap.add_argument("--trained", type=Path, default=None)
+    ap.add_argument("--teachers-dir", type=Path, default=None, help="teacher <name>.json files")
     ap.add_argument("--zero-cost", type=Path, action="append", default=[])
     ap.add_argument("--labels", type=int, default=100)
     ap.add_argument("--label-seeds", type=int, default=5)

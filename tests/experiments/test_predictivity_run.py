@@ -191,3 +191,58 @@ def test_proxies_at_init_and_table_truth(tiny_objects, teacher, pool, tmp_path):
     # stored with the proxies: a re-run measures nothing again
     again = read_pool_records(tmp_path / "pool.jsonl")
     assert {r.spec_hash: r.proxies for r in again if r.ok} == {r.spec_hash: r.proxies for r in ok}
+
+
+def test_several_teachers_comparisons_losses_and_checkpoints(
+    tiny_objects, tiny_teacher_net, tiny_probe, tmp_path
+) -> None:
+    """Two teachers, three comparisons, one training run: every value read back by name, the
+    default teacher survives the JSON round trip, and a saved checkpoint re-scores exactly."""
+    from tgsage.evaluate import build_candidate, measure_guidance
+    from tgsage.features import as_feature_net
+    from tgsage.models import get_model
+
+    torch.set_num_threads(1)
+    torch.manual_seed(1)
+    other = get_model("resnet_cifar", n=1, num_classes=8, width_mult=0.25)  # untrained
+    teachers = {
+        "trained": teacher_from_network(tiny_teacher_net, tiny_probe, device="cpu"),
+        "untrained": teacher_from_network(other, tiny_probe, device="cpu"),
+    }
+    store = tmp_path / "pool.jsonl"
+    spec = random_pool("layer", 1, seed=3, max_layers=3)[0]
+    kw = dict(KW, budgets=["0ex", "4steps"], mature="8steps")
+    run_predictivity(
+        [spec],
+        tiny_objects,
+        teachers,
+        store=store,
+        comparisons=["pearson", "cka", "relation"],
+        checkpoint_dir=tmp_path / "ckpt",
+        **kw,
+    )
+    (rec,) = read_pool_records(store)
+    assert rec.ok and rec.teachers == ["trained", "untrained"]
+    p = rec.point("4steps")
+    assert set(p.guidance) == {"trained", "untrained"}
+    assert set(p.guidance["untrained"]) == {"pearson", "cka", "relation"}
+    s = rec.scores_at("4steps")
+    assert s["TG"] == pytest.approx(p.tg)  # the default teacher is the first given
+    u = rec.scores_at("4steps", teacher="untrained")
+    assert u["TG-cka"] == pytest.approx(
+        sum(p.guidance["untrained"]["cka"].values()) / len(p.guidance["untrained"]["cka"])
+    )
+    assert u["TG-rel-deep"] == p.guidance["untrained"]["relation"]["stack3"]
+    # SoTL: minus the loss sum of the 4 steps, which is also one epoch here (256 / 64)
+    assert p.loss_steps == 4 and s["SoTL"] == pytest.approx(-p.loss_sum)
+    assert s["SoTL-E"] == pytest.approx(s["SoTL"])
+    assert s["P-slope"] == pytest.approx(
+        (p.accuracy - rec.point("0ex").accuracy) / (p.examples / 1e4)
+    )
+    with pytest.raises(ValueError, match="not measured"):
+        rec.scores_at("4steps", teacher="nobody")
+    # re-score the saved weights: the same guidance
+    net = as_feature_net(build_candidate(spec, tiny_objects, 0.25, seed=0)[0])
+    net.load_state_dict(torch.load(tmp_path / "ckpt" / f"{spec.spec_hash}_s0_4steps.pt"))
+    g = measure_guidance(net, tiny_probe, teachers, ["cka"], device="cpu")
+    assert g["untrained"]["cka"].tg == pytest.approx(u["TG-cka"], abs=1e-6)

@@ -189,6 +189,7 @@ def measure_architecture(
     ``budgets``). ``checkpoint_dir``: the weights at every budget are saved there as
     ``<spec hash>_s<seed>_<budget>.pt``, so teachers added later can score the same networks."""
     teachers = _teachers(teacher)
+    rec_default = next(iter(teachers), None) if len(teachers) > 1 else None
     t0 = time.perf_counter()
     rec = PoolRecord(
         spec_hash=spec.spec_hash,
@@ -198,6 +199,7 @@ def measure_architecture(
         index=index,
         seed=seed,
         mature_source="table" if ground_truth is not None else "trained",
+        default_teacher=rec_default,
     )
 
     def fail(reason: str, message: str) -> PoolRecord:

@@ -290,6 +290,7 @@ class PoolRecord:
     seed: int = 0
     proxies: dict[str, float] = field(default_factory=dict)  # zero-cost proxies at init
     mature_source: str = "trained"  # or "table": mature accuracy read from a benchmark table
+    default_teacher: str | None = None  # whose guidance TG / S_i are when several were measured
 
     @property
     def ok(self) -> bool:
@@ -307,10 +308,13 @@ class PoolRecord:
 
     @property
     def teachers(self) -> list[str]:
-        """Names of the teachers measured on this record (first = the default)."""
+        """Names of the teachers measured on this record, the default first."""
         seen: dict[str, None] = {}
         for p in self.points:
-            seen.update(dict.fromkeys(p.guidance))
+            default = self._default_teacher(p)
+            if default is not None:
+                seen.setdefault(default, None)
+            seen.update(dict.fromkeys(sorted(p.guidance)))
         return list(seen)
 
     def scores_at(self, budget: str, teacher: str | None = None) -> dict[str, float]:
@@ -334,7 +338,8 @@ class PoolRecord:
         if p.loss_last_epoch is not None:
             put["SoTL-E"] = _neg(p.loss_last_epoch)
         put["P-slope"] = self._p_slope(p)
-        guidance = p.guidance.get(teacher) if teacher is not None else None
+        name = teacher if teacher is not None else self._default_teacher(p)
+        guidance = p.guidance.get(name) if name is not None else None
         if teacher is not None and guidance is None:
             if teacher in self.teachers or not self.teachers:
                 guidance = {}
@@ -342,8 +347,6 @@ class PoolRecord:
                 raise InputError(
                     f"teacher {teacher!r} was not measured; this record has {self.teachers}"
                 )
-        if guidance is None:
-            guidance = next(iter(p.guidance.values()), None)
         if guidance is None:  # records without per-teacher guidance: the one teacher's TG
             guidance = {"pearson": dict(p.per_layer)} if p.per_layer else {}
             if not p.per_layer and p.tg is not None:
@@ -357,6 +360,16 @@ class PoolRecord:
                 put[layer_name(layer, comparison)] = _num(v)
         out.update({k: v for k, v in put.items() if v is not None})
         return out
+
+    def _default_teacher(self, p: BudgetPoint) -> str | None:
+        """The teacher whose RDM-Pearson S_i the point's ``per_layer`` repeats (records store
+        guidance in a JSON object, whose order is not kept)."""
+        if self.default_teacher is not None or not p.guidance:
+            return self.default_teacher
+        for name, g in p.guidance.items():
+            if g.get("pearson") == p.per_layer:
+                return name
+        return next(iter(p.guidance))
 
     def _p_slope(self, upto: BudgetPoint) -> float | None:
         """Least-squares slope of P vs examples (per 10,000) over points up to ``upto``."""
