@@ -82,6 +82,22 @@ def test_evaluate_random_spec_json(resnet_teacher) -> None:
     assert out["score"] == pytest.approx(out["accuracy"] + out["tg"])
 
 
+def test_evaluate_any_score_expression(resnet_teacher) -> None:
+    args = ["evaluate", "random:layer:3", "--teacher", str(resnet_teacher), "--budget", "4steps"]
+    args += ["--preset", "cpu_demo", "--width-mult", "0.25", "--device", "cpu", *TINY]
+    res = runner.invoke(app, [*args, "--score", "P + 0.5*TG-cka + 0.01*SoTL", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    s = out["scores"]
+    assert out["score"] == pytest.approx(s["P"] + 0.5 * s["TG-cka"] + 0.01 * s["SoTL"])
+    assert out["score_kind"] == "P + 0.5*TG-cka + 0.01*SoTL"
+    res = runner.invoke(app, [*args, "--score", "TG-rel", "--comparisons", "cka"])
+    assert res.exit_code == 0, res.output
+    assert "TG-cka" in res.output and "SoTL-E" in res.output and "score (TG-rel)" in res.output
+    res = runner.invoke(app, [*args, "--score", "P*TG"])
+    assert res.exit_code == 2 and "weighted sums" in res.output
+
+
 def test_evaluate_bad_spec_exits_2_with_one_line() -> None:
     res = runner.invoke(app, ["evaluate", "{not json", *TINY])
     assert res.exit_code == 2

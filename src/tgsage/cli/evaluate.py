@@ -35,7 +35,14 @@ def evaluate(
     resolution: int | None = typer.Option(None, help="Synthetic image size."),
     budget: str = typer.Option("2ep", help="Premature budget: 2ep, 0.2ep, 500steps, 20000ex."),
     preset: str | None = typer.Option(None, help="Training preset (default: layer space)."),
-    score: str = typer.Option("p+tg", help="p, tg or p+tg."),
+    score: str = typer.Option(
+        "p+tg",
+        help="p, tg, p+tg or any score expression, e.g. 'P + 0.5*TG-cka', 'SoTL-E', "
+        "'TG-rel-deep' (ranks and fitted terms need a population: use predictivity or search).",
+    ),
+    comparisons: str = typer.Option(
+        "", help="Extra teacher comparisons to report: cka, relation (comma-separated)."
+    ),
     alpha: float = typer.Option(1.0, help="Weight of TG."),
     width_mult: float = typer.Option(1.0, help="Width multiplier for CPU runs."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
@@ -64,6 +71,7 @@ def evaluate(
             device=device,
             seed=seed,
             progress=cb,
+            comparisons=[c.strip() for c in comparisons.split(",") if c.strip()],
         )
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2))
@@ -78,8 +86,12 @@ def evaluate(
             table.add_row(f"S {name} (best: {result.best_match[name]})", f"{s:.4f}")
         if result.tg is not None:
             table.add_row("TG", f"{result.tg:.4f}")
+        shown = {"P", "TG"} | {f"S_{name}" for name in result.per_layer}
+        for name, v in result.scores.items():
+            if name not in shown:
+                table.add_row(name, f"{v:.4g}")
         if result.score is not None:
-            table.add_row(f"score ({score}, alpha={alpha:g})", f"{result.score:.4f}")
+            table.add_row(f"score ({result.score_kind})", f"{result.score:.4f}")
         table.add_row("cost (examples)", f"{result.examples:,}")
         table.add_row(
             "train / score seconds", f"{result.train_seconds:.1f} / {result.score_seconds:.1f}"
