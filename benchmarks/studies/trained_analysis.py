@@ -24,7 +24,9 @@ sz_params)`` beside it, paired.
 variants for every teacher, SoTL, SoTL-E, P-slope) at every budget over all trained cells
 (descriptive: nothing is chosen), TG's predictivity against teacher accuracy, and the combiners
 with and without the trained scores (and without teacher guidance: the ablation), fitted on the
-selection-half trained cells and reported on the report-half trained cells, paired.
+selection-half trained cells and reported on the report-half trained cells, paired. Their
+training-free features are the 7 proxies measured on the trained networks themselves plus the
+zero-cost study's scores where every trained cell has them.
 """
 
 from __future__ import annotations
@@ -162,7 +164,6 @@ def part_a(args: argparse.Namespace, dataset: str, rows: list[dict[str, str]]) -
 def part_b(args: argparse.Namespace, rows: list[dict[str, str]]) -> dict[str, Any]:
     recs = [r for r in read_pool_records(args.trained) if r.ok]
     half = split_of(rows)
-    feats = suite_zero(args.data_dir)
     zc = load_records(args.zero_cost, "cifar10", 0) if args.zero_cost else {}
     by_arch = {NB201Spec.from_arch_string(a).spec_hash: a for a in half}
     accuracy = {}
@@ -196,16 +197,16 @@ def part_b(args: argparse.Namespace, rows: list[dict[str, str]]) -> dict[str, An
             out["single"][f"{name} (width 0.5)"] = estimates(x[ok], y[ok])
     for key, e in out["single"].items():
         print(f"  {key}: {fmt(e['spearman'])}")
-    # combiners with and without trained scores, selection-half trained cells -> report half
+    # combiners with and without trained scores, selection-half trained cells -> report half.
+    # Training-free features: the 7 proxies measured on the trained (width 0.5) networks, plus
+    # the zero-cost study's scores (zc_<name>) when every trained cell has them.
     last = budgets[-1] if budgets else None
     strong = teachers[-1] if teachers else None
+    zc_names = sorted(set.intersection(*(set(zc.get(by_arch[r.spec_hash], {})) for r in recs)))
     rows_b, specs, split, acc = [], [], [], []
     for r in recs:
         arch = by_arch[r.spec_hash]
-        if arch not in feats:
-            continue
-        v = dict(feats[arch])
-        v.update({f"zc_{k}": x for k, x in zc.get(arch, {}).items()})
+        v = {f"zc_{k}": zc[arch][k] for k in zc_names}
         v.update(r.scores_at(last, strong))
         rows_b.append(v)
         specs.append(NB201Spec.from_arch_string(arch))
@@ -216,22 +217,27 @@ def part_b(args: argparse.Namespace, rows: list[dict[str, str]]) -> dict[str, An
         "budget": last,
         "teacher": strong,
         "cells": {h: int(i.size) for h, i in idx.items()},
+        "zero_cost_features": zc_names,
     }
     if min(i.size for i in idx.values()) < 10:
         print("  too few trained cells in one half for the fitted comparison", flush=True)
         return out
     pop = Population.from_rows(rows_b, specs=specs, target=acc)
     sel, rep = pop.subset(idx["selection"]), pop.subset(idx["report"])
-    free = sz(SZ)
+    proxies = ["synflow", "naswot", "jacob_cov", "params", "flops", "grad_norm", "snip"]
+    free = ", ".join(proxies + [f"zc_{k}" for k in zc_names])
+    prior = "logrank(jacob_cov, params)"
+    trained = "P, SoTL, SoTL-E, P-slope"
+    tg = "TG, TG-cka, TG-rel, TG-deep, TG-cka-deep, TG-rel-deep"
     variants = {
-        "training-free": f"forest(logrank(sz_jacov, sz_params), {free}, ops)",
-        "with P, SoTL, TG": f"forest(logrank(sz_jacov, sz_params), {free}, P, SoTL, SoTL-E, "
-        "TG, TG-cka, TG-rel, TG-deep, ops)",
-        "with P, SoTL (no TG)": f"forest(logrank(sz_jacov, sz_params), {free}, P, SoTL, SoTL-E, ops)",
+        "training-free": f"forest({prior}, {free}, ops)",
+        "with P, SoTL, TG": f"forest({prior}, {free}, {trained}, {tg}, ops)",
+        "with P, SoTL (no TG)": f"forest({prior}, {free}, {trained}, ops)",
+        "label-free prior": prior,
         "P + TG": "P + TG",
-        "TG alone": "TG",
+        "TG-rel alone": "TG-rel",
         "P alone": "P",
-    }  # fmt: skip
+    }
     preds = {}
     for name, expr in variants.items():
         parse_score(expr)
