@@ -3,8 +3,8 @@ and only the command wing uses Typer or rich.
 
 Layers, lowest first (a module may import its own layer and the ones below, never above)::
 
-    errors, observer, registry -> data, features -> spaces, models
-    -> train, export, proxies, strategies -> rsa, activations, teacher -> evaluate -> search
+    errors, observer, registry, jsonl -> data, features -> spaces, models
+    -> train, export, proxies, strategies, scores -> rsa, activations, teacher -> evaluate -> search
     -> experiments -> report -> demo -> cli
 
 Imports inside functions and under ``TYPE_CHECKING`` count too: a lazy upward import is still an
@@ -23,10 +23,10 @@ import tgsage
 
 SRC = Path(tgsage.__file__).parent
 LAYERS: list[set[str]] = [
-    {"tgsage", "errors", "observer", "registry"},
+    {"tgsage", "errors", "observer", "registry", "jsonl"},
     {"data", "features"},
     {"spaces", "models"},
-    {"train", "export", "proxies", "strategies"},
+    {"train", "export", "proxies", "strategies", "scores"},
     {"rsa", "activations", "teacher"},
     {"evaluate"},
     {"search"},

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from tgsage.errors import InputError
+from tgsage.jsonl import append_jsonl, read_jsonl  # noqa: F401  (re-exported: public since 0.1)
 
 # Old prefixes of per-layer S_i and zero-cost proxy names ("S:<layer>", "Z:<proxy>"); the
 # score vocabulary (tgsage.scores) now spells them "S_<layer>" and "<proxy>" and reads both.
@@ -430,56 +429,6 @@ def _neg(x: Any) -> float | None:
 
 
 _KNOWN_FIXED = frozenset({"P", "TG", "SoTL", "SoTL-E", "P-slope", "TG-cka", "TG-rel", "TG-deep"})
-
-
-def append_jsonl(path: str | Path, row: Mapping[str, Any]) -> None:
-    """Append one JSON line and fsync, so a crash right after loses nothing written.
-
-    If an earlier write was torn (the file does not end in a newline), the new line starts on
-    a line of its own, so only the torn record is lost.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(row, sort_keys=True, allow_nan=True) + "\n"
-    with open(path, "a+b") as fh:
-        fh.seek(0, os.SEEK_END)
-        if fh.tell() > 0:
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                text = "\n" + text
-        fh.write(text.encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file (none if it does not exist yet).
-
-    Lines that are not valid JSON objects (a write torn by a crash) are skipped with one
-    warning: the architectures they held are simply measured again.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    rows, bad = [], []
-    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines()):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            row = None
-        if isinstance(row, dict):
-            rows.append(row)
-        else:
-            bad.append(i + 1)
-    if bad:
-        warnings.warn(
-            f"{path}: skipped {len(bad)} unreadable line(s) {bad[:5]} (torn writes "
-            "from an interrupted run); those entries will be redone",
-            stacklevel=2,
-        )
-    return rows
 
 
 def read_pool_records(path: str | Path) -> list[PoolRecord]:

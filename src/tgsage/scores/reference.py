@@ -60,7 +60,7 @@ def build_reference(
         if have is None or any(n not in have for n in names):
             have = {k: float(v) for k, v in measure(i, spec).items()}
             if cache is not None:
-                from tgsage.experiments.records import append_jsonl
+                from tgsage.jsonl import append_jsonl
 
                 append_jsonl(cache, {"spec_hash": spec.spec_hash, "values": have})
         rows.append(have)

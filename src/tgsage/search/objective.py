@@ -142,7 +142,7 @@ class TrainObjective:
                 cache = None  # a worker on another machine without the run folder
             targets = None
             if c.ground_truth is not None:  # a labelled reference, drawn from the table
-                from tgsage.experiments.ground_truth import load_nb201_table
+                from tgsage.spaces.ground_truth import load_nb201_table
 
                 truth = load_nb201_table(c.ground_truth, dataset=c.ground_truth_dataset)
                 specs = truth.sample(min(c.proxy_reference, len(truth)), seed=c.seed)

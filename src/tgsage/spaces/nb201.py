@@ -2,7 +2,7 @@
 
 Why it is here: its 15,625 cells have published, fully trained accuracies, so a predictor's
 ranking can be checked against mature ground truth without training anything
-(``tgsage.experiments.ground_truth`` reads those tables).
+(``tgsage.spaces.ground_truth`` reads those tables).
 
 Cell. A DAG of 4 nodes; node 0 is the cell input, node ``j`` is the sum of one op applied to
 each earlier node, and node 3 is the output. The 6 edges, in the order of the official
