@@ -1,171 +1,251 @@
-"""Training throughput: tgsage.train.train_model vs a plain hand-written PyTorch loop.
+"""Premature-training throughput: tgsage's trainer against a plain fp32 eager PyTorch loop.
 
-Same model (small CNN, same initial weights), same random 32x32 data held in memory, same batch
-size, same optimizer (SGD Nesterov, constant lr) and the same augmentation (pad 4 + random
-crop, flip, per-image standardisation). The baseline does what a plain script does: shuffle
-indices each epoch, slice the uint8 tensor, augment image by image in Python, step. A third
-row uses the baseline loop with tgsage's vectorised batch augmentation, to separate pipeline
-gains from trainer overhead.
+For NAS-Bench-201 cells at C = 8 and C = 16, layer-space and cell-space networks at the widths
+the studies use (32x32 images, batch 64), in one run:
 
-    python benchmarks/bench_train.py            # ~1-2 min on one CPU core
-    python benchmarks/bench_train.py --quick    # a few seconds
+* **plain fp32 loop (baseline)**: what a careful script does: NCHW float32, eager, SGD Nesterov,
+  the same crop + flip + per-image standardisation (tgsage's vectorised batch augmentation, so
+  the baseline does not lose time in a per-image Python loop);
+* **tgsage fp32**: ``train_model`` with the fast path off (``amp="off", channels_last=False``),
+  which shows the trainer's own overhead;
+* **tgsage default**: ``train_model`` as it runs by default (on this CPU: bf16 autocast with
+  float32 master weights, channels-last; see ``tgsage.train.execution``);
+* with ``--compile``, also ``compile=True``: its compile time and steady throughput.
+
+Same initial weights, same random data, same steps; examples/s is best-of-``repeats`` wall time
+over ``steps`` steps after ``warmup`` steps, methods interleaved so drifting load hits all alike;
+the ratio of best process CPU times is printed too (with one thread the measure least disturbed
+by other processes; with two it also counts the threads' spin-waits).
+The machine's peak is measured in the same run as GEMM FLOP/s (square matmuls, fp32 and bf16),
+and each step's achieved FLOP/s (3 x forward multiply-adds x 2 x batch: forward + backward
+counted as twice the forward) is reported as a fraction of the peak of its own precision.
+
+    python benchmarks/bench_train.py                     # ~5-10 min, 2 threads
+    python benchmarks/bench_train.py --quick             # about a minute
+    python benchmarks/bench_train.py --compile --only nb201-C8-conv
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from tgsage.data.base import ImageSet
 from tgsage.data.pipeline import AUGMENTATIONS, augment_batch
-from tgsage.models import get_model
-from tgsage.train import train_model
+from tgsage.spaces import build_model, get_space
+from tgsage.spaces.build import count_flops
+from tgsage.spaces.nb201 import NB201Spec
+from tgsage.train import Trainer
+
+NB201_CELLS = {
+    "conv": "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|",
+    "mixed": "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|none~2|",
+    "pool": "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|skip_connect~0|nor_conv_1x1~1|avg_pool_3x3~2|",
+}  # fmt: skip
 
 
-def make_data(n: int, num_classes: int, seed: int = 0) -> ImageSet:
+@dataclass
+class Case:
+    name: str
+    family: str
+    build: Callable[[], torch.nn.Module]
+
+
+def cases() -> list[Case]:
+    out = []
+    for width, c in ((0.5, 8), (1.0, 16)):
+        for kind, arch in NB201_CELLS.items():
+            spec = NB201Spec.from_arch_string(arch)
+            out.append(Case(f"nb201-C{c}-{kind}", f"NB201 C={c}", _builder(spec, width)))
+    layer = get_space("layer")
+    for width in (0.25, 0.5):
+        for seed in (0, 1):
+            out.append(
+                Case(
+                    f"layer-w{width}-s{seed}",
+                    "layer space",
+                    _builder(layer.random_spec(seed), width),
+                )
+            )
+    out.append(
+        Case("cell-w0.25-s0", "cell space", _builder(get_space("cell").random_spec(0), 0.25))
+    )
+    return out
+
+
+def _builder(spec: object, width: float) -> Callable[[], torch.nn.Module]:
+    def build() -> torch.nn.Module:
+        torch.manual_seed(0)
+        return build_model(spec, 10, (3, 32, 32), width_mult=width)
+
+    return build
+
+
+def make_data(n: int = 2048, seed: int = 0) -> ImageSet:
     g = torch.Generator().manual_seed(seed)
     images = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=torch.uint8)
-    labels = torch.randint(0, num_classes, (n,), generator=g)
-    return ImageSet(images=images, labels=labels, num_classes=num_classes, name="bench")
-
-
-def make_model(args: argparse.Namespace) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return get_model("small_cnn", num_classes=10, width=args.width, depth=3)
-
-
-def make_opt(model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    return torch.optim.SGD(
-        model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=5e-4
-    )
-
-
-def augment_per_image(x: torch.Tensor) -> torch.Tensor:
-    """The simple way: pad, crop, flip and standardise each image in a Python loop."""
-    out = []
-    for img in x:
-        img = F.pad(img, (4, 4, 4, 4))
-        dy, dx = random.randint(0, 8), random.randint(0, 8)
-        img = img[:, dy : dy + 32, dx : dx + 32]
-        if random.random() < 0.5:
-            img = img.flip(2)
-        img = img.float()
-        img = (img - img.mean()) / max(img.std(correction=0).item(), 1 / math.sqrt(img.numel()))
-        out.append(img)
-    return torch.stack(out)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    return ImageSet(images=images, labels=labels, num_classes=10, name="bench")
 
 
 def plain_loop(
-    model: torch.nn.Module,
-    data: ImageSet,
-    steps: int,
-    batch: int,
-    lr: float,
-    augment: Callable[[torch.Tensor], torch.Tensor],
-) -> int:
-    opt = make_opt(model, lr)
+    model: torch.nn.Module, data: ImageSet, warmup: int, steps: int
+) -> tuple[float, float]:
+    """(wall, process CPU) seconds of ``steps`` steps of a plain fp32 eager loop, after
+    ``warmup`` steps."""
+    opt = torch.optim.SGD(
+        model.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4
+    )
     model.train()
-    n, done, examples = len(data), 0, 0
-    while done < steps:
-        perm = torch.randperm(n)
-        for i in range(0, n, batch):
-            if done == steps:
-                break
-            idx = perm[i : i + batch]
-            x, y = augment(data.images[idx]), data.labels[idx]
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            done += 1
-            examples += len(idx)
-    return examples
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(0))
+    aug = AUGMENTATIONS["cifar"]
+    t0 = c0 = 0.0
+    for i in range(warmup + steps):
+        if i == warmup:
+            t0, c0 = time.perf_counter(), time.process_time()
+        idx = perm[(i * 64) % len(data) :][:64]
+        x = augment_batch(data.images[idx], aug, None)
+        loss = F.cross_entropy(model(x), data.labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
-def vectorised_augment(x: torch.Tensor) -> torch.Tensor:
-    return augment_batch(x, AUGMENTATIONS["cifar"], None)
-
-
-def run_tgsage(model: torch.nn.Module, data: ImageSet, steps: int, batch: int, lr: float) -> int:
-    res = train_model(
+def tgsage_run(
+    model: torch.nn.Module, data: ImageSet, warmup: int, steps: int, **switches: object
+) -> tuple[float, float, float, str]:
+    """(wall and CPU seconds of ``steps`` steps after ``warmup`` ones, wall seconds of the
+    warm-up steps, what ran)."""
+    t = Trainer(
         model,
         data,
-        f"{steps}steps",
         "cpu_demo",
         device="cpu",
-        batch_size=batch,
-        lr=lr,
+        batch_size=64,
         schedule="constant",
         eval_at_end=False,
-        amp="off",
-        channels_last=False,
+        **switches,  # type: ignore[arg-type]
     )
-    assert res.ok, res.message
-    return res.examples
+    w0 = time.perf_counter()
+    t.train_until(f"{warmup}steps", raise_on_failure=True)
+    w1, c1 = time.perf_counter(), time.process_time()
+    t.train_until(f"{warmup + steps}steps", raise_on_failure=True)
+    w2, c2 = time.perf_counter(), time.process_time()
+    return w2 - w1, c2 - c1, w1 - w0, t.execution.describe()
+
+
+def gemm_peak(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of an n x n x n matmul in ``dtype`` (2 n^3 FLOPs)."""
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="short run (smoke test)")
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--quick", action="store_true", help="one case per family, fewer steps")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--only", action="append", default=None, help="case name (repeatable)")
+    ap.add_argument("--compile", action="store_true", help="also time compile=True")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    steps = args.steps or (8 if args.quick else 40)
-    repeats = args.repeats or (1 if args.quick else 5)
-    data = make_data(4096, 10)
-    lr = 0.05
+    steps = args.steps or (6 if args.quick else 12)
+    repeats = args.repeats or (1 if args.quick else 3)
+    todo = cases()
+    if args.only:
+        todo = [c for c in todo if c.name in args.only]
+    elif args.quick:
+        todo = [c for c in todo if c.name in ("nb201-C8-mixed", "layer-w0.5-s0", "cell-w0.25-s0")]
+    data = make_data()
 
-    methods: dict[str, Callable[[torch.nn.Module], int]] = {
-        "plain loop, per-image aug (baseline)": lambda m: plain_loop(
-            m, data, steps, args.batch, lr, augment_per_image
+    peak = {"fp32": gemm_peak(torch.float32), "bf16": gemm_peak(torch.bfloat16)}
+    print(
+        f"torch {torch.__version__}, {args.threads} threads, CPU capability "
+        f"{torch.backends.cpu.get_cpu_capability()}; batch 64, 32x32, {steps} steps after "
+        f"{args.warmup}, best of {repeats}"
+    )
+    print(
+        f"GEMM peak (2048^3 matmul): fp32 {peak['fp32'] / 1e9:.1f} GFLOP/s, "
+        f"bf16 {peak['bf16'] / 1e9:.1f} GFLOP/s"
+    )
+    methods: dict[str, Callable[[torch.nn.Module], tuple[float, float, float, str]]] = {
+        "plain": lambda m: (*plain_loop(m, data, args.warmup, steps), 0.0, "float32, NCHW"),
+        "tgsage fp32": lambda m: tgsage_run(
+            m, data, args.warmup, steps, amp="off", channels_last=False
         ),
-        "plain loop, tgsage batch aug": lambda m: plain_loop(
-            m, data, steps, args.batch, lr, vectorised_augment
-        ),
-        "tgsage train_model": lambda m: run_tgsage(m, data, steps, args.batch, lr),
+        "tgsage default": lambda m: tgsage_run(m, data, args.warmup, steps),
     }
-    for fn in methods.values():  # warm-up (allocator, thread pools)
-        fn(make_model(args))
-    times: dict[str, list[float]] = {k: [] for k in methods}
-    cpu: dict[str, list[float]] = {k: [] for k in methods}
-    examples: dict[str, int] = {}
-    for _ in range(repeats):  # interleaved so drifting machine load hits all methods alike
-        for name, fn in methods.items():
-            model = make_model(args)
-            t0, c0 = time.perf_counter(), time.process_time()
-            examples[name] = fn(model)
-            times[name].append(time.perf_counter() - t0)
-            cpu[name].append(time.process_time() - c0)
-
-    base = "plain loop, per-image aug (baseline)"
-    # Best-of-r wall time and process CPU time: the machine is shared, and with one torch
-    # thread CPU time is the measure least disturbed by other processes' load.
-    wall = {k: examples[k] / min(v) for k, v in times.items()}
-    proc = {k: examples[k] / min(v) for k, v in cpu.items()}
     print(
-        f"small_cnn width {args.width}, 32x32, batch {args.batch}, {steps} steps, best of "
-        f"{repeats}, torch threads {args.threads}, CPU"
+        f"\n{'case':18s} {'MMAC/img':>8s} {'plain ex/s':>10s} {'tgsage fp32':>11s} {'ratio':>5s} "
+        f"{'default':>8s} {'ratio':>5s} {'cpu-t ratio':>11s}  {'%peak plain':>11s} "
+        f"{'%peak dflt':>10s}  default ran"
     )
-    print(
-        f"{'method':38s} {'examples':>8s} {'wall s':>7s} {'ex/s':>7s} {'ratio':>6s} "
-        f"{'cpu s':>7s} {'ex/cpu-s':>8s} {'ratio':>6s}"
-    )
-    for k in methods:
+    ratios: dict[str, list[float]] = {}
+    for case in todo:
+        macs = count_flops(case.build())
+        best = {k: math.inf for k in methods}
+        best_cpu = {k: math.inf for k in methods}
+        ran = ""
+        for _ in range(repeats):
+            for name, fn in methods.items():
+                secs, cpu, _, what = fn(case.build())
+                best[name] = min(best[name], secs)
+                best_cpu[name] = min(best_cpu[name], cpu)
+                if name == "tgsage default":
+                    ran = what
+        rate = {k: 64 * steps / v for k, v in best.items()}
+        r_cpu = best_cpu["plain"] / best_cpu["tgsage default"]
+        step_flops = 3 * 2 * macs * 64
+        dflt_peak = peak["bf16"] if "bf16" in ran else peak["fp32"]
+        frac_plain = rate["plain"] / 64 * step_flops / peak["fp32"]
+        frac_dflt = rate["tgsage default"] / 64 * step_flops / dflt_peak
+        r_fp32 = rate["tgsage fp32"] / rate["plain"]
+        r_dflt = rate["tgsage default"] / rate["plain"]
+        ratios.setdefault(case.family, []).append(r_dflt)
         print(
-            f"{k:38s} {examples[k]:8d} {min(times[k]):7.3f} {wall[k]:7.1f} "
-            f"{wall[k] / wall[base]:6.2f} {min(cpu[k]):7.3f} {proc[k]:8.1f} "
-            f"{proc[k] / proc[base]:6.2f}"
+            f"{case.name:18s} {macs / 1e6:8.1f} {rate['plain']:10.0f} {rate['tgsage fp32']:11.0f} "
+            f"{r_fp32:5.2f} {rate['tgsage default']:8.0f} {r_dflt:5.2f} {r_cpu:11.2f}  "
+            f"{100 * frac_plain:10.1f}% "
+            f"{100 * frac_dflt:9.1f}%  {ran}",
+            flush=True,
         )
+        if args.compile:
+            secs, _, warm, what = tgsage_run(case.build(), data, args.warmup, steps, compile=True)
+            _, _, warm_eager, _ = tgsage_run(case.build(), data, args.warmup, steps)
+            gain = best["tgsage default"] / secs
+            print(
+                f"{'':18s} compile=True: {64 * steps / secs:.0f} ex/s ({gain:.2f}x default), "
+                f"first {args.warmup} steps {warm:.1f} s vs {warm_eager:.1f} s eager; compile "
+                f"repaid after ~{_repaid(warm - warm_eager, best['tgsage default'], secs, steps):,.0f} "
+                f"examples ({what})",
+                flush=True,
+            )
+    print("\ngeometric mean of default / plain per family:")
+    for family, rs in ratios.items():
+        gm = math.exp(sum(math.log(r) for r in rs) / len(rs))
+        print(f"  {family:12s} {gm:.2f}x  (min {min(rs):.2f}, {len(rs)} cases)")
+
+
+def _repaid(extra: float, eager_secs: float, compiled_secs: float, steps: int) -> float:
+    """Examples after which ``extra`` seconds of compile time are won back (inf if never)."""
+    saved_per_example = (eager_secs - compiled_secs) / (64 * steps)
+    return extra / saved_per_example if saved_per_example > 0 else math.inf
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class CandidateResult:
     spec_hash: str | None = None
     params: int | None = None
     device: str = "cpu"
+    amp: str | None = None  # how training steps ran: autocast dtype (None = float32) ...
+    channels_last: bool = False  # ... and memory layout (TrainResult's fields)
     proxies: dict[str, float] = field(default_factory=dict)  # zero-cost proxies at init
     proxy_seconds: float = 0.0
     # every base score measured, by its tgsage.scores name (P, TG, TG-cka, S_<layer>, SoTL...)
@@ -360,6 +362,7 @@ def evaluate_candidate(
                 p0_examples = half.examples
         train = trainer.train_until(budget)
         result.examples, result.steps = train.examples, train.steps
+        result.amp, result.channels_last = train.amp, train.channels_last
         result.loss_sum, result.loss_steps = train.loss_sum, train.loss_steps
         result.epoch_loss_sums = train.epoch_loss_sums
         result.epoch_loss_steps = train.epoch_loss_steps

@@ -19,10 +19,14 @@ from tgsage.spaces.pooling import AvgPool3x3
     st.integers(1, 9),
     st.sampled_from([1, 2]),
     st.integers(0, 10_000),
+    st.booleans(),
 )
-def test_matches_torch_exclude_pad_pool(n, c, h, w, stride, seed) -> None:
+def test_matches_torch_exclude_pad_pool(n, c, h, w, stride, seed, channels_last) -> None:
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(n, c, h, w, generator=g, dtype=torch.float64)
+    if channels_last:  # the training fast path's layout: a full-shape count map is used
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
     x2 = x.detach().clone().requires_grad_()
     ours = AvgPool3x3(stride)(x)
     ref = nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False)(x2)

@@ -127,6 +127,7 @@ def test_auxiliary_loss_is_weighted_into_the_training_loss(data: DataSplits, wei
         eval_at_end=False,
         aux_weight=weight,
         weight_decay=0.0,
+        amp="off",  # the float32 reference below
     )
     trainer.train_until("1steps")
     x, y = _first_batch(data, 3, 64)

@@ -212,7 +212,7 @@ def test_single_image_last_batch_is_dropped():
 
 
 def test_amp_resolution_and_cpu_bf16_runs():
-    assert resolve_amp("auto", torch.device("cpu")) is None
+    assert resolve_amp("off", torch.device("cpu")) is None
     assert resolve_amp("bf16", torch.device("cpu")) == "bf16"
     res = train_model(_tiny(), _splits(), "3steps", amp="bf16", eval_at_end=False, **CFG)
     assert res.ok and res.amp == "bf16"

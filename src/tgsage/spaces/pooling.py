@@ -42,8 +42,13 @@ class AvgPool3x3(nn.Module):
         self.stride = stride
         self._inverse_counts: dict[tuple, torch.Tensor] = {}
 
-    def _inverse_count(self, x: torch.Tensor) -> torch.Tensor:
-        key = (x.shape[-2], x.shape[-1], x.device)
+    def _inverse_count(self, sums: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """1 / (real pixels per window), shaped to multiply ``sums`` fast: (1, 1, H', W') for
+        NCHW; for channels-last a full (1, C, H', W') channels-last copy, because broadcasting
+        over the innermost (channel) dimension is several times slower on the CPU."""
+        nhwc = sums.dim() == 4 and sums.is_contiguous(memory_format=torch.channels_last)
+        c = sums.shape[1] if nhwc else 1
+        key = (x.shape[-2], x.shape[-1], x.device, sums.dtype, c)
         inv = self._inverse_counts.get(key)
         if inv is None:
             # a plain tensor even when first called under inference_mode (an evaluation pass):
@@ -53,7 +58,10 @@ class AvgPool3x3(nn.Module):
                 counts = F.conv2d(
                     ones, torch.ones(1, 1, 3, 3, device=x.device), stride=self.stride, padding=1
                 )
-                inv = 1.0 / counts
+                inv = (1.0 / counts).to(sums.dtype)
+                if nhwc:
+                    shape = (1, c, *inv.shape[-2:])
+                    inv = inv.expand(shape).contiguous(memory_format=torch.channels_last)
             self._inverse_counts[key] = inv
         return inv
 
@@ -63,7 +71,7 @@ class AvgPool3x3(nn.Module):
         c = x.shape[1]
         kernel = torch.ones(c, 1, 3, 3, device=x.device, dtype=x.dtype)
         sums = F.conv2d(x, kernel, stride=self.stride, padding=1, groups=c)
-        return sums * self._inverse_count(x).to(sums.dtype)
+        return sums * self._inverse_count(sums, x)
 
     def extra_repr(self) -> str:
         return f"stride={self.stride}, padding=1, count_include_pad=False"

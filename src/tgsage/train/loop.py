@@ -11,11 +11,17 @@ Failures never propagate: divergence (non-finite loss), out-of-memory, and inval
 :class:`TrainResult` with ``failure_reason`` and a message (``raise_on_failure=True`` raises
 :class:`~tgsage.errors.TrainingError` instead). The loss is checked every ``check_every`` steps
 and at the end, so there is no host-device sync per step.
+
+Steps run on the fast path the config's ``amp``, ``channels_last`` and ``compile`` fields
+choose (:mod:`tgsage.train.execution`: by default bf16 autocast and channels-last where they
+help); the result records what was used.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -31,10 +37,11 @@ from tgsage.data.pipeline import BatchIterator, resolve_device
 from tgsage.errors import ConfigError, InputError, TrainingError
 from tgsage.train.budget import Budget, examples_for_steps, steps_per_epoch
 from tgsage.train.evaluation import evaluate_accuracy
+from tgsage.train.execution import AmpMode, Execution, resolve_amp
 from tgsage.train.presets import TrainConfig, get_preset, make_optimizer
 
 FailureReason = Literal["diverged", "out_of_memory", "invalid_architecture", "error"]
-AmpMode = Literal["auto", "bf16", "fp16", "off"]
+logger = logging.getLogger("tgsage.train")
 
 
 @dataclass(frozen=True)
@@ -66,7 +73,8 @@ class TrainResult:
     ``examples`` is the paper's cost unit (images processed by SGD). ``seconds`` is training
     wall time, excluding evaluation (``eval_seconds``). ``losses`` holds every step's loss: the
     mean over the step's minibatch of the per-example loss being minimised (cross-entropy, with
-    the config's label smoothing), computed in float32. ``final_loss`` is the last step's loss;
+    the config's label smoothing, plus ``aux_weight`` x that of any auxiliary logits; see
+    :func:`training_loss`), computed in float32. ``final_loss`` is the last step's loss;
     ``average_loss`` the mean over all steps.
 
     The sum-of-training-losses estimators of Ru et al. (NeurIPS 2021) come with every run, summed
@@ -80,6 +88,9 @@ class TrainResult:
       ``epoch_loss_sums[-1]``.
 
     A diverged run's sums include its non-finite loss.
+
+    ``amp`` ("bf16", "fp16" or None = float32), ``channels_last`` and ``compile`` say how the
+    training steps ran (resolved from the config's settings on ``device``).
     """
 
     status: Literal["ok", "failed"]
@@ -102,6 +113,7 @@ class TrainResult:
     device: str = "cpu"
     amp: str | None = None
     channels_last: bool = False
+    compile: bool = False
     config: TrainConfig | None = None
 
     @property
@@ -151,34 +163,14 @@ def _is_oom(e: BaseException) -> bool:
     return "out of memory" in text or "can't allocate memory" in text
 
 
-def resolve_amp(amp: AmpMode | bool | None, device: torch.device) -> str | None:
-    """ "auto": bf16 on GPUs that support it, else fp16 on GPU; off on CPU."""
-    if amp in (None, False, "off"):
-        return None
-    if amp in ("auto", True):
-        if device.type != "cuda":
-            return None
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if amp in ("bf16", "fp16"):
-        return str(amp)
-    raise ConfigError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {amp!r}")
-
-
-def _resolve_channels_last(channels_last: bool | str, device: torch.device) -> bool:
-    if channels_last == "auto":
-        return device.type == "cuda"
-    if isinstance(channels_last, bool):
-        return channels_last
-    raise ConfigError(f"channels_last must be True, False or 'auto', got {channels_last!r}")
-
-
 class Trainer:
     """A resumable training run of ``model`` on ``data`` with one :class:`TrainConfig`.
 
     ``data`` is a :class:`DataSplits` (trains on ``train``; ``val`` gives ``val_accuracy``
     and ``eval_every`` points) or a bare training :class:`ImageSet`. ``config`` is a preset
     name, a :class:`TrainConfig` or None (``cifar_layer_space``); keyword ``overrides`` change
-    single fields (``lr=0.05``). ``seed`` fixes data order, augmentation and any randomness
+    single fields (``lr=0.05``), as do ``amp``, ``channels_last`` and ``compile`` when given
+    (None: the config's setting). ``seed`` fixes data order, augmentation and any randomness
     inside the model (dropout) without touching the caller's global RNG state.
     """
 
@@ -191,8 +183,9 @@ class Trainer:
         device: str | torch.device | None = "auto",
         seed: int = 0,
         grad_clip: float | None = None,
-        amp: AmpMode | bool | None = "auto",
-        channels_last: bool | str = "auto",
+        amp: AmpMode | bool | None = None,
+        channels_last: bool | str | None = None,
+        compile: bool | None = None,
         progress: Callable[[Progress], None] | None = None,
         eval_every: str | Budget | None = None,
         eval_at_end: bool = True,
@@ -200,8 +193,9 @@ class Trainer:
         check_every: int = 20,
         **overrides: Any,
     ) -> None:
-        if grad_clip is not None:
-            overrides["grad_clip"] = grad_clip
+        switches = {"grad_clip": grad_clip, "amp": amp, "channels_last": channels_last}
+        switches["compile"] = compile
+        overrides.update({k: v for k, v in switches.items() if v is not None})
         self.config = get_preset(config, **overrides)
         if isinstance(data, DataSplits):
             self.train_set, self.val_set = data.train, data.val
@@ -214,8 +208,8 @@ class Trainer:
         self.model = model
         self.device = resolve_device(device)
         self.seed = int(seed)
-        self.amp = resolve_amp(amp, self.device)
-        self.channels_last = _resolve_channels_last(channels_last, self.device)
+        cfg = self.config
+        self.execution = Execution.resolve(self.device, cfg.amp, cfg.channels_last, cfg.compile)
         self.progress = progress
         self.eval_every = Budget.parse(eval_every) if eval_every is not None else None
         self.eval_at_end = eval_at_end
@@ -236,10 +230,20 @@ class Trainer:
         self._optimizer: torch.optim.Optimizer | None = None
         self._scaler: torch.amp.GradScaler | None = None
         self._stream: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None
+        self._forward: Callable[[torch.Tensor], Any] = model
         self._rng_state: tuple[torch.Tensor, torch.Tensor | None] | None = None
         self._pending: list[torch.Tensor] = []
 
     # ------------------------------------------------------------------ public API
+    @property
+    def amp(self) -> str | None:
+        """The autocast dtype of training steps ("bf16", "fp16"), None for float32."""
+        return self.execution.amp
+
+    @property
+    def channels_last(self) -> bool:
+        return self.execution.channels_last
+
     @property
     def epochs(self) -> float:
         """Epoch position: examples processed / training-set size."""
@@ -323,6 +327,7 @@ class Trainer:
             device=str(self.device),
             amp=self.amp,
             channels_last=self.channels_last,
+            compile=self.execution.compile,
             config=self.config,
         )
 
@@ -378,8 +383,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ internals
     def _setup(self) -> None:
-        fmt = torch.channels_last if self.channels_last else torch.preserve_format
-        self.model.to(device=self.device, memory_format=fmt)
+        self.model.to(device=self.device, memory_format=self.execution.memory_format)
+        self._forward = self.execution.training_forward(self.model)
         self._optimizer = make_optimizer(self.model, self.config)
         if self.amp == "fp16":
             self._scaler = torch.amp.GradScaler(self.device.type)
@@ -442,7 +447,6 @@ class Trainer:
             assert self._optimizer is not None and self._stream is not None
             eval_steps = self.budget_steps(self.eval_every) if self.eval_every else 0
             n = len(self.train_set)
-            dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp or "")
             while self.steps < target:
                 lr = self.config.lr_at(self.examples / n)
                 for group in self._optimizer.param_groups:
@@ -450,12 +454,7 @@ class Trainer:
                 phase = "data"
                 x, y = next(self._stream)
                 phase = "forward"
-                with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-                    logits, aux = split_logits(self.model(x))
-                    if self.steps == 0:
-                        for out in (logits, *aux):
-                            self._check_logits(out, x.shape[0])
-                    loss = training_loss(logits, aux, y, self.config)
+                loss = self._first_loss(x, y) if self.steps == 0 else self._forward_loss(x, y)
                 phase = "backward"
                 self._optimizer.zero_grad(set_to_none=True)
                 self._backward_and_step(loss)
@@ -492,6 +491,32 @@ class Trainer:
                 torch.cuda.synchronize(self.device)
             self.seconds += time.perf_counter() - start
             self.model.train(was_training)
+
+    def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch (:func:`training_loss`: mean over its examples), the
+        forward under the run's autocast, the loss itself in float32."""
+        with self.execution.autocast():
+            logits, aux = split_logits(self._forward(x))
+            if self.steps == 0:
+                for out in (logits, *aux):
+                    self._check_logits(out, x.shape[0])
+            return training_loss(logits, aux, y, self.config)
+
+    def _first_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """The first step's loss; a compiled forward that fails falls back to eager (recorded:
+        the result then says ``compile=False``), so a compiler problem is not an invalid
+        architecture."""
+        try:
+            return self._forward_loss(x, y)
+        except _Failure:
+            raise
+        except Exception as e:
+            if not self.execution.compile or _is_oom(e):
+                raise
+            logger.warning("torch.compile failed (%s: %s); training eagerly", type(e).__name__, e)
+            self.execution = dataclasses.replace(self.execution, compile=False)
+            self._forward = self.model
+            return self._forward_loss(x, y)
 
     def _check_logits(self, logits: torch.Tensor, batch: int) -> None:
         k = self.train_set.num_classes
@@ -583,8 +608,9 @@ def train_model(
     device: str | torch.device | None = "auto",
     seed: int = 0,
     grad_clip: float | None = None,
-    amp: AmpMode | bool | None = "auto",
-    channels_last: bool | str = "auto",
+    amp: AmpMode | bool | None = None,
+    channels_last: bool | str | None = None,
+    compile: bool | None = None,
     progress: Callable[[Progress], None] | None = None,
     eval_every: str | Budget | None = None,
     eval_at_end: bool = True,
@@ -606,6 +632,7 @@ def train_model(
         grad_clip=grad_clip,
         amp=amp,
         channels_last=channels_last,
+        compile=compile,
         progress=progress,
         eval_every=eval_every,
         eval_at_end=eval_at_end,

@@ -35,6 +35,10 @@ cpu_demo               ours: SGD Nesterov 0.9, lr 0.05, weight decay 5e-4, batch
 ``aux_weight`` (default 0.4, NASNet's and Inception's) weighs the loss of auxiliary logits, used
 only when a model returns ``(logits, aux_logits)`` in training mode (a cell network built with
 ``auxiliary=True``); other models ignore it.
+
+Every preset runs its steps on the fast path by default (``amp="auto"``, ``channels_last="auto"``,
+``compile=False``; see :mod:`tgsage.train.execution`): override those fields to change how steps
+run without changing the recipe.
 """
 
 from __future__ import annotations
@@ -44,7 +48,14 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tgsage.errors import ConfigError
 from tgsage.registry import Registry
@@ -52,7 +63,10 @@ from tgsage.train.budget import Budget, examples_for_steps
 
 
 class TrainConfig(BaseModel):
-    """Optimiser, schedule, batch size and augmentation of one training recipe."""
+    """Optimiser, schedule, batch size and augmentation of one training recipe, and how its
+    steps run: ``amp``, ``channels_last`` and ``compile`` (see :mod:`tgsage.train.execution`;
+    the defaults take the fast path where it is measured to help, and every result records
+    what was used)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -76,7 +90,18 @@ class TrainConfig(BaseModel):
     label_smoothing: float = Field(0.0, ge=0, lt=1)
     aux_weight: float = Field(0.4, ge=0)
     drop_last: bool = False
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
+    compile: bool = False
     description: str = ""
+
+    @field_validator("amp", mode="before")
+    @classmethod
+    def _amp_from_bool(cls, value: Any) -> Any:
+        # YAML reads `amp=off` as false and `amp=on` as true
+        if value is None or value is False:
+            return "off"
+        return "auto" if value is True else value
 
     @model_validator(mode="after")
     def _schedule_complete(self) -> TrainConfig:
