@@ -8,7 +8,10 @@ Three measurements, each against a baseline measured in the same run:
     matrix-product rate (2*m*n*k / t) measured now: ratio of tgsage's time to the bound
     (target: within 1.5x). The bound is the time of the symmetric half of the Gram products.
 (c) peak memory (max RSS of a fresh process) of the streaming path at n=50,000, d=4,000, with
-    activations produced batch by batch (never all held), against the dense path's estimate.
+    activations produced batch by batch (never all held), against the dense path's estimate;
+    for 3 x 3 layers both with all accumulators at once (one pass) and within a memory bound
+    (``--max-memory``, default 1 GiB: several passes over the same batches), with the time of
+    each (same run, fresh processes).
 
 Usage::
 
@@ -138,19 +141,26 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def streaming_child(n: int, d: int, batch: int, k_t: int, k_c: int) -> None:
-    """Runs in a fresh process so max RSS is this path's alone."""
-    acc = rsa.StreamingSimilarity()
+def streaming_child(n: int, d: int, batch: int, k_t: int, k_c: int, max_memory: int) -> None:
+    """Runs in a fresh process so max RSS is this path's alone. ``max_memory`` 0: no bound
+    (all accumulators in one pass)."""
+    from tgsage.rsa.streaming import stream_batches
+
     gen = torch.Generator().manual_seed(0)
     w_t = [torch.randn(32, d, generator=gen) for _ in range(k_t)]
     w_c = [torch.randn(32, d, generator=gen) for _ in range(k_c)]
+
+    def batches():  # regenerated identically for every pass, as a forward pass would be
+        g = torch.Generator().manual_seed(1)
+        for _ in range(0, n, batch):
+            base = torch.randn(batch, 32, generator=g)
+            yield (
+                {f"T{i}": torch.relu(base @ w) for i, w in enumerate(w_t)},
+                {f"C{j}": torch.relu(base @ w) for j, w in enumerate(w_c)},
+            )
+
     t0 = time.perf_counter()
-    for _ in range(0, n, batch):
-        base = torch.randn(batch, 32, generator=gen)
-        acc.update(
-            {f"T{i}": torch.relu(base @ w) for i, w in enumerate(w_t)},
-            {f"C{j}": torch.relu(base @ w) for j, w in enumerate(w_c)},
-        )
+    acc = stream_batches(batches, max_memory=max_memory or 2**62)
     sim = acc.similarity()
     seconds = time.perf_counter() - t0
     rss = peak_rss_bytes()
@@ -159,6 +169,8 @@ def streaming_child(n: int, d: int, batch: int, k_t: int, k_c: int) -> None:
             {
                 "n": acc.n,
                 "d": d,
+                "passes": acc.n_passes,
+                "max_memory_gb": max_memory / 2**30,
                 "teacher_layers": k_t,
                 "candidate_layers": k_c,
                 "seconds": seconds,
@@ -171,8 +183,9 @@ def streaming_child(n: int, d: int, batch: int, k_t: int, k_c: int) -> None:
     )
 
 
-def bench_streaming(n: int, d: int, k_t: int, k_c: int) -> dict:
-    cmd = [sys.executable, __file__, "--streaming-child", str(n), str(d), str(k_t), str(k_c)]
+def bench_streaming(n: int, d: int, k_t: int, k_c: int, max_memory: int = 0) -> dict:
+    cmd = [sys.executable, __file__, "--streaming-child"]
+    cmd += [str(v) for v in (n, d, k_t, k_c, max_memory)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -182,11 +195,12 @@ def main() -> None:
     p.add_argument("--quick", action="store_true", help="small sizes (seconds)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--only", choices=["a", "b", "c"], default=None)
-    p.add_argument("--streaming-child", nargs=4, type=int, help=argparse.SUPPRESS)
+    p.add_argument("--max-memory", type=float, default=1.0, help="(c) bound in GiB")
+    p.add_argument("--streaming-child", nargs=5, type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.streaming_child:
-        n, d, k_t, k_c = args.streaming_child
-        streaming_child(n, d, 1024, k_t, k_c)
+        n, d, k_t, k_c, max_memory = args.streaming_child
+        streaming_child(n, d, 1024, k_t, k_c, max_memory)
         return
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {args.device}")
@@ -211,13 +225,26 @@ def main() -> None:
         )
     if args.only in (None, "c"):
         n, d = (5000, 500) if args.quick else (50000, 4000)
-        for k_t, k_c in ((1, 1), (3, 3)):
-            r = bench_streaming(n, d, k_t, k_c)
+        bound = int(args.max_memory * 2**30 / (64 if args.quick else 1))
+        runs = [(1, 1, 0), (3, 3, 0), (3, 3, bound)]
+        results = {}
+        for k_t, k_c, mem in runs:
+            r = results[(k_t, mem)] = bench_streaming(n, d, k_t, k_c, mem)
+            limit = f"max_memory {mem / 2**30:.2f} GiB" if mem else "no bound"
             print(
-                f"(c) streaming {k_t}x{k_c} layers, n={r['n']}, d={d}: peak RSS "
-                f"{r['peak_rss_gb']:.2f} GB (accumulators {r['accumulators_gb']:.2f} GB; dense "
-                f"path would need {r['dense_path_would_need_gb']:.1f} GB), {r['seconds']:.1f} s"
+                f"(c) streaming {k_t}x{k_c} layers, n={r['n']}, d={d}, {limit}: {r['passes']} "
+                f"pass(es), peak RSS {r['peak_rss_gb']:.2f} GB (one-pass accumulators "
+                f"{r['accumulators_gb']:.2f} GB; dense path would need "
+                f"{r['dense_path_would_need_gb']:.1f} GB), {r['seconds']:.1f} s",
+                flush=True,
             )
+        one, bounded = results[(3, 0)], results[(3, bound)]
+        print(
+            f"(c) 3x3 bounded vs one pass: peak RSS {bounded['peak_rss_gb']:.2f} vs "
+            f"{one['peak_rss_gb']:.2f} GB, time {bounded['seconds'] / one['seconds']:.2f}x, "
+            f"max |similarity mean difference| "
+            f"{abs(bounded['sim_mean'] - one['sim_mean']):.1e}"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from tgsage.rsa.compare import (
 from tgsage.rsa.guidance import Guidance, combined_score, score_against_teacher, teacher_guidance
 from tgsage.rsa.interop import from_rsatoolbox, to_rsatoolbox
 from tgsage.rsa.rdm import RDM_METHODS, RDMs, compute_rdms, group_means, rdm_embedding
-from tgsage.rsa.streaming import StreamingSimilarity, compare_features
+from tgsage.rsa.streaming import StreamingSimilarity, compare_features, stream_batches
 
 __all__ = [
     "COMPARE_METHODS",
@@ -43,6 +43,7 @@ __all__ = [
     "score_against_teacher",
     "spearman_brown",
     "split_half_noise_ceiling",
+    "stream_batches",
     "teacher_guidance",
     "to_rsatoolbox",
 ]
