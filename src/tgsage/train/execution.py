@@ -12,7 +12,9 @@ in every :class:`~tgsage.train.loop.TrainResult`:
                    and CPU (both run convolutions faster in it), off elsewhere.
 ``compile``        ``torch.compile`` of the training forward; off by default: on this
                    project's CPU a NAS-Bench-201 cell took minutes to compile for a ~10% faster
-                   step, which a premature budget never repays (BENCHMARKS.md, section 4).
+                   step, which a premature budget never repays (BENCHMARKS.md, section 4). It
+                   suits long runs of one network (final training); in a process that trains
+                   many architectures, torch's recompile limit leaves later ones eager.
 
 Only training runs in reduced precision: validation accuracy and probe-set activations are
 computed in float32 from the float32 weights, so P and TG read the network the same way
