@@ -8,7 +8,7 @@ from torch import nn
 
 from tgsage.data.base import ImageSet
 from tgsage.errors import ConfigError
-from tgsage.train import Trainer, get_preset, train_model
+from tgsage.train import Trainer, get_preset, parse_train_options, train_model
 from tgsage.train import execution as ex
 from tgsage.train.execution import Execution, resolve_amp, resolve_channels_last
 
@@ -67,6 +67,9 @@ def test_switches_are_config_fields_with_yaml_spellings():
     cfg = get_preset("cpu_demo")
     assert (cfg.amp, cfg.channels_last, cfg.compile) == ("auto", "auto", False)
     # `--train-option amp=off` arrives as YAML false, `amp=on` as true
+    opts = parse_train_options(["amp=off", "channels_last=false", "compile=false"])
+    cfg = get_preset("cpu_demo", **opts)
+    assert (cfg.amp, cfg.channels_last, cfg.compile) == ("off", False, False)
     assert get_preset("cpu_demo", amp=False).amp == "off"
     assert get_preset("cpu_demo", amp=True).amp == "auto"
     assert get_preset("cpu_demo", channels_last=False).channels_last is False
