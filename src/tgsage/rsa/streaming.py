@@ -198,6 +198,7 @@ class StreamingSimilarity:
         self._pass = 0  # index of the pass being fed
         self._pass_n = 0  # images seen in this pass
         self._pass_s: list[torch.Tensor] = []  # column sums per layer in this pass (same data?)
+        self._buffer: torch.Tensor | None = None  # one block's product, reused
         self._multipass = False  # passes() drives the feeding
         self._finished = False
 
@@ -290,7 +291,13 @@ class StreamingSimilarity:
             zl, zr = sides[blk.left[0]][blk.left[1]], sides[blk.right[0]][blk.right[1]]
             assert blk.acc is not None and zl is not None and zr is not None
             left, right = zl[:, blk.rows], zr[:, blk.cols]
-            blk.acc.add_(left.T @ right.to(left.dtype))
+            right = right.to(left.dtype)
+            size = blk.size
+            if self._buffer is None or self._buffer.dtype != left.dtype:
+                largest = max(b.size for b in self._plan[self._pass])
+                self._buffer = torch.empty(largest, dtype=left.dtype, device=left.device)
+            product = self._buffer[:size].view(left.shape[1], right.shape[1])
+            blk.acc.add_(torch.mm(left.T, right, out=product))  # no fresh product per batch
 
     def _wanted(self) -> set[tuple[bool, int]] | None:
         """Layers this pass needs (None: all; the first pass gathers every layer's sums)."""
@@ -318,6 +325,7 @@ class StreamingSimilarity:
 
     def _allocate(self, dev: torch.device) -> None:
         assert self._plan is not None
+        self._buffer = None  # the product buffer is sized to the pass's largest block
         for blk in self._plan[self._pass]:
             shape = (blk.rows.stop - blk.rows.start, blk.cols.stop - blk.cols.start)
             blk.acc = torch.zeros(shape, dtype=ACC_DTYPE, device=dev)
@@ -359,6 +367,7 @@ class StreamingSimilarity:
             else:
                 left.fro2 += value
             blk.acc = None
+        self._buffer = None
         self._pass += 1
         if self._pass < len(self._plan):
             self._allocate(self._gh.device if self._gh is not None else torch.device("cpu"))
