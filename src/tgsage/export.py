@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -260,7 +261,11 @@ def export_onnx(
     model.eval()
     x = torch.zeros(2, *input_shape, device=device)
     kwargs: dict[str, Any] = {} if opset is None else {"opset_version": opset}
-    try:  # the exporter prints its stages and warns about its own internals: keep it quiet
+    # the exporter prints its stages and warns (or logs) about its own internals: keep it quiet
+    quiet_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = quiet_log.level
+    quiet_log.setLevel(logging.ERROR)
+    try:
         with native_pooling(), warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
             program = torch.onnx.export(
@@ -274,6 +279,7 @@ def export_onnx(
                 **kwargs,
             )
     finally:
+        quiet_log.setLevel(level)
         model.train(was_training)
     assert program is not None
     tmp = path.with_name(path.name + ".tmp")
