@@ -160,3 +160,18 @@ def test_start_batch_regenerates_the_same_batches():
     assert len(tail) == len(full) - 3
     for (a, la), (b, lb) in zip(full[3:], tail, strict=True):
         assert torch.equal(a, b) and torch.equal(la, lb)
+
+
+def test_users_register_their_own_augmentation_preset_by_name() -> None:
+    from tgsage.data.pipeline import AUGMENTATIONS
+
+    mine = Augmentation(pad=2, flip=False, normalize="unit")
+    AUGMENTATIONS.register("pad2_unit", mine)
+    try:
+        assert get_augmentation("pad2_unit") is mine
+        with pytest.raises(ConfigError, match="already registered"):
+            AUGMENTATIONS.register("pad2_unit", Augmentation())
+    finally:
+        AUGMENTATIONS.unregister("pad2_unit")
+    with pytest.raises(ConfigError, match="unknown augmentation 'pad2_unit'.*cifar"):
+        get_augmentation("pad2_unit")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from tgsage.data.base import ImageSet
 from tgsage.errors import ConfigError
+from tgsage.registry import Registry
 
 Normalize = Literal["per_image", "unit"]
 
@@ -50,27 +51,22 @@ class Augmentation:
 
 #: Named augmentation presets. "cifar" is the paper's (supplementary, "Datasets"): zero-pad to
 #: 40x40, random 32x32 crop, random flip, per-image standardisation. It works at any image size.
-AUGMENTATIONS: dict[str, Augmentation] = {
-    "cifar": Augmentation(pad=4, flip=True),
-    "cifar_cutout": Augmentation(pad=4, flip=True, cutout=16),
-    "crop_flip": Augmentation(pad=4, flip=True),
-    "flip": Augmentation(flip=True),
-    "none": Augmentation(),
-}
+AUGMENTATIONS: Registry[Augmentation] = Registry("augmentation", ConfigError)
+AUGMENTATIONS.register("cifar", Augmentation(pad=4, flip=True))
+AUGMENTATIONS.register("cifar_cutout", Augmentation(pad=4, flip=True, cutout=16))
+AUGMENTATIONS.register("crop_flip", Augmentation(pad=4, flip=True))
+AUGMENTATIONS.register("flip", Augmentation(flip=True))
+AUGMENTATIONS.register("none", Augmentation())
 
 
 def get_augmentation(augment: str | Augmentation | None) -> Augmentation:
-    """Resolve a preset name (see :data:`AUGMENTATIONS`) or pass an :class:`Augmentation` on."""
+    """Resolve a preset name (see :data:`AUGMENTATIONS`; add your own with
+    ``AUGMENTATIONS.register``) or pass an :class:`Augmentation` on."""
     if augment is None:
         return AUGMENTATIONS["none"]
     if isinstance(augment, Augmentation):
         return augment
-    try:
-        return AUGMENTATIONS[augment]
-    except KeyError:
-        raise ConfigError(
-            f"unknown augmentation {augment!r}; choose one of {sorted(AUGMENTATIONS)}"
-        ) from None
+    return AUGMENTATIONS.get(augment)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
