@@ -137,6 +137,7 @@ def main() -> None:
         checkpoint_dir=args.ckpt_dir,
         on_record=progress,
         channels_last=True,
+        amp="off",  # float32: the setting stays fixed whatever the trainer's default becomes
     )
 
 
