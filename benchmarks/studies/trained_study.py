@@ -15,6 +15,8 @@ later can score the same networks (``--rescore``).
         --ckpt-dir runs/ckpt [--cells 200] [--threads 1]
 
 DATA is the folder holding ``cifar-10-batches-py`` (extracted from the data archive).
+``--init-only`` measures the untrained networks only (TG, TG-cka, TG-rel of every teacher and
+the proxies at budget 0, no P), a few seconds per cell, into its own ``--out`` file.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from trained_teachers import TEACHERS, study_data
 
+from tgsage.data.base import DataSplits
 from tgsage.data.probe import ProbeSet
 from tgsage.experiments import load_nb201_table, read_pool_records, run_predictivity
 from tgsage.models import get_model
@@ -103,6 +106,11 @@ def main() -> None:
     ap.add_argument("--cells", type=int, default=200)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--teachers", default="", help="comma-separated names (default: all)")
+    ap.add_argument(
+        "--init-only",
+        action="store_true",
+        help="untrained networks only (budget 0: TG variants and proxies, no P): cheap, at scale",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     data = study_data(args.data_dir)
@@ -120,11 +128,15 @@ def main() -> None:
         print(f"{n} done, {rec.spec_hash} {rec.status} {rec.seconds:.0f}s "
               f"({time.time() - t0:.0f}s)", flush=True)  # fmt: skip
 
+    budgets = BUDGETS
+    if args.init_only:  # P of an untrained network is chance: skip its validation pass
+        data = DataSplits(train=data.train, val=data.train.subset(slice(0, 0)), test=None)
+        budgets = ("0ex",)
     run_predictivity(
         pool,
         data,
         teachers,
-        budgets=BUDGETS,
+        budgets=budgets,
         ground_truth=truth,
         proxies=PROXIES,
         comparisons=COMPARISONS,
