@@ -115,3 +115,32 @@ def test_fitted_combiner_with_ops_learns_an_op_effect() -> None:
     pred = evaluate("ridge(z, ops)", pop, fit=FitOptions(labels=100, folds=5))
     assert sps.spearmanr(pred, y).statistic > 0.8
     assert abs(sps.spearmanr(evaluate("ridge(z)", pop), y).statistic) < 0.4
+
+
+def test_tree_features_keep_their_order_and_stay_finite_in_float32() -> None:
+    from tgsage.scores.fitted import _tree_input
+
+    x = np.array([-np.inf, -1e300, -3e38, -1.0, -1e-30, 0.0, 1e-30, 0.5, 1.0, 4e38, 1e300, np.inf])
+    z = _tree_input(x).astype(np.float32)  # what scikit-learn's trees see
+    assert np.isfinite(z).all()
+    assert (np.diff(z) > 0).all()
+    assert np.isnan(_tree_input(np.array([np.nan]))).all()
+
+
+@pytest.mark.parametrize("kind", ["forest", "gbm"])
+def test_trees_take_scores_beyond_float32_and_infinities(kind) -> None:
+    # synflow of a deep network exceeds float32's range, a singular kernel scores -inf: the
+    # trees must rank as well as on a tame monotone copy of the same feature
+    pop, y = _toy(80, seed=2)
+    a = pop.column("a")
+    big = np.exp(250.0 * (a - a.min()) / (a.max() - a.min()))  # up to 1e108
+    big[np.argmin(a)] = -np.inf
+    big[np.argmax(a)] = np.inf
+    wild = Population.from_rows([{"big": v} for v in big], target=y)
+    fit = FitOptions(labels=60, folds=4)
+    pred_wild = evaluate(f"{kind}(big)", wild, fit=fit)
+    pred_tame = evaluate(f"{kind}(a)", pop, fit=fit)
+    assert np.isfinite(pred_wild).all()
+    rho_wild = sps.spearmanr(pred_wild, y).statistic
+    rho_tame = sps.spearmanr(pred_tame, y).statistic
+    assert rho_wild > 0.5 and abs(rho_wild - rho_tame) < 0.1

@@ -83,6 +83,17 @@ def _ops(call: Call, pop: Population, vocab: list[str] | None = None) -> tuple[n
 Predictor = Any  # (x_test) -> predictions
 
 
+def _tree_input(x: np.ndarray) -> np.ndarray:
+    """Features as the trees see them. scikit-learn's trees cast to float32, where a score
+    beyond 3.4e38 (synflow of a deep network; the +-inf of a singular kernel) would be infinite
+    and refused. Trees split on order only, so a strictly increasing map changes nothing else:
+    the signed log ``sign(x) log(1 + |x|)`` keeps every finite float64 finite (at most 710),
+    and +-inf go just beyond every finite value. NaN stays NaN (imputed by the caller)."""
+    with np.errstate(all="ignore"):
+        z = np.sign(x) * np.log1p(np.abs(x))
+    return np.where(np.isinf(z), np.sign(z) * 1e4, z)
+
+
 def _fit(kind: str, x_train: np.ndarray, y_train: np.ndarray, seed: int) -> Predictor:
     """A fitted model as a function of new feature rows (module docstring)."""
     y = percentiles(y_train)
@@ -101,7 +112,7 @@ def _fit(kind: str, x_train: np.ndarray, y_train: np.ndarray, seed: int) -> Pred
             return np.asarray(model.predict(np.nan_to_num(te, nan=0.5)), dtype=np.float64)
 
         return predict_ridge
-    tr = np.where(np.isinf(x_train), np.sign(x_train) * 1e300, x_train)
+    tr = _tree_input(x_train)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: median NaN -> 0
         med = np.nanmedian(tr, axis=0) if tr.size else np.zeros(tr.shape[1])
@@ -109,7 +120,7 @@ def _fit(kind: str, x_train: np.ndarray, y_train: np.ndarray, seed: int) -> Pred
     model.fit(np.where(np.isnan(tr), med, tr), y)
 
     def predict_tree(x: np.ndarray) -> np.ndarray:
-        te = np.where(np.isinf(x), np.sign(x) * 1e300, x)
+        te = _tree_input(x)
         return np.asarray(model.predict(np.where(np.isnan(te), med, te)), dtype=np.float64)
 
     return predict_tree
