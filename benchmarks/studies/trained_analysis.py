@@ -10,15 +10,17 @@ even positions = selection half, odd = report half). Every expression, feature s
 is chosen on the selection half; numbers are reported on the report half, with ranks taken
 within it.
 
-**A. Fitted combiners without training, at scale** (``--dataset cifar10`` and ``cifar100``):
-features = the 13 NAS-Bench-Suite-Zero proxies of the data folder's table (``sz_<name>``;
-computed on CIFAR-10 images, used for both targets) plus the spec encoding ``ops``. A fixed
+**A. Fitted combiners without training, at scale** (``--datasets cifar10,cifar100``):
+features (``--features``) = the 13 NAS-Bench-Suite-Zero proxies of the data folder's table
+(``sz_<name>``), or tgsage's own scores from the ``--zero-cost`` records (``zc_<name>``: every
+score all recorded cells have), or both; all computed on CIFAR-10 images and used for both
+targets; plus the spec encoding ``ops``. The label-free prior is the log-rank sum of
+jacob_cov and params of the same source. A fixed
 menu of combiners is scored by 5-fold cross-validation inside the selection half (every fold
 fitted on at most ``--labels`` cells); the best is then fitted on ``--labels`` cells of the
 selection half (label draws ``0 .. --label-seeds - 1``) and reported on every report-half cell
-with Suite-Zero values: Spearman / Kendall / nDCG@50 / precision@50 with 95% bootstrap
-intervals (label draw 0) and the spread over draws; the label-free ``logrank(sz_jacov,
-sz_params)`` beside it, paired.
+with those features: Spearman / Kendall / nDCG@50 / precision@50 with 95% bootstrap
+intervals (label draw 0) and the spread over draws; the label-free prior beside it, paired.
 
 **B. Trained scores** (``--trained``, the study's records): single scores (P, TG and its
 variants for every teacher, SoTL, SoTL-E, P-slope) at every budget over all trained cells
@@ -63,13 +65,9 @@ N_BOOT = 1000
 TRAINED = ["P", "TG", "TG-cka", "TG-rel", "TG-deep", "SoTL", "SoTL-E", "P-slope"]
 
 
-def sz(names: list[str]) -> str:
-    return ", ".join(f"sz_{n}" for n in names)
-
-
-def menu(free: str) -> dict[str, str]:
-    """The combiners compared on the selection half (``free``: feature list without ops)."""
-    prior = "logrank(sz_jacov, sz_params)"
+def menu(free: str, prior: str) -> dict[str, str]:
+    """The combiners compared on the selection half (``free``: feature list without ops;
+    ``prior``: the label-free log-rank pair they start from)."""
     forest = f"forest({prior}, {free}, ops)"
     gbm = f"gbm({prior}, {free}, ops)"
     return {
@@ -84,6 +82,27 @@ def menu(free: str) -> dict[str, str]:
 def suite_zero(data_dir: Path) -> dict[str, dict[str, float]]:
     with open(data_dir / SUITE_ZERO, newline="") as fh:
         return {r["net_str"]: {f"sz_{n}": float(r[n]) for n in SZ} for r in csv.DictReader(fh)}
+
+
+def features(args: argparse.Namespace) -> tuple[dict[str, dict[str, float]], list[str], str]:
+    """``{arch: {feature: value}}`` of ``--features``, the feature names and the label-free
+    prior: Suite-Zero's 13 proxies (``sz_<name>``), this study's own zero-cost records
+    (``zc_<name>``: the scores every recorded CIFAR-10 cell has), or both (cells with both)."""
+    tables: list[dict[str, dict[str, float]]] = []
+    names: list[str] = []
+    if args.features in ("suite-zero", "both"):
+        tables.append(suite_zero(args.data_dir))
+        names += [f"sz_{n}" for n in SZ]
+    if args.features in ("zero-cost", "both"):
+        own = load_records(args.zero_cost, "cifar10", 0)
+        common = sorted(set.intersection(*(set(v) for v in own.values()))) if own else []
+        tables.append({a: {f"zc_{k}": v[k] for k in common} for a, v in own.items()})
+        names += [f"zc_{k}" for k in common]
+    archs = set.intersection(*(set(t) for t in tables))
+    merged = {a: {k: v for t in tables for k, v in t[a].items()} for a in archs}
+    src = "sz" if args.features != "zero-cost" else "zc"
+    pair = ("jacov", "params") if src == "sz" else ("jacob_cov", "params")
+    return merged, names, f"logrank({src}_{pair[0]}, {src}_{pair[1]})"
 
 
 def population(
@@ -119,15 +138,17 @@ def cv_choice(expressions: dict[str, str], sel: Population, labels: int) -> dict
 def part_a(args: argparse.Namespace, dataset: str, rows: list[dict[str, str]]) -> dict[str, Any]:
     half = split_of(rows)
     acc = {r["ArchitectureString"]: float(r[ACCURACY[dataset]]) / 100 for r in rows}
-    feats = suite_zero(args.data_dir)
+    feats, names, prior = features(args)
     archs = [r["ArchitectureString"] for r in rows if r["ArchitectureString"] in feats]
     sel = population([a for a in archs if half[a] == "selection"], feats, acc)
     rep = population([a for a in archs if half[a] == "report"], feats, acc)
-    print(f"\n## A. {dataset}: {sel.n} selection / {rep.n} report cells", flush=True)
-    exprs = menu(sz(SZ))
+    print(
+        f"\n## A. {dataset}, features {args.features}: {sel.n} selection / {rep.n} report cells",
+        flush=True,
+    )
+    exprs = menu(", ".join(names), prior)
     cv = cv_choice(exprs, sel, args.labels)
     best = max(cv, key=cv.get)  # type: ignore[arg-type]
-    prior = "logrank(sz_jacov, sz_params)"
     x_prior = evaluate(prior, rep)
     draws = []
     for s in range(args.label_seeds):
@@ -135,6 +156,7 @@ def part_a(args: argparse.Namespace, dataset: str, rows: list[dict[str, str]]) -
     rhos = [float(correlation_estimates(d, rep.target, n_boot=0)["spearman"].value) for d in draws]
     out = {
         "dataset": dataset,
+        "features": args.features,
         "cells": {"selection": sel.n, "report": rep.n},
         "selection_cv": cv,
         "chosen": best,
@@ -263,6 +285,12 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=100)
     ap.add_argument("--label-seeds", type=int, default=5)
     ap.add_argument("--datasets", default="cifar10,cifar100")
+    ap.add_argument(
+        "--features",
+        choices=("suite-zero", "zero-cost", "both"),
+        default="suite-zero",
+        help="part A's training-free features: Suite-Zero's, the --zero-cost records', or both",
+    )
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
