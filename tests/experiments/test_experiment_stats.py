@@ -321,3 +321,25 @@ def test_paired_difference_is_zero_for_equal_scores_and_signed() -> None:
     assert d.difference == pytest.approx(d.a - d.b) and d.low > 0
     k = paired_difference(good, bad, y, metric="kendall", n_boot=50)
     assert k.a == pytest.approx(sps.kendalltau(good, y).statistic)
+
+
+def test_paired_interval_is_the_percentile_interval_of_a_scipy_loop_over_joint_resamples():
+    # both scores resampled together (same architectures in each resample), the 95% interval
+    # the 2.5th-97.5th percentiles of the per-resample differences; ties included
+    from tgsage.experiments import paired_difference
+
+    rng = np.random.default_rng(5)
+    y = np.round(rng.normal(size=30), 1)
+    a = np.round(y + 0.5 * rng.normal(size=30), 1)
+    b = np.round(y + 1.5 * rng.normal(size=30), 1)
+    d = paired_difference(a, b, y, n_boot=300, seed=11)
+    idx = np.random.default_rng(11).integers(0, 30, size=(300, 30))
+    loop = np.array(
+        [sps.spearmanr(a[i], y[i]).statistic - sps.spearmanr(b[i], y[i]).statistic for i in idx]
+    )
+    loop = loop[np.isfinite(loop)]
+    assert d.difference == pytest.approx(
+        sps.spearmanr(a, y).statistic - sps.spearmanr(b, y).statistic
+    )
+    assert (d.low, d.high) == pytest.approx(tuple(np.percentile(loop, [2.5, 97.5])))
+    assert d.n == 30
