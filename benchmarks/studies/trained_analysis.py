@@ -15,7 +15,8 @@ features (``--features``) = the 13 NAS-Bench-Suite-Zero proxies of the data fold
 (``sz_<name>``), or tgsage's own scores from the ``--zero-cost`` records (``zc_<name>``: every
 score all recorded cells have), or both; all computed on CIFAR-10 images and used for both
 targets; plus the spec encoding ``ops``. The label-free prior is the log-rank sum of
-jacob_cov and params of the same source. A fixed
+jacob_cov and params of the same source, or ``--prior`` (e.g. the label-free combination that
+``zero_cost_analysis.py`` chose on the selection half). A fixed
 menu of combiners is scored by 5-fold cross-validation inside the selection half (every fold
 fitted on at most ``--labels`` cells); the best is then fitted on ``--labels`` cells of the
 selection half (label draws ``0 .. --label-seeds - 1``) and reported on every report-half cell
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,6 +64,7 @@ SZ = [
 ACCURACY = {"cifar10": "CIFAR10TestAccuracy200Epochs", "cifar100": "CIFAR100TestAccuracy200Epochs"}
 K = 50
 N_BOOT = 1000
+WEIGHTS_TG = (0.1, 0.2, 0.35, 0.5, 0.75, 1.0)  # of one TG score added to the label-free prior
 TRAINED = ["P", "TG", "TG-cka", "TG-rel", "TG-deep", "SoTL", "SoTL-E", "P-slope"]
 
 
@@ -96,13 +99,19 @@ def features(args: argparse.Namespace) -> tuple[dict[str, dict[str, float]], lis
     if args.features in ("zero-cost", "both"):
         own = load_records(args.zero_cost, "cifar10", 0)
         common = sorted(set.intersection(*(set(v) for v in own.values()))) if own else []
-        tables.append({a: {f"zc_{k}": v[k] for k in common} for a, v in own.items()})
+        tables.append(  # undefined (NaN) ranks last, as in zero_cost_analysis
+            {a: {f"zc_{k}": nan_last(v[k]) for k in common} for a, v in own.items()}
+        )
         names += [f"zc_{k}" for k in common]
     archs = set.intersection(*(set(t) for t in tables))
     merged = {a: {k: v for t in tables for k, v in t[a].items()} for a in archs}
     src = "sz" if args.features != "zero-cost" else "zc"
     pair = ("jacov", "params") if src == "sz" else ("jacob_cov", "params")
-    return merged, names, f"logrank({src}_{pair[0]}, {src}_{pair[1]})"
+    return merged, names, args.prior or f"logrank({src}_{pair[0]}, {src}_{pair[1]})"
+
+
+def nan_last(value: float) -> float:
+    return -math.inf if math.isnan(value) else value
 
 
 def population(
@@ -228,7 +237,7 @@ def part_b(args: argparse.Namespace, rows: list[dict[str, str]]) -> dict[str, An
     rows_b, specs, split, acc = [], [], [], []
     for r in recs:
         arch = by_arch[r.spec_hash]
-        v = {f"zc_{k}": zc[arch][k] for k in zc_names}
+        v = {f"zc_{k}": nan_last(zc[arch][k]) for k in zc_names}
         v.update(r.scores_at(last, strong))
         rows_b.append(v)
         specs.append(NB201Spec.from_arch_string(arch))
@@ -248,25 +257,54 @@ def part_b(args: argparse.Namespace, rows: list[dict[str, str]]) -> dict[str, An
     sel, rep = pop.subset(idx["selection"]), pop.subset(idx["report"])
     proxies = ["synflow", "naswot", "jacob_cov", "params", "flops", "grad_norm", "snip"]
     free = ", ".join(proxies + [f"zc_{k}" for k in zc_names])
-    prior = "logrank(jacob_cov, params)"
-    trained = "P, SoTL, SoTL-E, P-slope"
-    tg = "TG, TG-cka, TG-rel, TG-deep, TG-cka-deep, TG-rel-deep"
-    variants = {
-        "training-free": f"forest({prior}, {free}, ops)",
-        "with P, SoTL, TG": f"forest({prior}, {free}, {trained}, {tg}, ops)",
-        "with P, SoTL (no TG)": f"forest({prior}, {free}, {trained}, ops)",
-        "label-free prior": prior,
-        "P + TG": "P + TG",
-        "TG-rel alone": "TG-rel",
-        "P alone": "P",
+    prior = args.prior or "logrank(jacob_cov, params)"
+
+    def measured(names: list[str]) -> list[str]:  # init-only records have no P, SoTL, ...
+        return [n for n in names if n in rows_b[0] and np.isfinite(sel.column(n)).any()]
+
+    trained = ", ".join(measured(["P", "SoTL", "SoTL-E", "P-slope"]))
+    tg_names = measured(["TG", "TG-cka", "TG-rel", "TG-deep", "TG-cka-deep", "TG-rel-deep"])
+    tg = ", ".join(tg_names)
+    # the label-free prior plus one teacher-guidance score: which one and its weight are
+    # chosen on the selection half (Spearman), then reported on the report half
+    with_tg = {(n, w): f"({prior}) + {w:g}*logrank({n})" for n in tg_names for w in WEIGHTS_TG}
+    sel_rho = {
+        k: float(correlation_estimates(evaluate(e, sel), sel.target, n_boot=0)["spearman"].value)
+        for k, e in with_tg.items()
     }
+    best_tg = max(sel_rho, key=sel_rho.get)  # type: ignore[arg-type]
+    out["combined"]["prior + TG choice (selection half)"] = {
+        "score": best_tg[0],
+        "weight": best_tg[1],
+        "selection_spearman": sel_rho[best_tg],
+    }
+    variants = {
+        "label-free prior": prior,
+        "label-free prior + TG": with_tg[best_tg],
+        "training-free": f"forest({prior}, {free}, ops)",
+        "training-free + TG": f"forest({prior}, {free}, {tg}, ops)",
+    }
+    if trained:
+        variants |= {
+            "with P, SoTL, TG": f"forest({prior}, {free}, {trained}, {tg}, ops)",
+            "with P, SoTL (no TG)": f"forest({prior}, {free}, {trained}, ops)",
+            "P + TG": "P + TG",
+            "P alone": "P",
+        }
+    variants |= {n + " alone": n for n in tg_names}
     preds = {}
     for name, expr in variants.items():
         parse_score(expr)
         preds[name] = evaluate(expr, rep, sel, FitOptions(labels=args.labels, seed=0))
         out["combined"][name] = {"expression": expr, **estimates(preds[name], rep.target)}
         print(f"  report {name}: {fmt(out['combined'][name]['spearman'])}", flush=True)
-    pairs = [("with P, SoTL, TG", "training-free"), ("with P, SoTL, TG", "with P, SoTL (no TG)")]
+    print(f"  chosen on the selection half: {with_tg[best_tg]} ({sel_rho[best_tg]:.3f})")
+    pairs = [("label-free prior + TG", "label-free prior"), ("training-free + TG", "training-free")]
+    if trained:
+        pairs += [
+            ("with P, SoTL, TG", "training-free"),
+            ("with P, SoTL, TG", "with P, SoTL (no TG)"),
+        ]
     out["paired"] = {
         f"{a} - {b}": paired_difference(preds[a], preds[b], rep.target, n_boot=N_BOOT).as_dict()
         for a, b in pairs
@@ -290,6 +328,12 @@ def main() -> None:
         choices=("suite-zero", "zero-cost", "both"),
         default="suite-zero",
         help="part A's training-free features: Suite-Zero's, the --zero-cost records', or both",
+    )
+    ap.add_argument(
+        "--prior",
+        default=None,
+        help="part A's label-free prior (an expression over the features; default: the "
+        "log-rank sum of jacob_cov and params); choose it on the selection half only",
     )
     ap.add_argument("--skip-a", action="store_true")
     ap.add_argument("--out", type=Path, default=None)
