@@ -10,35 +10,20 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import optuna
 import pytest
 from optuna.trial import TrialState
+from search_procs import check_finished as _check_finished
+from search_procs import trials_of as _trials
+from search_procs import wait_for as _wait_for
 
-from tgsage.search import SearchSummary, count_trials, load_config, run_search
-from tgsage.search.storage import load_study
+from tgsage.search import SearchSummary, count_trials, run_search
 
 Factory = Callable[..., dict[str, Any]]
 pytestmark = pytest.mark.slow
-
-
-def _trials(cfg: dict[str, Any]) -> list[optuna.trial.FrozenTrial]:
-    c = load_config(cfg)
-    return load_study(c.storage_url, c.name)[0].get_trials()
-
-
-def _wait_for(pred: Callable[[], Any], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def _running_worker(
@@ -67,27 +52,6 @@ def _running_worker(
     if age > max_age:
         return None
     return int(t.user_attrs["worker"].rsplit(":", 1)[1]), t.number
-
-
-def _check_finished(cfg: dict[str, Any], n: int) -> list[optuna.trial.FrozenTrial]:
-    trials = _trials(cfg)
-    c = count_trials(trials)
-    assert c.complete == n, c
-    assert c.running == 0 and c.waiting == 0
-    # no spec trained twice: every COMPLETE spec hash is evaluated once, others are reuses
-    evaluated = [
-        t.user_attrs["spec_hash"]
-        for t in trials
-        if t.state == TrialState.COMPLETE and "reused_from" not in t.user_attrs
-    ]
-    assert len(evaluated) == len(set(evaluated))
-    for t in trials:
-        if t.state == TrialState.COMPLETE and "reused_from" in t.user_attrs:
-            assert (
-                trials[t.user_attrs["reused_from"]].user_attrs["spec_hash"]
-                == t.user_attrs["spec_hash"]
-            )
-    return trials
 
 
 def _kill_one_worker(sim_config: Factory, **storage: Any) -> None:

@@ -67,10 +67,17 @@ def local_dead(t: FrozenTrial) -> bool:
     return not pid_alive(int(pid))
 
 
-def enqueue_retry(study: optuna.Study, lost: FrozenTrial, max_retries: int) -> bool:
-    """Queue ``lost`` again with the same choices; False when it was retried too often."""
-    history = [*lost.system_attrs.get("retry_history", []), lost.number]
-    if len(history) > max_retries:
+def enqueue_retry(
+    study: optuna.Study, lost: FrozenTrial, max_retries: int, counted: bool = True
+) -> bool:
+    """Queue ``lost`` again with the same choices; False when it was retried too often.
+
+    ``counted=False`` (a candidate given back by a worker asked to stop) always queues it and
+    does not count the attempt against ``max_retries``, which guards against candidates that
+    kill their worker."""
+    previous = list(lost.system_attrs.get("retry_history", []))
+    history = [*previous, lost.number] if counted else previous
+    if counted and len(history) > max_retries:
         log.warning("trial %d lost %d times; not retried again", lost.number, len(history))
         return False
     system = {

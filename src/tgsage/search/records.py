@@ -10,15 +10,17 @@ One candidate = one trial. ``trial.value`` is the score; user attributes hold th
 ``train_seconds`` ``eval_seconds`` ``score_seconds``   timings
 ``failure_reason`` ``message``   why a candidate failed   ``worker``  ``host:pid``
 ``reused_from``    number of the trial whose result was reused (dedup by spec hash)
-``retry_of``       number of the trial this one retries (its worker was lost)
+``retry_of``       number of the trial this one retries (its worker was lost or stopped)
+``interrupted``    why the worker stopped mid-candidate (e.g. ``SIGTERM``); the trial was given back
 ``surplus``        True on a slot given back unevaluated (see :mod:`tgsage.search.worker`)
 =================  ===========================================================================
 
 States: COMPLETE = a completed candidate (counts toward ``n_candidates``, reused ones included);
 FAIL with a ``failure_reason`` = a failed candidate (counts toward cost, not toward
-``n_candidates``); FAIL without one = its worker was lost (killed); a retry with the same
-choices was queued (WAITING) unless ``max_retries`` was reached; PRUNED with ``surplus`` = a
-slot claimed in a race and handed back before any evaluation (no cost).
+``n_candidates``); FAIL without one = its worker was lost (killed) or stopped (``interrupted``)
+before the candidate was done; a retry with the same choices was queued (WAITING) unless
+``max_retries`` was reached (stops do not count toward it); PRUNED with ``surplus`` = a slot
+claimed in a race and handed back before any evaluation (no cost).
 """
 
 from __future__ import annotations
@@ -53,8 +55,20 @@ def is_surplus(t: FrozenTrial) -> bool:
 
 
 def is_lost(t: FrozenTrial) -> bool:
-    """A FAIL whose worker died (no failure reason was recorded by a worker)."""
-    return t.state == TrialState.FAIL and "failure_reason" not in t.user_attrs
+    """A FAIL whose worker died or was stopped: an attempt, not a failed candidate.
+
+    (Searches run before version 0.1.0 recorded a stop as ``failure_reason: interrupted``.)"""
+    if t.state != TrialState.FAIL:
+        return False
+    return t.user_attrs.get("failure_reason", "interrupted") == "interrupted"
+
+
+def is_interrupted(t: FrozenTrial) -> bool:
+    """A candidate given back by a worker that was asked to stop (SIGTERM, Ctrl-C, ...)."""
+    a = t.user_attrs
+    return t.state == TrialState.FAIL and (
+        "interrupted" in a or a.get("failure_reason") == "interrupted"
+    )
 
 
 def trial_cost(t: FrozenTrial) -> int:
@@ -69,7 +83,8 @@ class Counts:
     running: int = 0
     waiting: int = 0
     failed: int = 0  # candidates that failed (invalid, diverged, ...)
-    lost: int = 0  # attempts whose worker died
+    lost: int = 0  # attempts whose worker died or was stopped (retried with the same choices)
+    interrupted: int = 0  # of those, attempts given back by a stopped worker
     surplus: int = 0
     reused: int = 0
     retried: int = 0  # trials that are retries of lost attempts
@@ -95,6 +110,7 @@ def count_trials(trials: Iterable[FrozenTrial]) -> Counts:
         elif t.state == TrialState.FAIL:
             if is_lost(t):
                 c.lost += 1
+                c.interrupted += is_interrupted(t)
             else:
                 c.failed += 1
                 reason = str(t.user_attrs["failure_reason"])

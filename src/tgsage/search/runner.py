@@ -115,7 +115,8 @@ def worker_command(config: SearchConfig, threads: int) -> list[str]:
 
 def worker_process(argv: list[str] | None = None) -> int:
     """Body of ``python -m tgsage.search``: one worker started by :func:`start_workers`;
-    returns its exit code (0 done, 1 stopped by failures, 2 a tgsage error).
+    returns its exit code (0 done, 1 stopped by failures, 2 a tgsage error, 128 + the signal
+    when stopped by one: its candidate was given back).
 
     The arguments are a private protocol between the runner and its workers (built by
     :func:`worker_command`); people join a search with ``tgsage worker`` instead. The module
@@ -149,7 +150,9 @@ def worker_process(argv: list[str] | None = None) -> int:
     except TgsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0 if summary.stopped_by in ("done", "max_candidates", "interrupted") else 1
+    if summary.stopped_by == "interrupted":  # the shell's convention: 128 + the signal
+        return 128 + summary.signal if summary.signal is not None else 0
+    return 0 if summary.stopped_by in ("done", "max_candidates") else 1
 
 
 def start_workers(config: SearchConfig, n: int) -> list[subprocess.Popen[bytes]]:
@@ -180,6 +183,22 @@ def _stop(procs: list[subprocess.Popen[bytes]], timeout: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def _sweep_own(cfg: SearchConfig, storage: Any, procs: list[subprocess.Popen[bytes]]) -> None:
+    """After a stop: queue again the candidates of workers that had to be killed (their trials
+    would otherwise stay RUNNING until a later run's sweep)."""
+    if not procs or not cfg.local_pid_check:
+        return
+    try:
+        import optuna
+
+        study = optuna.load_study(study_name=cfg.name, storage=storage)
+        sweep_stale(
+            study, study.get_trials(deepcopy=False), cfg.grace_period, cfg.max_retries, True
+        )
+    except Exception as exc:  # the storage may be what failed; a later run sweeps them
+        log.warning("could not queue the candidates of stopped workers again: %s", exc)
 
 
 def run_search(
@@ -256,10 +275,18 @@ def run_search(
     except KeyboardInterrupt:
         log.warning("interrupted; run the same command again to resume")
         _stop(procs)
+        _sweep_own(cfg, storage, procs)
         raise
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
 
 
 def _why_unfinished(cfg: SearchConfig, s: SearchStatus, codes: list[int]) -> str:
@@ -268,6 +295,13 @@ def _why_unfinished(cfg: SearchConfig, s: SearchStatus, codes: list[int]) -> str
         return (
             f"stopped: {s.counts.failed} candidates failed (limit {cfg.failure_limit}; "
             f"most often: {top}); see {cfg.resolved_run_dir}/worker-*.log"
+        )
+    stopped = sorted({_signal_name(c - 128) for c in codes if c > 128})
+    if stopped and all(c == 0 or c > 128 for c in codes):
+        return (
+            f"the workers were stopped ({', '.join(stopped)}) with {s.complete}/"
+            f"{s.n_candidates} candidates completed; their candidates were queued again: run "
+            "the same command again to resume"
         )
     return (
         f"all workers exited (codes {codes}) with {s.complete}/{s.n_candidates} candidates "

@@ -18,14 +18,17 @@ result is copied (value and attributes, ``reused_from`` = the original's number,
 examples). Two workers that sample the same new spec at the same moment both evaluate it (the
 race is not worth a lock); both results are recorded, and later duplicates reuse the first.
 Reused candidates count toward ``n_candidates`` (they are candidates the strategy proposed).
+
+Stopping (SIGTERM, SIGINT, the death of the search process; see :mod:`tgsage.search.stop`):
+the candidate being evaluated is given back - its trial is closed as FAIL with ``interrupted``
+set (not a failure: it counts with the lost attempts) and a WAITING retry with the same
+choices is queued - and the worker exits. A stop never interrupts a storage write.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import time
 import traceback
 import warnings
@@ -49,15 +52,12 @@ from tgsage.search.faults import (
 )
 from tgsage.search.objective import Objective, Outcome, make_objective
 from tgsage.search.records import RESULT_ATTRS, count_trials, is_surplus, slots_ahead
+from tgsage.search.stop import StopRequest, StopWorker
 from tgsage.search.storage import load_study, open_storage, storage_kind
 from tgsage.search.strategy import make_sampler
 
 log = logging.getLogger("tgsage.search")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-class StopWorker(Exception):
-    """Raised in the main thread by SIGTERM / a vanished parent: stop cleanly."""
 
 
 @dataclass
@@ -68,7 +68,8 @@ class WorkerSummary:
     failed: int = 0
     surplus: int = 0
     swept: int = 0
-    stopped_by: str = "done"
+    stopped_by: str = "done"  # done, failures, max_candidates, interrupted
+    signal: int | None = None  # the signal that stopped it (interrupted)
 
 
 def open_study(storage_url: str, study_name: str) -> tuple[optuna.Study, SearchConfig]:
@@ -128,7 +129,9 @@ class Worker:
         worker_id: str | None = None,
         max_candidates: int | None = None,
         poll: float = 0.5,
+        stop: StopRequest | None = None,
     ) -> None:
+        self.stop = stop if stop is not None else StopRequest()
         self.study, self.config = open_study(storage_url, study_name)
         self.storage_url, self.max_candidates, self.poll = storage_url, max_candidates, poll
         self.name = worker_id or worker_name()
@@ -204,19 +207,18 @@ class Worker:
                 done.number,
             )
             return "reused"
-        if self.objective is None:
-            self.objective = make_objective(self.config)
-        try:
-            outcome = self.objective(spec)
-        except (StopWorker, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # a bug or environment error: record it, do not hang
-            log.error("trial %d: evaluation raised\n%s", trial.number, traceback.format_exc())
-            outcome = Outcome(
-                False,
-                None,
-                {"failure_reason": "error", "message": f"{type(exc).__name__}: {exc}"[:2000]},
-            )
+        with self.stop.interruptible():  # pure computation: a stop may cut it short
+            if self.objective is None:  # data, teacher: a TgsageError here stops the worker
+                self.objective = make_objective(self.config)
+            try:
+                outcome = self.objective(spec)
+            except Exception as exc:  # a bug or environment error: record it, do not hang
+                log.error("trial %d: evaluation raised\n%s", trial.number, traceback.format_exc())
+                outcome = Outcome(
+                    False,
+                    None,
+                    {"failure_reason": "error", "message": f"{type(exc).__name__}: {exc}"[:2000]},
+                )
         self._record(trial, outcome)
         log.info(
             "trial %d: spec %s %s",
@@ -228,18 +230,18 @@ class Worker:
         )
         return "evaluated" if outcome.ok else "failed"
 
-    def _interrupted(self, trial: optuna.Trial) -> None:
-        """Give the candidate back: FAIL (reason interrupted) and queue the same choices."""
+    def _interrupted(self, trial: optuna.Trial, reason: str) -> None:
+        """Give the candidate back: FAIL with ``interrupted`` set (no failure reason, so it is
+        not a failed candidate) and a retry with the same choices, not counted as a loss."""
         try:
-            self.study._storage.set_trial_user_attr(
-                trial._trial_id, "failure_reason", "interrupted"
-            )
-            self.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            self.study._storage.set_trial_user_attr(trial._trial_id, "interrupted", reason)
+            if not self.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+                return
         except UpdateFinishedTrialError:
-            return
+            return  # finished meanwhile, or swept by another worker (which queued the retry)
         frozen = self.study._storage.get_trial(trial._trial_id)
-        enqueue_retry(self.study, frozen, self.config.max_retries + 1)
-        log.info("trial %d interrupted; queued again", trial.number)
+        enqueue_retry(self.study, frozen, self.config.max_retries, counted=False)
+        log.info("trial %d interrupted (%s); its choices are queued again", trial.number, reason)
 
     # ------------------------------------------------------------------ loop
     def run(self) -> WorkerSummary:
@@ -247,6 +249,9 @@ class Worker:
         log.info("worker %s joined study %r (%d candidates wanted)", self.name, c.name, n)
         done_here = 0
         while True:
+            if self.stop.requested:
+                self._stopped(str(self.stop.reason))
+                break
             trials = self.study.get_trials(deepcopy=False)
             self._sweep(trials)
             counts = count_trials(trials)
@@ -275,10 +280,17 @@ class Worker:
                         time.sleep(self.poll)
                         continue
                     kind = self._evaluate(trial)
-            except (StopWorker, KeyboardInterrupt):
-                self._interrupted(trial)
-                self.summary.stopped_by = "interrupted"
+            except StopWorker as stop:
+                self._interrupted(trial, stop.reason)
+                self._stopped(stop.reason)
                 break
+            except KeyboardInterrupt:  # no handler installed (not run_worker): give back, re-raise
+                self._interrupted(trial, "KeyboardInterrupt")
+                raise
+            except TgsageError as exc:  # the objective cannot start here (data, teacher, budget)
+                self._interrupted(trial, "error")
+                log.error("worker %s cannot evaluate candidates: %s", self.name, exc)
+                raise
             except UpdateFinishedTrialError:
                 log.warning(
                     "trial %d was declared lost while this worker ran it (no heartbeat "
@@ -299,22 +311,9 @@ class Worker:
         log.info("worker %s stops (%s): %s", self.name, self.summary.stopped_by, self.summary)
         return self.summary
 
-
-def _raise_stop(signum: int, frame: Any) -> None:
-    raise StopWorker(f"signal {signum}")
-
-
-def _watch_parent(parent_pid: int, interval: float = 1.0) -> None:
-    """Stop this worker (as SIGTERM would) when the search process that started it is gone."""
-
-    def watch() -> None:
-        while True:
-            time.sleep(interval)
-            if os.getppid() != parent_pid:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-
-    threading.Thread(target=watch, daemon=True, name="tgsage-parent-watch").start()
+    def _stopped(self, reason: str) -> None:
+        self.summary.stopped_by, self.summary.signal = "interrupted", self.stop.signum
+        log.info("worker %s asked to stop (%s)", self.name, reason)
 
 
 def setup_worker_logging(log_dir: Path | None, name: str = "worker") -> Path | None:
@@ -348,30 +347,26 @@ def run_worker(
 ) -> WorkerSummary:
     """Join the study and work until it has its candidates (or ``max_candidates`` here).
 
-    SIGTERM (and the death of ``parent_pid``) stops the worker cleanly: its current candidate
-    is given back to the queue. ``log_dir`` defaults to the study's run folder when it exists.
+    SIGTERM, SIGINT (when called from the main thread) and the death of ``parent_pid`` stop the
+    worker cleanly: its current candidate is given back to the queue (see
+    :mod:`tgsage.search.stop`) and the summary says ``stopped_by="interrupted"``. ``log_dir``
+    defaults to the study's run folder when it exists.
     """
-    worker = Worker(storage_url, study_name, worker_id, max_candidates)
-    run_dir = worker.config.resolved_run_dir
-    target = Path(log_dir) if log_dir is not None else (run_dir if run_dir.exists() else None)
-    setup_worker_logging(target)
-    threads = torch_threads or worker.config.torch_threads
-    if threads is None:
-        threads = max(1, (os.cpu_count() or 1) // max(1, worker.config.workers))
-    import torch
+    stop = StopRequest()
+    with stop.installed():  # from the start: a stop while torch loads is honoured, not lost
+        if parent_pid is not None:
+            stop.watch_parent(parent_pid)
+        worker = Worker(storage_url, study_name, worker_id, max_candidates, stop=stop)
+        run_dir = worker.config.resolved_run_dir
+        target = Path(log_dir) if log_dir is not None else (run_dir if run_dir.exists() else None)
+        setup_worker_logging(target)
+        threads = torch_threads or worker.config.torch_threads
+        if threads is None:
+            threads = max(1, (os.cpu_count() or 1) // max(1, worker.config.workers))
+        import torch
 
-    torch.set_num_threads(threads)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_stop)
-    if parent_pid is not None:
-        _watch_parent(parent_pid)
-    try:
+        torch.set_num_threads(threads)
         return worker.run()
-    except TgsageError:
-        raise
-    except StopWorker:
-        worker.summary.stopped_by = "interrupted"
-        return worker.summary
 
 
 __all__ = ["StopWorker", "Worker", "WorkerSummary", "is_surplus", "open_study", "run_worker"]

@@ -1,0 +1,183 @@
+"""Stopping politely, with real processes and real (tiny) training: SIGTERM to one worker
+mid-candidate, SIGINT to the search's process group (Ctrl-C), SIGKILL of the search process
+only. Each time the candidate being trained is given back with the same choices (not counted
+as a failure), the stopped workers exit within seconds, nothing is left RUNNING, and the search
+(resumed where it had to be) ends with exactly N completed candidates.
+
+Training is real because the defect was there: the trainer's ``except Exception`` swallowed the
+stop and recorded it as a failed candidate.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from optuna.trial import TrialState
+from search_procs import alive, check_finished, trials_of, wait_for, worker_pids
+
+from tgsage.search import SearchSummary, count_trials, load_config, run_search
+from tgsage.search.storage import load_study
+
+Factory = Callable[..., dict[str, Any]]
+pytestmark = pytest.mark.slow
+STORAGES = ["journal", pytest.param("postgres", marks=pytest.mark.postgres)]
+TINY = {"name": "synthetic", "n_train": 256, "n_val": 64, "resolution": 16}
+
+
+def _config(
+    sim_config: Factory, request: pytest.FixtureRequest, storage: str, **kw: Any
+) -> dict[str, Any]:
+    """A search that really trains: tiny nets on tiny synthetic data, seconds per candidate."""
+    if storage == "postgres":
+        kw["storage"] = request.getfixturevalue("postgres_url")
+    return sim_config(
+        objective="train",
+        score="p",
+        train="cpu_demo",
+        budget="6000ex",  # about 3 s of training per candidate on an idle core
+        train_options={"epochs": 30},
+        space_options={"max_layers": 3},
+        width_mult=0.25,
+        device="cpu",
+        torch_threads=1,
+        data=TINY,
+        **kw,
+    )
+
+
+class _Training:
+    """Polls the study (opened once: opening a storage per poll is slow on a loaded machine)
+    for a candidate in training: (worker pid, trial number) of one that started training at
+    least 0.5 s ago and has seconds of training left."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg, self.study = cfg, None
+
+    def __call__(self) -> tuple[int, int] | None:
+        if self.study is None:
+            try:
+                c = load_config(self.cfg)
+                self.study = load_study(c.storage_url, c.name)[0]
+            except Exception:
+                return None
+        now = datetime.datetime.now()
+        for t in self.study.get_trials(deepcopy=False):
+            if t.state != TrialState.RUNNING or "spec_hash" not in t.user_attrs:
+                continue
+            age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+            if 0.5 < age < 2.0:
+                return int(t.user_attrs["worker"].rsplit(":", 1)[1]), t.number
+        return None
+
+
+def _given_back(trials: list[Any], reason: str) -> list[Any]:
+    """The interrupted attempts; each is not a failure and has one retry, same choices."""
+    stopped = [t for t in trials if "interrupted" in t.user_attrs]
+    for t in stopped:
+        assert t.state == TrialState.FAIL and t.user_attrs["interrupted"] == reason
+        assert "failure_reason" not in t.user_attrs
+        (retry,) = [r for r in trials if r.user_attrs.get("retry_of") == t.number]
+        assert retry.params == t.params
+    counts = count_trials(trials)
+    assert counts.failed == 0 and counts.running == 0
+    assert counts.interrupted == len(stopped) and counts.lost == len(stopped)
+    return stopped
+
+
+def _check_resumed(cfg: dict[str, Any], n: int, stopped: list[Any]) -> None:
+    trials = check_finished(cfg, n)
+    for t in stopped:
+        (retry,) = [r for r in trials if r.user_attrs.get("retry_of") == t.number]
+        assert retry.state == TrialState.COMPLETE and retry.params == t.params
+        assert retry.user_attrs["spec_hash"] == t.user_attrs["spec_hash"]
+    assert count_trials(trials).failed == 0
+
+
+def _start_parent(cfg: dict[str, Any], tmp_path: Path, code: str) -> tuple[Path, Any]:
+    path = tmp_path / "search.json"
+    path.write_text(json.dumps(cfg))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a shell job would have
+    )
+    return path, parent
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_sigterm_to_one_worker_gives_its_candidate_back(
+    sim_config: Factory, request: pytest.FixtureRequest, storage: str
+) -> None:
+    n = 3
+    cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
+    result: list[SearchSummary] = []
+    thread = threading.Thread(target=lambda: result.append(run_search(cfg)))
+    thread.start()
+    pid, number = wait_for(_Training(cfg), timeout=180, every=0.05)
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not alive(pid), timeout=10)  # the stopped worker exits within seconds
+    thread.join(timeout=180)
+    summary = result[0]
+    assert summary.finished and summary.complete == n and summary.failed == 0
+    assert sorted(summary.worker_exit_codes) == [0, 128 + signal.SIGTERM]
+    trials = trials_of(cfg)
+    stopped = _given_back(trials, "SIGTERM")
+    assert [t.number for t in stopped] == [number]
+    _check_resumed(cfg, n, stopped)  # the other worker finished the search, retry included
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_sigint_to_the_process_group_stops_everything_and_resumes(
+    sim_config: Factory, request: pytest.FixtureRequest, storage: str, tmp_path: Path
+) -> None:
+    n = 3
+    cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
+    code = "import sys; from tgsage.cli import app; app(['search', sys.argv[1], '-q'])"
+    path, parent = _start_parent(cfg, tmp_path, code)
+    wait_for(_Training(cfg), timeout=180, every=0.05)
+    pids = worker_pids(Path(cfg["run_dir"]))
+    assert len(pids) == 2
+    os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
+    _, err = parent.communicate(timeout=30)
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=10)
+    assert parent.returncode == 130, err.decode()
+    stopped = _given_back(trials_of(cfg), "SIGINT")
+    assert stopped  # the candidate in training was given back
+    summary = run_search(path)
+    assert summary.resumed and summary.finished and summary.complete == n
+    _check_resumed(cfg, n, stopped)
+
+
+@pytest.mark.parametrize("storage", STORAGES)
+def test_sigkill_of_the_search_process_stops_its_workers(
+    sim_config: Factory, request: pytest.FixtureRequest, storage: str, tmp_path: Path
+) -> None:
+    n = 3
+    cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
+    code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1])"
+    path, parent = _start_parent(cfg, tmp_path, code)
+    wait_for(_Training(cfg), timeout=180, every=0.05)
+    pids = worker_pids(Path(cfg["run_dir"]))
+    assert len(pids) == 2
+    os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers must notice
+    parent.wait()
+    died = time.monotonic()
+    wait_for(lambda: not any(alive(p) for p in pids), timeout=10)
+    assert time.monotonic() - died < 10  # no orphan alive 10 s after its parent died
+    stopped = _given_back(trials_of(cfg), "SIGTERM")
+    assert stopped
+    summary = run_search(path)
+    assert summary.resumed and summary.finished and summary.complete == n
+    _check_resumed(cfg, n, stopped)
