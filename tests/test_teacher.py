@@ -13,6 +13,7 @@ from tgsage.data.probe import ProbeSet
 from tgsage.data.simulate import simulate_recording
 from tgsage.errors import DataError, InputError, ProbeMismatchError
 from tgsage.features import HookedFeatures
+from tgsage.rsa import RDMs
 from tgsage.teacher import (
     Teacher,
     load_rdm_file,
@@ -136,6 +137,54 @@ def test_loading_bad_teacher_files(tmp_path) -> None:
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(DataError, match="not a tgsage teacher"):
         Teacher.load(tmp_path / "other.npz")
+
+
+@pytest.fixture
+def saved_teacher(tmp_path, tiny_probe) -> tuple[Teacher, bytes]:
+    rdms = RDMs(torch.rand(2, 64 * 63 // 2), ("a", "b"), 64, "correlation")
+    teacher = Teacher(rdms, tiny_probe.fingerprint, probe=tiny_probe)
+    return teacher, teacher.save(tmp_path / "good.npz").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda b: b[: len(b) // 2], r"is damaged \(truncated or corrupted: File is not a zip"),
+        (
+            lambda b: b[:100] + bytes([b[100] ^ 0xFF]) + b[101:],
+            r"is damaged \(truncated or corrupted: ",
+        ),
+        (lambda b: b"", r"is empty \(0 bytes\)"),
+        (lambda b: bytes(range(256)) * 4, r"is not a teacher file \(not an NPZ archive\)"),
+        (lambda b: b"\x93NUMPY" + b[6:], r"is not a teacher file \(a single .npy array\)"),
+    ],
+)
+def test_damaged_teacher_files_are_one_clear_error(
+    tmp_path, saved_teacher, damage, message
+) -> None:
+    """Truncated, bit-flipped, empty, random and wrong-kind files (BadZipFile, Bad CRC-32,
+    EOFError and "pickled data" before): one DataError naming the file and the fix."""
+    _, good = saved_teacher
+    path = tmp_path / "bad.npz"
+    path.write_bytes(damage(good))
+    with pytest.raises(DataError, match=message) as info:
+        Teacher.load(path)
+    assert str(path) in str(info.value) and "tgsage teacher build" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_teacher_with_nan_rdms_is_refused_at_load(tmp_path, saved_teacher) -> None:
+    """A file whose RDMs hold NaN used to load, then blame every candidate (nan_activations)."""
+    teacher, _ = saved_teacher
+    path = tmp_path / "good.npz"
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["rdms"][1, 5] = np.nan
+    np.savez_compressed(path, **arrays)
+    with pytest.raises(DataError, match=r"good.npz: the teacher RDMs of \['b'\] contain NaN"):
+        Teacher.load(path)
+    with pytest.raises(InputError, match="NaN"):
+        Teacher(RDMs(torch.from_numpy(arrays["rdms"]), ("a", "b"), 64), teacher.probe_fingerprint)
 
 
 def test_nan_activations_are_refused(tiny_probe) -> None:

@@ -26,8 +26,9 @@ import torch
 from tgsage import __version__
 from tgsage.activations import collect_activations, feature_widths, layer_chunks, memory_budget
 from tgsage.data.neural import Recording
+from tgsage.data.npz import read_npz
 from tgsage.data.probe import ProbeSet
-from tgsage.errors import DataError, InputError, ProbeMismatchError
+from tgsage.errors import DataError, InputError, ProbeMismatchError, TgsageError
 from tgsage.features import FeatureNet, as_feature_net
 from tgsage.rsa import (
     Guidance,
@@ -58,6 +59,14 @@ class Teacher:
     grams: Grams | None = None  # image x image Gram matrices, for CKA / relation guidance
 
     def __post_init__(self) -> None:
+        finite = torch.isfinite(self.rdms.dissimilarities).all(dim=1)
+        if not bool(finite.all()):
+            bad = [n for n, ok in zip(self.rdms.names, finite.tolist(), strict=True) if not ok]
+            raise InputError(
+                f"the teacher RDMs of {bad} contain NaN or infinite dissimilarities (a diverged "
+                "teacher network or an edited file); every candidate would be scored against "
+                "them - rebuild the teacher"
+            )
         if self.probe is not None and self.probe.fingerprint != self.probe_fingerprint:
             raise ProbeMismatchError(
                 f"teacher RDMs were measured on probe {self.probe_fingerprint} but the attached "
@@ -173,14 +182,16 @@ class Teacher:
     def load(cls, path: str | Path) -> Teacher:
         """Read a teacher file; verifies its format and that attached probe images match."""
         path = Path(path)
-        if not path.exists():
-            raise DataError(f"teacher file {path} not found; build one with 'tgsage teacher build'")
+        data = read_npz(path, "teacher file", "(re)build it with `tgsage teacher build`")
         try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
             meta = json.loads(str(data["meta"]))
-        except (OSError, ValueError, KeyError) as exc:
-            raise DataError(f"{path} is not a tgsage teacher file ({exc})") from None
+            if not isinstance(meta, dict):
+                raise ValueError("the metadata is not a mapping")
+        except (KeyError, ValueError) as exc:
+            raise DataError(
+                f"{path} is not a tgsage teacher file (no readable metadata: {exc}); build one "
+                "with `tgsage teacher build`"
+            ) from None
         if meta.get("format") != FORMAT:
             raise DataError(
                 f"{path}: unknown teacher format {meta.get('format')!r}, expected {FORMAT!r}"
@@ -191,32 +202,37 @@ class Teacher:
             else None
         )
         conditions = meta.get("conditions")
-        rdms = RDMs(
-            torch.from_numpy(data["rdms"]),
-            tuple(str(s) for s in data["layers"]),
-            int(meta["n_conditions"]),
-            meta["method"],
-            tuple(conditions) if conditions is not None else None,
-            dict(meta.get("rdm_metadata") or {}),
-        )
-        grams = None
-        if "grams" in data:
-            grams = Grams.from_triangles(
-                data["grams"],
-                [str(x) for x in data["gram_layers"]],
+        try:
+            rdms = RDMs(
+                torch.from_numpy(data["rdms"]),
+                tuple(str(s) for s in data["layers"]),
+                int(meta["n_conditions"]),
+                meta["method"],
                 tuple(conditions) if conditions is not None else None,
+                dict(meta.get("rdm_metadata") or {}),
             )
-        return cls(
-            rdms,
-            meta["probe_fingerprint"],
-            meta.get("grouping"),
-            meta.get("comparison", "pearson"),
-            meta.get("source", "unknown"),
-            meta.get("provenance") or {},
-            probe,
-            meta.get("noise_ceiling"),
-            grams,
-        )
+            grams = None
+            if "grams" in data:
+                grams = Grams.from_triangles(
+                    data["grams"],
+                    [str(x) for x in data["gram_layers"]],
+                    tuple(conditions) if conditions is not None else None,
+                )
+            return cls(
+                rdms,
+                meta["probe_fingerprint"],
+                meta.get("grouping"),
+                meta.get("comparison", "pearson"),
+                meta.get("source", "unknown"),
+                meta.get("provenance") or {},
+                probe,
+                meta.get("noise_ceiling"),
+                grams,
+            )
+        except KeyError as exc:
+            raise DataError(f"{path}: the teacher file lacks {exc}; rebuild it") from None
+        except TgsageError as exc:
+            raise DataError(f"{path}: {exc}") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -536,8 +552,6 @@ def load_rdm_file(path: str | Path) -> RDMs:
     """Saved RDMs: NPZ of square matrices or upper triangles (one array per layer), or an
     rsatoolbox file (``.hdf5`` / ``.pkl``) when rsatoolbox is installed."""
     path = Path(path)
-    if not path.exists():
-        raise DataError(f"RDM file {path} not found")
     if path.suffix in (".hdf5", ".h5", ".pkl"):
         try:
             import rsatoolbox
@@ -548,11 +562,9 @@ def load_rdm_file(path: str | Path) -> RDMs:
         from tgsage.rsa import from_rsatoolbox
 
         return from_rsatoolbox(rsatoolbox.rdm.load_rdm(str(path)))
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not an NPZ of RDMs ({exc})") from None
+    arrays = read_npz(
+        path, "RDM file", "save RDMs with numpy.savez(path, layer=matrix_or_upper_triangle)"
+    )
     vectors, names = [], []
     for name, arr in arrays.items():
         arr = np.asarray(arr, dtype=np.float64)

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 from tgsage.data.base import ImageSet
-from tgsage.errors import DataError
+from tgsage.data.npz import read_npz
+from tgsage.errors import DataError, ProbeMismatchError
 
 FINGERPRINT_CHARS = 16
 
@@ -31,6 +32,10 @@ def fingerprint_images(images: torch.Tensor | np.ndarray) -> str:
     h.update(arr.dtype.str.encode())
     h.update(memoryview(arr).cast("B"))
     return h.hexdigest()[:FINGERPRINT_CHARS]
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(str(s) for s in shape)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,16 @@ class ProbeSet:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def check_image_shape(self, shape: Sequence[int], what: str = "the data") -> None:
+        """Refuse probe images of another shape than the images a network is trained on (a
+        network with global pooling would accept them and measure nonsense)."""
+        mine, theirs = tuple(int(s) for s in self.images.shape[1:]), tuple(int(s) for s in shape)
+        if mine != theirs:
+            raise ProbeMismatchError(
+                f"probe set {self.name!r} has images of shape {_shape(mine)} but {what} has "
+                f"{_shape(theirs)}; build the teacher on probe images at the data's resolution"
+            )
 
     @property
     def fingerprint(self) -> str:
@@ -167,13 +182,7 @@ class ProbeSet:
     def load(cls, path: str | Path) -> ProbeSet:
         """Read a saved probe set; refuses a file whose images no longer match its fingerprint."""
         path = Path(path)
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                data = {k: z[k] for k in z.files}
-        except FileNotFoundError:
-            raise DataError(f"probe set file {path} not found") from None
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{path} is not a probe-set NPZ ({exc})") from None
+        data = read_npz(path, "probe-set file", "write probe sets with ProbeSet.save")
         if "fingerprint" not in data:
             raise DataError(f"{path}: missing 'fingerprint'; write probe sets with ProbeSet.save")
         return cls.from_arrays(data, source=str(path))

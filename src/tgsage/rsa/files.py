@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ def load_activations(path: str | Path) -> dict[str, np.ndarray]:
             if not isinstance(z, np.lib.npyio.NpzFile):
                 return {p.stem: np.asarray(z)}
             layers = {k: z[k] for k in z.files}
-    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
         raise DataError(
             f"{p}: not a readable .npz/.npy array file ({exc}); save activations with "
             "numpy.savez(path, layer1=array1, ...) (no pickled objects)"
