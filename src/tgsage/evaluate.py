@@ -320,6 +320,8 @@ def evaluate_candidate(
         if probe is None:
             raise InputError("the teacher file carries no probe images; pass probe=...")
         teacher.check_probe(probe.fingerprint)
+    if probe is not None:
+        probe.check_image_shape(data.train.image_shape)
     result = CandidateResult(status="failed", score_kind=str(expr), alpha=alpha)
     try:
         model, result.spec_hash = build_candidate(candidate, data, width_mult, seed=seed)

@@ -118,6 +118,8 @@ class TrainObjective:
         self.teacher = Teacher.load(config.teacher) if needs_teacher else None
         self.data = get_dataset(config.data.name, **config.data.options)
         self.train = config.train_config
+        if _trains(config):
+            _check_budget(config, self.data)
         self._reference: Any = None
 
     def reference(self, expr: Any) -> Any:
@@ -292,7 +294,11 @@ def make_objective(config: SearchConfig) -> Objective:
 
 
 def check_objective(config: SearchConfig) -> None:
-    """Cheap checks of what a ``train`` objective needs (before any worker starts)."""
+    """Everything a ``train`` objective needs, checked once in the search process before any
+    study is created or worker started: the dataset opens, the preset and its overrides exist,
+    the budget fits the preset's schedule, the proxy exists, the teacher file loads and its
+    probe images have the data's shape. A mistake is one error here, not a failure of every
+    candidate."""
     from tgsage.errors import ConfigError
 
     if config.objective != "train":
@@ -323,6 +329,9 @@ def check_objective(config: SearchConfig) -> None:
             get_proxy(config.proxy)
         except TgsageError as exc:
             raise ConfigError(f"proxy: {exc}") from None
+    data = _open_data(config)
+    if _trains(config):
+        _check_budget(config, data)
     if config.teacher is not None and config.needs_teacher:
         from tgsage.teacher import Teacher
 
@@ -330,4 +339,37 @@ def check_objective(config: SearchConfig) -> None:
             raise ConfigError(
                 f"teacher: file {config.teacher} not found; build one with `tgsage teacher build`"
             )
-        Teacher.load(config.teacher)
+        teacher = Teacher.load(config.teacher)
+        if teacher.probe is not None:
+            teacher.probe.check_image_shape(data.train.image_shape, f"data {config.data.name!r}")
+
+
+def _trains(config: SearchConfig) -> bool:
+    """Whether candidates are trained at all (not when the score is zero-cost proxies only)."""
+    from tgsage.scores import parse_name, parse_score
+
+    return not all(parse_name(n).is_proxy for n in parse_score(config.score_expression).names)
+
+
+def _open_data(config: SearchConfig) -> Any:
+    """The configured dataset, opened as a worker will (a missing, empty or unreadable folder
+    is a DataError naming it)."""
+    from tgsage.data.registry import get_dataset
+    from tgsage.errors import DataError
+
+    try:
+        return get_dataset(config.data.name, **config.data.options)
+    except DataError as exc:
+        raise DataError(f"data: {exc}") from None
+
+
+def _check_budget(config: SearchConfig, data: Any) -> None:
+    """The premature budget against the training preset on this data (e.g. a budget past the
+    end of a cosine schedule, a batch larger than the training set)."""
+    import torch
+
+    from tgsage.train import Trainer
+
+    Trainer(torch.nn.Identity(), data, config.train_config, device="cpu").check_budget(
+        config.budget
+    )
