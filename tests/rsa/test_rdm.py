@@ -220,3 +220,24 @@ def test_masked_path_for_huge_triangles_equals_gather_path(monkeypatch) -> None:
     iu = np.triu_indices(300, k=1)
     np.testing.assert_allclose(masked.numpy(), (x.numpy() @ x.numpy().T)[iu], atol=1e-12)
     np.testing.assert_array_equal(masked.numpy(), gathered.numpy())
+
+
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"subsamples": 0}, "subsamples must be at least 1"),
+        ({"subsamples": -2}, "subsamples must be at least 1"),
+        ({"subsamples": 2, "subsample_size": 0}, "subsample_size must be at least 1"),
+    ],
+)
+def test_subsampling_settings_below_one_are_refused(kw: dict, message: str) -> None:
+    """subsamples=0 was a ZeroDivisionError; subsample_size=0 silently meant the default."""
+    with pytest.raises(InputError, match=message):
+        compute_rdms(np.ones((4, 3)), **kw)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (0,), (0, 3, 4, 4), (5, 0)])
+def test_empty_activations_are_refused(shape: tuple[int, ...]) -> None:
+    """No images was a RuntimeError from torch's reshape ("0 elements ... ambiguous")."""
+    with pytest.raises(InputError, match="empty activations"):
+        compute_rdms({"conv1": np.zeros(shape)})

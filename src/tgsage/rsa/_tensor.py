@@ -52,9 +52,12 @@ def as_matrix(
         raise InputError(f"{name}: expected activations of shape (n_images, ...), got a scalar")
     if t.ndim == 1:
         t = t[:, None]
+    if t.numel() == 0:  # (checked first: a reshape of 0 elements to (0, -1) is ambiguous)
+        raise InputError(
+            f"{name}: empty activations of shape {tuple(t.shape)}; pass at least 2 images "
+            "with at least one feature each"
+        )
     t = t.reshape(t.shape[0], -1)
-    if t.shape[0] == 0 or t.shape[1] == 0:
-        raise InputError(f"{name}: empty activations of shape {tuple(t.shape)}")
     t = t.to(compute_dtype(t))
     if check_finite:
         ensure_finite(t, name)

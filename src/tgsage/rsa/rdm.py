@@ -454,6 +454,14 @@ def compute_rdms(
         raise InputError(
             f"feature subsampling is supported for {EMBEDDABLE_METHODS}, not {method!r}"
         )
+    if subsamples is not None and subsamples < 1:
+        raise InputError(
+            f"subsamples must be at least 1 (or None for no subsampling), got {subsamples}"
+        )
+    if subsample_size is not None and subsample_size < 1:
+        raise InputError(
+            f"subsample_size must be at least 1 (or None for the default), got {subsample_size}"
+        )
     layers = as_layers(features)
     mats: list[torch.Tensor] = []
     n_images: int | None = None
