@@ -175,3 +175,25 @@ def test_users_register_their_own_augmentation_preset_by_name() -> None:
         AUGMENTATIONS.unregister("pad2_unit")
     with pytest.raises(ConfigError, match="unknown augmentation 'pad2_unit'.*cifar"):
         get_augmentation("pad2_unit")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:3"])
+def test_cuda_on_a_cpu_only_torch_is_a_config_error(device: str) -> None:
+    """--device cuda:3 on a CPU-only torch was an AssertionError deep inside torch."""
+    from tgsage.data.pipeline import resolve_device
+
+    with pytest.raises(ConfigError, match=f"device '{device}': this torch sees no CUDA GPU"):
+        resolve_device(device)
+
+
+def test_device_names_are_checked() -> None:
+    from tgsage.data.pipeline import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device(None).type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="'gpu' is not a device name"):
+        resolve_device("gpu")
+    if torch.cuda.is_available():  # an index past the GPUs there are
+        with pytest.raises(ConfigError, match="only"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")

@@ -70,10 +70,34 @@ def get_augmentation(augment: str | Augmentation | None) -> Augmentation:
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or None) means CUDA when available, else CPU."""
+    """``"auto"`` (or None) means CUDA when available, else CPU. A device this machine does not
+    have (``cuda`` on a CPU-only torch, ``cuda:3`` with two GPUs, a misspelt name) is a
+    ConfigError naming what is there, not a failure deep inside the first tensor move."""
     if device is None or device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ConfigError(
+            f"device {device!r} is not a device name; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if dev.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(
+                f"device {device!r}: this torch sees no CUDA GPU (a CPU-only build or no GPU "
+                "here); use device 'cpu' or 'auto'"
+            )
+        if dev.index is not None and dev.index >= count:
+            raise ConfigError(
+                f"device {device!r}: there {'is' if count == 1 else 'are'} only {count} CUDA "
+                f"GPU{'s' if count > 1 else ''} (cuda:0..cuda:{count - 1}); use one of them or auto"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(
+            f"device {device!r}: MPS is not available here; use device 'cpu' or 'auto'"
+        )
+    return dev
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
