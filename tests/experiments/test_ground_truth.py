@@ -228,3 +228,27 @@ def test_load_nb201_api_is_guarded(monkeypatch: pytest.MonkeyPatch, table) -> No
     truth = load_nb201_api("bench.pickle.pbz2", "cifar10")
     assert opened == [("bench.pickle.pbz2", "tss")] and len(truth) == 40
     np.testing.assert_allclose(truth.accuracies, acc[:, 0] / 100)
+
+
+def test_a_fraction_among_percent_values_is_refused(tmp_path: Path, table) -> None:
+    """One row written as a fraction (0.925) in a percent table was read as 0.925 %."""
+    cells, acc = table
+    mixed = acc.copy()
+    mixed[7, 0] = 0.925
+    msg = _error(tmp_path, write_official(tmp_path / "bad.csv", cells, mixed).read_text())
+    assert "line 9" in msg and "0.925 looks like a fraction" in msg and "write it as 92.5" in msg
+    forced = load_nb201_table(tmp_path / "bad.csv", scale="percent")  # the caller insists
+    assert forced.lookup(NB201Spec(cells[7])) == pytest.approx(0.00925)
+
+
+def test_chance_level_percent_values_below_one_are_kept(tmp_path: Path, table) -> None:
+    """Dead cells score at chance: 1.0 % on CIFAR-100 and 0.83 % on ImageNet16-120 - above
+    every other value if read as fractions, so not a mixed scale."""
+    cells, acc = table
+    dead = acc.copy()
+    dead[3, 1], dead[4, 2] = 1.0, 0.8333
+    path = write_official(tmp_path / "dead.csv", cells, dead)
+    assert load_nb201_table(path, "cifar100").lookup(NB201Spec(cells[3])) == pytest.approx(0.01)
+    assert load_nb201_table(path, "imagenet16-120").lookup(NB201Spec(cells[4])) == pytest.approx(
+        0.008333
+    )

@@ -222,7 +222,27 @@ def _scaled(
             f"{source}, {where[i]}: accuracy {raw[i]!r} is outside [0, {top:g}] for {used} "
             f"values; fix the value or pass scale='percent' / 'fraction' explicitly"
         )
+    if scale == "auto" and used == "percent":
+        _refuse_mixed_scales(raw, source, where)
     return raw / top, used
+
+
+def _refuse_mixed_scales(raw: np.ndarray, source: str, where: Sequence[str]) -> None:
+    """In a table read as percent, a value <= 1 that would sit among the other values if it
+    were a fraction (0.925 among 85.1 .. 94.4) is a fraction written by mistake: reading it as
+    0.925 % would silently rank the architecture last. Values at or below chance (1.0 on
+    CIFAR-100, 0.83 on ImageNet16-120, i.e. above every other value as fractions) stay."""
+    big = raw[raw > 1.0]
+    small = np.flatnonzero((raw > 0) & (raw <= 1.0))
+    lo, hi = float(big.min()), float(big.max())
+    for i in small:
+        if lo <= raw[i] * 100.0 <= hi:
+            j = int(np.flatnonzero(raw > 1.0)[0])
+            raise InputError(
+                f"{source}, {where[i]}: accuracy {raw[i]:g} looks like a fraction while the other "
+                f"values are percent (e.g. {raw[j]:g} on {where[j]}); write it as "
+                f"{raw[i] * 100:g}, or pass scale='percent' if it really is {raw[i]:g} %"
+            )
 
 
 # ----- the CSV reader -----
