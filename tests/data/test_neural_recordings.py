@@ -213,3 +213,31 @@ def test_simulator_errors() -> None:
         simulate_recording({"a": np.zeros((3, 2))}, regions={"IT": "b"})
     with pytest.raises(DataError, match="stimuli"):
         simulate_recording({"a": np.zeros((3, 2)), "b": np.zeros((4, 2))})
+
+
+def test_a_site_without_responses_is_named() -> None:
+    """One all-NaN site made every RDM NaN, reported as "the network probably diverged"."""
+    rng = np.random.default_rng(0)
+    resp = rng.standard_normal((3, 6, 5)).astype(np.float32)
+    resp[:, :, 3] = np.nan
+    with pytest.raises(DataError, match=r"site 'n3' \(region 'IT'\) has no response at all"):
+        Recording(
+            resp,
+            [f"s{i}" for i in range(6)],
+            ["V4"] * 3 + ["IT"] * 2,
+            list("n0 n1 n2 n3 n4".split()),
+        )
+    resp[:, :, 3] = 1.0
+    resp[:, 4, 1] = np.nan  # site n1 never answered stimulus s4 (in no repetition)
+    with pytest.raises(
+        DataError, match=r"site 'n1' \(region 'V4'\) has no response to stimulus 's4'"
+    ):
+        Recording(
+            resp,
+            [f"s{i}" for i in range(6)],
+            ["V4"] * 3 + ["IT"] * 2,
+            list("n0 n1 n2 n3 n4".split()),
+        )
+    resp[0, 4, 1] = 0.5  # one repetition is enough: the mean is defined
+    rec = Recording(resp, [f"s{i}" for i in range(6)], ["V4"] * 3 + ["IT"] * 2)
+    assert np.isfinite(rec.mean()).all()

@@ -83,6 +83,19 @@ class Recording:
         if s and np.isnan(resp).all(axis=(0, 2)).any():
             bad = sid[np.isnan(resp).all(axis=(0, 2))][0]
             raise DataError(f"stimulus {bad!r} has no response at all; drop it")
+        if s and n:  # a site without any response to a stimulus would make every RDM NaN
+            silent = np.isnan(resp).all(axis=0)  # (S, N): no repetition has a value
+            if silent.any():
+                j = int(np.flatnonzero(silent.any(axis=0))[0])
+                where = (
+                    "no response at all (every value is NaN)"
+                    if silent[:, j].all()
+                    else f"no response to stimulus {str(sid[np.flatnonzero(silent[:, j])[0]])!r}"
+                )
+                raise DataError(
+                    f"site {str(nid[j])!r} (region {str(reg[j])!r}) has {where}; drop the site "
+                    f"({int(silent.any(axis=0).sum())} of {n} sites are affected)"
+                )
         object.__setattr__(self, "responses", resp)
         object.__setattr__(self, "stimulus_id", sid)
         object.__setattr__(self, "region", reg)
