@@ -211,3 +211,20 @@ def test_proxy_scores_rank_against_a_reference_without_training(tiny_objects) ->
         evaluate_candidate(spec, tiny_objects, score="rank(params)", device="cpu")
     with pytest.raises(InputError, match="needs a teacher"):
         evaluate_candidate(spec, tiny_objects, score="P + TG-rel", device="cpu")
+
+
+@pytest.mark.filterwarnings("ignore:RDMs of .* are constant")
+def test_a_cell_without_a_path_is_marked(tiny_objects, teacher) -> None:
+    """A NAS-Bench-201 cell of ``none`` edges scored TG = 0 as a plain "ok"."""
+    from tgsage.spaces import NB201Spec
+
+    kw = dict(budget="32ex", config="cpu_demo", device="cpu", width_mult=0.25)
+    dead = evaluate_candidate(NB201Spec(("none",) * 6), tiny_objects, teacher, **kw)
+    assert dead.ok and dead.no_path and dead.tg == 0.0
+    live = evaluate_candidate(
+        NB201Spec(("nor_conv_3x3",) + ("none",) * 2 + ("skip_connect",) * 3),
+        tiny_objects,
+        teacher,
+        **kw,
+    )
+    assert live.ok and not live.no_path

@@ -74,6 +74,9 @@ class CandidateResult:
     scores: dict[str, float] = field(default_factory=dict)
     # S_i of every comparison measured: {comparison: {teacher layer: S_i}}
     guidance: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The input cannot reach the output (e.g. a NAS-Bench-201 cell of ``none`` edges): its
+    # P is a constant guess and its TG 0 by construction, not a measurement of anything.
+    no_path: bool = False
 
     @property
     def ok(self) -> bool:
@@ -330,6 +333,7 @@ def evaluate_candidate(
         result.failure_reason, result.message = "invalid_architecture", str(exc)
         return result
     result.params = sum(p.numel() for p in net.parameters())
+    result.no_path = not getattr(getattr(model, "spec", None), "has_path", True)
     trainer = Trainer(
         net, data, config, device=device, seed=seed, progress=progress, **train_overrides
     )

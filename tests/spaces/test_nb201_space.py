@@ -11,6 +11,8 @@ of 15625) after de-isomorphism").
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import optuna
 import pytest
@@ -327,3 +329,24 @@ def test_every_strategy_drives_the_space(name: str) -> None:
     assert len({repr(sorted(p.items())) for p, _ in runs[0]}) > 12
     if name != "tpe":  # TPE's asks depend on running trials; the others are replayable
         assert runs[0] == runs[1]
+
+
+def test_has_path_agrees_with_the_network() -> None:
+    """Oracle: the cell's output ignores its input exactly when no chain of non-``none``
+    edges joins them. Only none vs not-none matters, so the 64 cells over {none,
+    skip_connect} cover every connectivity pattern; a random conv cell checks the rest."""
+    torch.manual_seed(0)
+    x, y = torch.randn(2, 2, 4, 4), torch.randn(2, 2, 4, 4)
+    for ops in itertools.product(("none", "skip_connect"), repeat=6):
+        spec = NB201Spec(ops)
+        cell = NB201Cell(spec, 2).eval()
+        with torch.no_grad():
+            depends = not torch.equal(cell(x), cell(y))
+        assert spec.has_path == depends, ops
+    assert not NB201Spec(("none",) * 6).has_path
+    assert not NB201Spec(("nor_conv_3x3", "none", "none", "none", "none", "none")).has_path
+    assert NB201Spec(("none", "none", "none", "avg_pool_3x3", "none", "none")).has_path
+    assert sum(not s.has_path for s in NB201Space.all_specs()) == sum(
+        not NB201Spec(tuple("none" if o == "none" else "skip_connect" for o in s.ops)).has_path
+        for s in NB201Space.all_specs()
+    )

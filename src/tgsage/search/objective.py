@@ -264,6 +264,8 @@ class TrainObjective:
         }
         if r.proxies:
             attrs["proxies"] = r.proxies
+        if r.no_path:
+            attrs["no_path"] = True
         if r.accuracy is not None:
             attrs["P"] = r.accuracy
         if r.tg is not None:

@@ -94,6 +94,12 @@ class ArchSpec:
         """Short hex sha256 of the canonical JSON: stable across runs, machines and versions."""
         return hashlib.sha256(self.to_json().encode()).hexdigest()[:HASH_CHARS]
 
+    @property
+    def has_path(self) -> bool:
+        """Whether the input reaches the output: True unless the space can cut every path (as
+        NAS-Bench-201's ``none`` edges can); such a network's output ignores its input."""
+        return True
+
 
 SPEC_KINDS: dict[str, type[ArchSpec]] = {}
 
