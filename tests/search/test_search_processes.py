@@ -3,7 +3,6 @@ resumed. The search must end with exactly the requested number of completed cand
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import signal
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 from optuna.trial import TrialState
+from search_procs import CandidateInTraining, worker_pids
 from search_procs import check_finished as _check_finished
 from search_procs import trials_of as _trials
 from search_procs import wait_for as _wait_for
@@ -26,45 +26,16 @@ Factory = Callable[..., dict[str, Any]]
 pytestmark = pytest.mark.slow
 
 
-def _running_worker(
-    cfg: dict[str, Any], min_complete: int = 0, max_age: float = 1.0
-) -> tuple[int, int] | None:
-    """(pid, trial number) of a worker busy with a candidate, once some are complete."""
-    try:
-        trials = _trials(cfg)
-    except Exception:
-        return None
-    if sum(t.state == TrialState.COMPLETE for t in trials) < min_complete:
-        return None
-    # The most recently started candidate, and only while it is young: killing a worker whose
-    # candidate is about to finish races with its tell on a loaded machine.
-    running = [
-        t
-        for t in trials
-        if t.state == TrialState.RUNNING
-        and "spec_hash" in t.user_attrs
-        and t.datetime_start is not None
-    ]
-    if not running:
-        return None
-    t = max(running, key=lambda t: t.datetime_start)
-    age = (datetime.datetime.now() - t.datetime_start).total_seconds()
-    if age > max_age:
-        return None
-    return int(t.user_attrs["worker"].rsplit(":", 1)[1]), t.number
-
-
 def _kill_one_worker(sim_config: Factory, **storage: Any) -> None:
     n = 12
-    # candidates take 3 s and only one younger than 1 s is killed: >= 2 s before its tell,
-    # while a slow poll of a loaded database (PostgreSQL under CI load) still finds one
+    # candidates take 3 s; one is killed between 20 % and 50 % of a typical candidate's time
     cfg = sim_config(
         n_candidates=n, workers=4, simulate={"sleep": 3.0}, local_pid_check=False, **storage
     )  # exercise heartbeats, not pid checks
     result: list[SearchSummary] = []
     thread = threading.Thread(target=lambda: result.append(run_search(cfg)))
     thread.start()
-    pid, number = _wait_for(lambda: _running_worker(cfg, min_complete=2))
+    pid, number = _wait_for(CandidateInTraining(cfg, min_complete=2), timeout=300)
     os.kill(pid, signal.SIGKILL)
     thread.join(timeout=120)
     summary = result[0]
@@ -101,10 +72,9 @@ def test_whole_search_killed_and_resumed(sim_config: Factory, tmp_path: Path) ->
     path.write_text(json.dumps(cfg))
     code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1])"
     parent = subprocess.Popen([sys.executable, "-c", code, str(path)])
-    _wait_for(lambda: _running_worker(cfg, min_complete=3))
     run_dir = Path(cfg["run_dir"])
-    pids = [int(p.stem.split("-")[1]) for p in run_dir.glob("worker-*.log")]
-    assert len(pids) == 3
+    pids = _wait_for(lambda: len(worker_pids(run_dir)) == 3 and worker_pids(run_dir))
+    _wait_for(CandidateInTraining(cfg, min_complete=3), timeout=300)
     for pid in [*pids, parent.pid]:  # everything at once, no clean-up possible
         os.kill(pid, signal.SIGKILL)
     parent.wait()

@@ -10,7 +10,6 @@ stop and recorded it as a failed candidate.
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 import signal
@@ -24,10 +23,16 @@ from typing import Any
 
 import pytest
 from optuna.trial import TrialState
-from search_procs import alive, check_finished, trials_of, wait_for, worker_pids
+from search_procs import (
+    CandidateInTraining,
+    alive,
+    check_finished,
+    trials_of,
+    wait_for,
+    worker_pids,
+)
 
-from tgsage.search import SearchSummary, count_trials, load_config, run_search
-from tgsage.search.storage import load_study
+from tgsage.search import SearchSummary, count_trials, run_search
 
 Factory = Callable[..., dict[str, Any]]
 pytestmark = pytest.mark.slow
@@ -56,29 +61,9 @@ def _config(
     )
 
 
-class _Training:
-    """Polls the study (opened once: opening a storage per poll is slow on a loaded machine)
-    for a candidate in training: (worker pid, trial number) of one that started training at
-    least 0.5 s ago and has seconds of training left."""
-
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        self.cfg, self.study = cfg, None
-
-    def __call__(self) -> tuple[int, int] | None:
-        if self.study is None:
-            try:
-                c = load_config(self.cfg)
-                self.study = load_study(c.storage_url, c.name)[0]
-            except Exception:
-                return None
-        now = datetime.datetime.now()
-        for t in self.study.get_trials(deepcopy=False):
-            if t.state != TrialState.RUNNING or "spec_hash" not in t.user_attrs:
-                continue
-            age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
-            if 0.5 < age < 2.0:
-                return int(t.user_attrs["worker"].rsplit(":", 1)[1]), t.number
-        return None
+def _both_workers(cfg: dict[str, Any]) -> list[int] | None:
+    pids = worker_pids(Path(cfg["run_dir"]))
+    return pids if len(pids) == 2 else None
 
 
 def _given_back(trials: list[Any], reason: str) -> list[Any]:
@@ -120,12 +105,12 @@ def _start_parent(cfg: dict[str, Any], tmp_path: Path, code: str) -> tuple[Path,
 def test_sigterm_to_one_worker_gives_its_candidate_back(
     sim_config: Factory, request: pytest.FixtureRequest, storage: str
 ) -> None:
-    n = 3
+    n = 4
     cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
     result: list[SearchSummary] = []
     thread = threading.Thread(target=lambda: result.append(run_search(cfg)))
     thread.start()
-    pid, number = wait_for(_Training(cfg), timeout=180, every=0.05)
+    pid, number = wait_for(CandidateInTraining(cfg), timeout=300, every=0.05)
     os.kill(pid, signal.SIGTERM)
     wait_for(lambda: not alive(pid), timeout=10)  # the stopped worker exits within seconds
     thread.join(timeout=180)
@@ -142,13 +127,12 @@ def test_sigterm_to_one_worker_gives_its_candidate_back(
 def test_sigint_to_the_process_group_stops_everything_and_resumes(
     sim_config: Factory, request: pytest.FixtureRequest, storage: str, tmp_path: Path
 ) -> None:
-    n = 3
+    n = 4
     cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
     code = "import sys; from tgsage.cli import app; app(['search', sys.argv[1], '-q'])"
     path, parent = _start_parent(cfg, tmp_path, code)
-    wait_for(_Training(cfg), timeout=180, every=0.05)
-    pids = worker_pids(Path(cfg["run_dir"]))
-    assert len(pids) == 2
+    pids = wait_for(lambda: _both_workers(cfg), timeout=120)
+    wait_for(CandidateInTraining(cfg), timeout=300, every=0.05)
     os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
     _, err = parent.communicate(timeout=30)
     wait_for(lambda: not any(alive(p) for p in pids), timeout=10)
@@ -164,13 +148,12 @@ def test_sigint_to_the_process_group_stops_everything_and_resumes(
 def test_sigkill_of_the_search_process_stops_its_workers(
     sim_config: Factory, request: pytest.FixtureRequest, storage: str, tmp_path: Path
 ) -> None:
-    n = 3
+    n = 4
     cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
     code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1])"
     path, parent = _start_parent(cfg, tmp_path, code)
-    wait_for(_Training(cfg), timeout=180, every=0.05)
-    pids = worker_pids(Path(cfg["run_dir"]))
-    assert len(pids) == 2
+    pids = wait_for(lambda: _both_workers(cfg), timeout=120)
+    wait_for(CandidateInTraining(cfg), timeout=300, every=0.05)
     os.kill(parent.pid, signal.SIGKILL)  # the parent only: its workers must notice
     parent.wait()
     died = time.monotonic()
