@@ -137,6 +137,8 @@ def test_sigint_to_the_process_group_stops_everything_and_resumes(
     _, err = parent.communicate(timeout=30)
     wait_for(lambda: not any(alive(p) for p in pids), timeout=10)
     assert parent.returncode == 130, err.decode()
+    lines = [line for line in err.decode().splitlines() if line.strip()]  # one console line
+    assert len(lines) == 1 and "interrupted" in lines[0] and "resume" in lines[0], lines
     stopped = _given_back(trials_of(cfg), "SIGINT")
     assert stopped  # the candidate in training was given back
     summary = run_search(path)

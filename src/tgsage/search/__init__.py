@@ -8,7 +8,7 @@ one Optuna trial (see :mod:`tgsage.search.records` for what is stored and how it
 
 from tgsage.search.config import DataConfig, SearchConfig, SimulateConfig, load_config
 from tgsage.search.records import Counts, Row, count_trials, leaderboard
-from tgsage.search.runner import SearchSummary, run_search, start_workers
+from tgsage.search.runner import SearchInterrupted, SearchSummary, run_search, start_workers
 from tgsage.search.status import SearchStatus, search_status, status_of, summary_line
 from tgsage.search.storage import create_or_load_study, load_study, open_storage, redact
 from tgsage.search.worker import Worker, WorkerSummary, run_worker
@@ -18,6 +18,7 @@ __all__ = [
     "DataConfig",
     "Row",
     "SearchConfig",
+    "SearchInterrupted",
     "SearchStatus",
     "SearchSummary",
     "SimulateConfig",

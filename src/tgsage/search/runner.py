@@ -38,6 +38,11 @@ from tgsage.search.strategy import make_sampler
 log = logging.getLogger("tgsage.search")
 
 
+class SearchInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped :func:`run_search`: the workers were stopped, their candidates
+    queued again (same choices), and the message says how far the search got."""
+
+
 @dataclass
 class SearchSummary:
     """What a search run did (``complete`` counts the whole study, resumed runs included)."""
@@ -76,6 +81,7 @@ def preflight(config: SearchConfig) -> Any:
     except Exception as exc:
         raise ConfigError(f"strategy_options: {exc}") from None
     check_objective(config)
+    _check_writable(config.resolved_run_dir)
     rdb = storage_kind(config.storage_url) != "journal"
     return open_storage(
         config.storage_url,
@@ -83,6 +89,23 @@ def preflight(config: SearchConfig) -> Any:
         grace_period=config.grace_period if rdb else None,
         retry_callback=rdb_retry_callback(config.max_retries) if rdb else None,
     )
+
+
+def _check_writable(run_dir: Path) -> None:
+    """The run folder takes the logs (and the default journal): refuse a read-only one before
+    anything starts, rather than failing on the first log line."""
+    existing = run_dir
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    targets = [existing] + [
+        run_dir / f for f in ("search.log", "search.journal", "workers.stderr") if run_dir.exists()
+    ]
+    for path in targets:
+        if path.exists() and not os.access(path, os.W_OK):
+            raise ConfigError(
+                f"{'run folder' if path.is_dir() else 'file'} {path} is not writable (a search "
+                "writes its logs and journal there); make it writable or choose another run_dir"
+            )
 
 
 def _setup_logging(run_dir: Path) -> logging.Handler:
@@ -276,10 +299,25 @@ def run_search(
         log.warning("interrupted; run the same command again to resume")
         _stop(procs)
         _sweep_own(cfg, storage, procs)
-        raise
+        raise SearchInterrupted(_interrupted_message(cfg, storage)) from None
     finally:
         log.removeHandler(handler)
         handler.close()
+
+
+def _interrupted_message(cfg: SearchConfig, storage: Any) -> str:
+    """One line for Ctrl-C: how far the search got and how to go on."""
+    try:
+        import optuna
+
+        study = optuna.load_study(study_name=cfg.name, storage=storage)
+        done = f"{status_of(study, cfg).complete}/{cfg.n_candidates} candidates completed; "
+    except Exception:  # not created yet, or the storage is what failed
+        done = ""
+    return (
+        f"search {cfg.name!r} interrupted: {done}candidates in training were queued again; "
+        "run the same command to resume"
+    )
 
 
 def _signal_name(signum: int) -> str:
