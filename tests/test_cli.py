@@ -83,7 +83,7 @@ def test_bad_file_is_one_clear_error_and_exit_2(tmp_path) -> None:
     (tmp_path / "bad.npz").write_text("not an array")
     res = runner.invoke(app, ["compare", str(tmp_path / "bad.npz"), str(tmp_path / "bad.npz")])
     assert res.exit_code == 2
-    assert "not a readable" in res.output and "Traceback" not in res.output
+    assert "is not an activation file" in res.output and "Traceback" not in res.output
 
 
 def test_mismatched_image_counts_exit_2(tmp_path) -> None:

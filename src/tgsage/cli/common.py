@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tgsage.errors import ConfigError, SpecError, TgsageError
 
@@ -23,17 +24,46 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def friendly_errors(fn: F) -> F:
-    """Turn tgsage's own errors into one red line and exit code 2 instead of a traceback."""
+    """One line instead of a traceback: tgsage's own errors and files the system refuses (a
+    read-only run folder, a full disk) exit 2; Ctrl-C says what became of the work and exits
+    130, as a shell expects."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except TgsageError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
             raise typer.Exit(code=2) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about a path the user gave: a bug, show it
+                raise
+            err_console.print(f"[bold red]error:[/] {escape(os_error_line(exc))}", soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        except KeyboardInterrupt as exc:
+            err_console.print(
+                f"[bold yellow]{escape(str(exc) or 'interrupted')}[/]", soft_wrap=True
+            )
+            raise typer.Exit(code=130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_error_line(exc: OSError) -> str:
+    """``cannot write /run/x: Permission denied; <fix>`` for an OSError about a path."""
+    import errno
+
+    fixes = {
+        errno.EACCES: "make it writable (or readable) or choose another folder",
+        errno.EPERM: "make it writable (or readable) or choose another folder",
+        errno.EROFS: "choose another folder",
+        errno.ENOSPC: "free some disk space",
+        errno.ENOENT: "check the path",
+        errno.ENOTDIR: "a file stands where a folder is expected; check the path",
+        errno.EISDIR: "a folder stands where a file is expected; check the path",
+    }
+    fix = fixes.get(exc.errno or 0, "check the path and its permissions")
+    return f"cannot use {exc.filename}: {exc.strerror or type(exc).__name__}; {fix}"
 
 
 def load_data(
@@ -88,7 +118,17 @@ def read_spec(value: str) -> Any:
         return get_cell_preset(value.removeprefix("preset:"))
     if value.startswith("random:"):
         parts = value.split(":")
-        seed = int(parts[2]) if len(parts) > 2 else 0
+        if len(parts) > 3 or not parts[1]:
+            raise SpecError(
+                f"{value!r}: write random:SPACE or random:SPACE:SEED, e.g. random:layer:3"
+            )
+        try:
+            seed = int(parts[2]) if len(parts) > 2 else 0
+        except ValueError:
+            raise SpecError(
+                f"{value!r}: the seed {parts[2]!r} is not an integer; write random:SPACE:SEED, "
+                "e.g. random:layer:3"
+            ) from None
         return get_space(parts[1]).random_spec(seed)
     path = Path(value)
     if path.suffix == ".json" or path.exists():

@@ -15,6 +15,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -45,13 +46,27 @@ def training_progress(
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     ]
-    with Progress(*columns, transient=False) as bar:
-        task = bar.add_task(description, total=total_examples, loss=float("nan"))
+    with LazyProgress(*columns, transient=False) as bar:
 
         def update(p: Any) -> None:
-            bar.update(task, completed=p.examples, loss=p.loss)
+            if not bar.task_ids:
+                bar.add_task(description, total=total_examples, loss=float("nan"))
+            bar.update(bar.task_ids[0], completed=p.examples, loss=p.loss)
 
         yield update
+
+
+class LazyProgress(Progress):
+    """A rich Progress that appears with its first task: a command that fails on bad input
+    before any work starts prints its one error line, not an empty bar above it."""
+
+    def __enter__(self) -> LazyProgress:
+        return self  # started by the first add_task; __exit__ stops it (a no-op if never)
+
+    def add_task(self, *args: Any, **kwargs: Any) -> TaskID:
+        if not self.live.is_started:
+            self.start()
+        return super().add_task(*args, **kwargs)
 
 
 @contextlib.contextmanager

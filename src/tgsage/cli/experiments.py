@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from tgsage.cli.common import (
@@ -25,7 +25,7 @@ from tgsage.cli.common import (
     friendly_errors,
     load_data,
 )
-from tgsage.cli.display import RichObserver
+from tgsage.cli.display import LazyProgress, RichObserver
 from tgsage.errors import InputError
 
 
@@ -187,14 +187,19 @@ def _pool_progress(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     ]
-    with Progress(*cols) as bar:
-        archs = bar.add_task("architectures", total=n, completed=done)
-        current = bar.add_task("training", total=per_arch)
+    with LazyProgress(*cols) as bar:
+
+        def tasks() -> tuple[Any, Any]:  # shown once work starts (bad input: one error line)
+            if not bar.task_ids:
+                bar.add_task("architectures", total=n, completed=done)
+                bar.add_task("training", total=per_arch)
+            return bar.task_ids[0], bar.task_ids[1]
 
         def on_train(p: Any) -> None:
-            bar.update(current, completed=p.examples)
+            bar.update(tasks()[1], completed=p.examples)
 
         def on_record(rec: Any) -> None:
+            archs, current = tasks()
             bar.advance(archs)
             bar.reset(current, total=per_arch)
             if not rec.ok:
@@ -278,7 +283,7 @@ def predictivity(
         run_predictivity,
     )
     from tgsage.experiments.jsonio import write_json
-    from tgsage.experiments.predictivity import pool_summary
+    from tgsage.experiments.predictivity import pool_summary, require_measured
     from tgsage.experiments.records import read_pool_records
     from tgsage.experiments.stats import pool_scores
     from tgsage.report import build_predictivity_report
@@ -337,6 +342,7 @@ def predictivity(
             comparisons=comparison_list,
             **extra,
         )
+    require_measured(recs)
     from tgsage.scores import split_scores
 
     extra_scores = split_scores(combine)

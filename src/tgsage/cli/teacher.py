@@ -75,7 +75,7 @@ def teacher_build(
 
     from tgsage.data.neural import load_recording
     from tgsage.data.probe import ProbeSet
-    from tgsage.errors import ConfigError
+    from tgsage.errors import ConfigError, DataError
     from tgsage.teacher import (
         teacher_from_export,
         teacher_from_network,
@@ -143,7 +143,19 @@ def teacher_build(
             raise ConfigError(f"cannot import {module}: {exc}") from None
         model = factory()
         if weights is not None:
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+            try:
+                state = torch.load(weights, map_location="cpu", weights_only=True)
+                model.load_state_dict(state)
+            except FileNotFoundError:
+                raise DataError(f"weights file {weights} not found") from None
+            except Exception as exc:  # torch: not a state_dict, unpickling refused, bad keys
+                detail = (
+                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                )
+                raise DataError(
+                    f"cannot load {weights} into {module}: {detail}; give a state_dict saved "
+                    "with torch.save(model.state_dict(), path) for that module"
+                ) from None
         teacher = teacher_from_network(
             model,
             probe_set,
