@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from tgsage.data.npz import read_npz as read_npz_arrays
 from tgsage.errors import DataError
 
 KNOWN_META = ("object_name", "category_name")
@@ -393,13 +394,9 @@ def read_netcdf(path: str | Path) -> Recording:
 def read_npz(path: str | Path) -> Recording:
     """The NPZ layout (see module doc); read without pickle."""
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except FileNotFoundError:
-        raise DataError(f"recording file {path} not found") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path} is not a readable NPZ recording ({exc})") from None
+    data = read_npz_arrays(
+        path, "recording file", "write it with numpy.savez (see tgsage.data.neural)"
+    )
     for key in ("responses", "stimulus_id", "region"):
         if key not in data:
             raise DataError(

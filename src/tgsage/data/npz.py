@@ -38,7 +38,8 @@ def read_npz(path: str | Path, what: str, fix: str) -> dict[str, np.ndarray]:
         raise DataError(f"{what} {path} is empty (0 bytes); {fix}")
     if not head.startswith(ZIP_MAGIC):
         kind = "a single .npy array" if head.startswith(NPY_MAGIC) else "not an NPZ archive"
-        raise DataError(f"{path} is not a {what} ({kind}); {fix}")
+        article = "an" if what[:1].lower() in "aeiou" else "a"
+        raise DataError(f"{path} is not {article} {what} ({kind}); {fix}")
     try:
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

@@ -419,6 +419,21 @@ def run_predictivity(
     return out
 
 
+def require_measured(records: Sequence[PoolRecord]) -> None:
+    """Refuse a pool with no successfully measured architecture (InputError naming the failure
+    reasons): an empty predictivity table would hide that nothing was measured."""
+    if any(r.ok for r in records):
+        return
+    if not records:
+        raise InputError("no architecture was measured: the pool is empty")
+    reasons = pool_summary(records)["failure_reasons"]
+    why = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
+    raise InputError(
+        f"no architecture to correlate: all {len(records)} failed ({why}); see the records' "
+        "messages (for 'diverged': a lower learning rate or grad_clip in the train options)"
+    )
+
+
 def pool_summary(records: Sequence[PoolRecord]) -> dict[str, Any]:
     """Counts and cost of a measured pool (examples to maturity, failures by reason)."""
     reasons: dict[str, int] = {}
@@ -442,6 +457,7 @@ __all__ = [
     "pool_from_specs",
     "pool_summary",
     "random_pool",
+    "require_measured",
     "run_predictivity",
 ]
 

@@ -292,6 +292,15 @@ def journal_path(url: str) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's multi-line report as one line: the problem and where (1-based line, column)."""
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    context = getattr(exc, "context", None)
+    return f"{problem}{where}" + (f" ({context})" if context else "")
+
+
 def _format_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors():
@@ -323,7 +332,9 @@ def load_config(
         try:
             loaded = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+            raise ConfigError(
+                f"config file {path} is not valid YAML: {_yaml_problem(exc)}"
+            ) from None
         if not isinstance(loaded, Mapping):
             raise ConfigError(f"config file {path}: expected a mapping of fields at the top")
         data = dict(loaded)
