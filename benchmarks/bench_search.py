@@ -26,6 +26,7 @@ from pathlib import Path
 
 import optuna
 
+from tgsage import optuna_api as api
 from tgsage.search import Worker, create_or_load_study, load_config, run_search
 from tgsage.search.runner import preflight
 from tgsage.spaces import get_space
@@ -106,7 +107,7 @@ def _prefill(study: optuna.Study, space_name: str, count: int, seed: int) -> Non
     for i in range(count):
         t = mem.ask()
         spec = space.sample(t)
-        frozen = mem._storage.get_trial(t._trial_id)
+        frozen = api.get_trial(mem, api.trial_id(t))
         trials.append(
             optuna.trial.create_trial(
                 params=frozen.params,

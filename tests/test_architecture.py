@@ -3,9 +3,9 @@ and only the command wing uses Typer or rich.
 
 Layers, lowest first (a module may import its own layer and the ones below, never above)::
 
-    errors, observer, registry, jsonl -> data, features -> spaces, models
-    -> train, export, proxies, strategies, scores -> rsa, activations, teacher -> evaluate -> search
-    -> experiments -> report -> demo -> cli
+    errors, observer, registry, jsonl, optuna_api, candidate_record -> data, features
+    -> spaces, models -> train, export, proxies, strategies, scores -> rsa, activations, teacher
+    -> evaluate -> search -> experiments -> report -> demo -> cli
 
 Imports inside functions and under ``TYPE_CHECKING`` count too: a lazy upward import is still an
 upward arrow.
@@ -23,7 +23,7 @@ import tgsage
 
 SRC = Path(tgsage.__file__).parent
 LAYERS: list[set[str]] = [
-    {"tgsage", "errors", "observer", "registry", "jsonl"},
+    {"tgsage", "errors", "observer", "registry", "jsonl", "optuna_api", "candidate_record"},
     {"data", "features"},
     {"spaces", "models"},
     {"train", "export", "proxies", "strategies", "scores"},

@@ -98,7 +98,7 @@ def test_p_plus_beta_rank_of_proxy(sim_config: Factory) -> None:
     for t in trials:
         a = t.user_attrs
         n = a["proxies"]["params"]
-        assert n == a["params_count"]
+        assert n == a["params"]
         # mid-rank of n among the reference plus itself, minus a half, over 6
         q = (np.sum(ref < n) + 0.5 * (np.sum(ref == n) + 1)) / (ref.size + 1)
         assert a["proxy_rank"] == pytest.approx(q)

@@ -15,6 +15,7 @@ import pytest
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import TrialState
 
+from tgsage import optuna_api as api
 from tgsage.search import (
     Worker,
     count_trials,
@@ -181,7 +182,7 @@ def _running_trial(study: optuna.Study, worker: str) -> optuna.trial.FrozenTrial
     get_space("layer").sample(trial)
     trial.set_user_attr("worker", worker)
     trial.set_user_attr("spec_hash", "x")
-    return study._storage.get_trial(trial._trial_id)
+    return api.get_trial(study, api.trial_id(trial))
 
 
 def test_dead_local_worker_is_retried_once_with_same_params(sim_config: Factory) -> None:
@@ -208,8 +209,8 @@ def test_heartbeat_grace_period_on_journal(sim_config: Factory) -> None:
     study, _cfg = _new_study(sim_config(local_pid_check=False))
     fresh = _running_trial(study, "elsewhere:1")
     stale = _running_trial(study, "elsewhere:2")
-    study._storage.set_trial_system_attr(fresh._trial_id, HEARTBEAT_ATTR, time.time())
-    study._storage.set_trial_system_attr(stale._trial_id, HEARTBEAT_ATTR, time.time() - 10)
+    api.set_system_attr(study, api.trial_id(fresh), HEARTBEAT_ATTR, time.time())
+    api.set_system_attr(study, api.trial_id(stale), HEARTBEAT_ATTR, time.time() - 10)
     assert sweep_stale(study, study.get_trials(deepcopy=False), 5, 3, False) == 1
     states = {t.number: t.state for t in study.get_trials()}
     assert states[fresh.number] == TrialState.RUNNING
@@ -240,7 +241,7 @@ def test_postgres_heartbeat_marks_lost_and_retries(sim_config: Factory, postgres
     )
     study, _ = open_study(cfg.storage_url, cfg.name)
     lost = _running_trial(study, "elsewhere:1")
-    study._storage.record_heartbeat(lost._trial_id)
+    api.record_heartbeat(api.storage_of(study), api.trial_id(lost))
     assert sweep_stale(study, study.get_trials(deepcopy=False), 2, 3, False) == 0
     time.sleep(3.2)
     sweep_stale(study, study.get_trials(deepcopy=False), 2, 3, False)

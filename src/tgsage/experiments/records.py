@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tgsage.candidate_record import from_record
 from tgsage.errors import InputError
 from tgsage.jsonl import append_jsonl, read_jsonl  # noqa: F401  (re-exported: public since 0.1)
 
@@ -111,7 +112,9 @@ class CandidateRecord:
 
     @classmethod
     def from_mapping(cls, row: Mapping[str, Any], number: int | None = None) -> CandidateRecord:
-        """From a plain dict using either our field names or the trial attribute names."""
+        """From a plain dict using either our field names or the stored record names
+        (:mod:`tgsage.candidate_record`, older names included)."""
+        row = from_record(row)
         known = {f.name for f in fields(cls)}
         aliases = {
             "P": "accuracy",
@@ -220,10 +223,10 @@ def records_from_study(study: Any) -> list[CandidateRecord]:
     """One CandidateRecord per trial of an Optuna study (any storage), in trial order.
 
     Reads ``trial.value`` as the score (falling back to the ``score`` user attribute) and the
-    user attributes ``spec``, ``spec_hash``, ``P``, ``TG``, ``per_layer``, ``similarity``,
-    ``teacher_layers``, ``candidate_layers``, ``examples``, ``train_seconds``,
-    ``score_seconds``, ``failure_reason``, ``reused_from`` and (if a later step stored it)
-    ``mature_accuracy``; anything missing becomes None. COMPLETE -> "ok", FAIL -> "failed",
+    candidate's record (:mod:`tgsage.candidate_record`: ``P`` into ``accuracy``, ``TG`` into
+    ``tg``, ``per_layer``, ``similarity``, ``examples``, timings, ``failure_reason``, ...; the
+    rest, e.g. ``params``, into ``extra``), ``spec``, ``spec_hash``, ``reused_from`` and (if a
+    later step stored it) ``mature_accuracy``; anything missing becomes None. COMPLETE -> "ok", FAIL -> "failed",
     other states in lower case. Slots handed back unevaluated (``surplus``) are left out.
     """
     out = []

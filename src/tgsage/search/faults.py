@@ -27,9 +27,10 @@ from datetime import datetime
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import BaseStorage, RDBStorage, fail_stale_trials
+from optuna.storages import fail_stale_trials
 from optuna.trial import FrozenTrial, TrialState
 
+from tgsage import optuna_api as api
 from tgsage.search.records import HEARTBEAT_ATTR
 
 log = logging.getLogger("tgsage.search")
@@ -38,15 +39,6 @@ HOST = socket.gethostname()
 
 def worker_name(pid: int | None = None) -> str:
     return f"{HOST}:{pid if pid is not None else os.getpid()}"
-
-
-def _backend(storage: BaseStorage) -> BaseStorage:
-    return getattr(storage, "_backend", storage)  # unwrap Optuna's _CachedStorage
-
-
-def uses_rdb_heartbeat(storage: BaseStorage) -> bool:
-    b = _backend(storage)
-    return isinstance(b, RDBStorage) and b.heartbeat_interval is not None
 
 
 def pid_alive(pid: int) -> bool:
@@ -98,13 +90,12 @@ def enqueue_retry(
 
 def fail_and_retry(study: optuna.Study, trial_id: int, max_retries: int) -> bool:
     """FAIL a lost RUNNING trial (compare-and-set) and, if this call won, queue its retry."""
-    storage = study._storage
     try:
-        if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+        if not api.set_state(study, trial_id, TrialState.FAIL):
             return False
     except UpdateFinishedTrialError:
         return False  # finished meanwhile, or another worker swept it first
-    lost = storage.get_trial(trial_id)
+    lost = api.get_trial(study, trial_id)
     log.warning(
         "trial %d lost (worker %s); retrying it", lost.number, lost.user_attrs.get("worker", "?")
     )
@@ -139,7 +130,7 @@ def sweep_stale(
     ``heartbeats=False`` skips the (RDB) heartbeat-table query and checks local pids only.
     """
     swept = 0
-    rdb = uses_rdb_heartbeat(study._storage)
+    rdb = api.uses_rdb_heartbeat(api.storage_of(study))
     if rdb and heartbeats:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "experimental"
@@ -161,7 +152,7 @@ def sweep_stale(
                 age = 0.0
             stale = age > grace_period
         if stale:
-            swept += fail_and_retry(study, t._trial_id, max_retries)
+            swept += fail_and_retry(study, api.trial_id(t), max_retries)
     return swept
 
 
@@ -169,8 +160,8 @@ class Heartbeat:
     """A daemon thread that beats for one trial until stopped."""
 
     def __init__(self, study: optuna.Study, trial_id: int, interval: float) -> None:
-        self.storage, self.trial_id, self.interval = study._storage, trial_id, interval
-        self.rdb = uses_rdb_heartbeat(self.storage)
+        self.study, self.trial_id, self.interval = study, trial_id, interval
+        self.rdb = api.uses_rdb_heartbeat(api.storage_of(study))
         self.lost = False  # set when the trial was finished by someone else (swept)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="tgsage-heartbeat")
@@ -178,9 +169,9 @@ class Heartbeat:
     def beat(self) -> None:
         try:
             if self.rdb:
-                self.storage.record_heartbeat(self.trial_id)  # type: ignore[attr-defined]
+                api.record_heartbeat(api.storage_of(self.study), self.trial_id)
             else:
-                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT_ATTR, time.time())
+                api.set_system_attr(self.study, self.trial_id, HEARTBEAT_ATTR, time.time())
         except UpdateFinishedTrialError:
             self.lost = True
             self._stop.set()

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tgsage.candidate_record import to_record
 from tgsage.search.config import SearchConfig
 
 
@@ -233,7 +234,7 @@ class TrainObjective:
             "score_seconds": time.perf_counter() - t0,
             "proxies": values,
             "scores": values,
-            "params_count": params,
+            "params": params,
         }
         if not math.isfinite(z):
             return Outcome(
@@ -252,35 +253,8 @@ class TrainObjective:
             return self._proxy_only(spec, expr)
         reference = self.reference(expr)
         r = self._evaluate(spec, str(expr), reference=reference, fit=self._fit())
-        attrs: dict[str, Any] = {
-            "examples": r.examples,
-            "steps": r.steps,
-            "train_seconds": r.train_seconds,
-            "eval_seconds": r.eval_seconds,
-            "score_seconds": r.score_seconds,
-            "params_count": r.params,
-            "device": r.device,
-            "scores": r.scores,
-        }
-        if r.proxies:
-            attrs["proxies"] = r.proxies
-        if r.no_path:
-            attrs["no_path"] = True
-        if r.accuracy is not None:
-            attrs["P"] = r.accuracy
-        if r.tg is not None:
-            attrs.update(
-                TG=r.tg,
-                per_layer=r.per_layer,
-                best_match=r.best_match,
-                similarity=r.similarity,
-                teacher_layers=r.teacher_layers,
-                candidate_layers=r.candidate_layers,
-            )
+        attrs = to_record(r)
         if not r.ok:
-            attrs.update(
-                failure_reason=r.failure_reason or "failed", message=(r.message or "")[:2000]
-            )
             return Outcome(False, None, attrs)
         if c.proxy is not None and c.beta != 0 and reference is not None:
             v = r.proxies.get(c.proxy, float("nan"))

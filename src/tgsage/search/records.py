@@ -1,14 +1,13 @@
 """How a candidate is stored in an Optuna trial, and how trials are counted.
 
-One candidate = one trial. ``trial.value`` is the score; user attributes hold the rest:
+One candidate = one trial. ``trial.value`` is the score; the user attributes hold the
+candidate's record (:mod:`tgsage.candidate_record`: ``P``, ``TG``, ``score``, ``per_layer``,
+``params``, ``examples``, timings, ``failure_reason``, ...), written by :func:`write_result`
+and read by :func:`read_result` (older names read as aliases), plus the engine's own:
 
 =================  ===========================================================================
-``spec``           canonical spec JSON            ``spec_hash``  its stable hash
-``P`` ``TG``       premature accuracy, teacher guidance   ``score``  P, TG or P + alpha*TG
-``per_layer``      S_i per teacher layer (dict)   ``similarity``  teacher x candidate matrix
-``examples``       cost (examples processed by SGD; 0 for a reused result)
-``train_seconds`` ``eval_seconds`` ``score_seconds``   timings
-``failure_reason`` ``message``   why a candidate failed   ``worker``  ``host:pid``
+``spec``           canonical spec JSON; ``spec_hash`` its stable hash
+``worker``         ``host:pid`` of the worker that claimed it
 ``reused_from``    number of the trial whose result was reused (dedup by spec hash)
 ``retry_of``       number of the trial this one retries (its worker was lost or stopped)
 ``interrupted``    why the worker stopped mid-candidate (e.g. ``SIGTERM``); the trial was given back
@@ -29,25 +28,32 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-RESULT_ATTRS = (
-    "P",
-    "TG",
-    "score",
-    "per_layer",
-    "best_match",
-    "similarity",
-    "teacher_layers",
-    "candidate_layers",
-    "params_count",
-    "steps",
-    "train_seconds",
-    "eval_seconds",
-    "score_seconds",
-    "device",
-)
+from tgsage import optuna_api as api
+from tgsage.candidate_record import from_record
+
 HEARTBEAT_ATTR = "tgsage:heartbeat"
+
+
+def write_result(
+    study: optuna.Study, trial: optuna.Trial, ok: bool, score: Any, record: Any
+) -> None:
+    """Store a candidate's ``record`` (:mod:`tgsage.candidate_record` names) in ``trial`` and
+    finish it: COMPLETE with ``score``, or FAIL. A trial another worker already finished (it
+    was declared lost meanwhile) keeps that state."""
+    api.set_user_attrs(study, api.trial_id(trial), record)
+    if ok:
+        study.tell(trial, score, skip_if_finished=True)
+    else:
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def read_result(t: FrozenTrial) -> dict[str, Any]:
+    """The trial's record under the current names (``P``, ``params``, ...; older names read as
+    aliases), its engine attributes, and ``number``, ``state`` and ``value``."""
+    return from_record(t.user_attrs) | {"number": t.number, "state": t.state, "value": t.value}
 
 
 def is_surplus(t: FrozenTrial) -> bool:
@@ -154,7 +160,7 @@ def leaderboard(trials: Iterable[FrozenTrial], top: int = 5) -> list[Row]:
         if h in seen:
             continue
         seen.add(h)
-        a = t.user_attrs
+        a = read_result(t)
         rows.append(
             Row(
                 number=t.number,

@@ -20,8 +20,8 @@ from typing import Any
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
-from optuna.storages.journal._file import BaseJournalFileLock
 
+from tgsage import optuna_api as api
 from tgsage.errors import ConfigError
 from tgsage.search.config import SearchConfig, config_from_json, is_journal_url, journal_path
 
@@ -30,7 +30,7 @@ warnings.filterwarnings("ignore", message=".*Heartbeat of storage is supposed to
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
 
-class FlockLock(BaseJournalFileLock):
+class FlockLock(api.journal_lock_base()):  # type: ignore[misc]
     """A blocking ``flock`` on ``<journal>.flock`` for the journal file's appends.
 
     Optuna's default symlink lock polls with a backoff of up to 1 s, which starves writers

@@ -34,12 +34,13 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from tgsage import optuna_api as api
+from tgsage.candidate_record import reused_record
 from tgsage.errors import TgsageError
 from tgsage.search.config import SearchConfig
 from tgsage.search.faults import (
@@ -47,11 +48,10 @@ from tgsage.search.faults import (
     heartbeat,
     rdb_retry_callback,
     sweep_stale,
-    uses_rdb_heartbeat,
     worker_name,
 )
 from tgsage.search.objective import Objective, Outcome, make_objective
-from tgsage.search.records import RESULT_ATTRS, count_trials, is_surplus, slots_ahead
+from tgsage.search.records import count_trials, is_surplus, slots_ahead, write_result
 from tgsage.search.stop import StopRequest, StopWorker
 from tgsage.search.storage import load_study, open_storage, storage_kind
 from tgsage.search.strategy import make_sampler
@@ -96,12 +96,6 @@ def _worker_seed(config: SearchConfig, worker: str) -> int:
     """
     del worker
     return int(config.seed)
-
-
-def _set_attrs(study: optuna.Study, trial_id: int, attrs: dict[str, Any]) -> None:
-    for k, v in attrs.items():
-        if v is not None:
-            study._storage.set_trial_user_attr(trial_id, k, v)
 
 
 def find_done(trials: list[FrozenTrial], spec_hash: str, exclude: int) -> FrozenTrial | None:
@@ -153,7 +147,7 @@ class Worker:
         """Sweep lost candidates; the RDB heartbeat table is queried once per interval."""
         c = self.config
         table = True
-        if uses_rdb_heartbeat(self.study._storage):
+        if api.uses_rdb_heartbeat(api.storage_of(self.study)):
             table = time.monotonic() - self._last_rdb_sweep >= c.heartbeat_interval
             if table:
                 self._last_rdb_sweep = time.monotonic()
@@ -162,8 +156,9 @@ class Worker:
         )
 
     def _surplus(self, trial: optuna.Trial) -> None:
-        frozen = self.study._storage.get_trial(trial._trial_id)
-        self.study._storage.set_trial_user_attr(trial._trial_id, "surplus", True)
+        tid = api.trial_id(trial)
+        frozen = api.get_trial(self.study, tid)
+        api.set_user_attrs(self.study, tid, {"surplus": True})
         if "failed_trial" in frozen.system_attrs:  # a popped retry: put it back in the queue
             self.study.add_trial(
                 optuna.trial.create_trial(
@@ -179,27 +174,19 @@ class Worker:
         log.info("trial %d: slot lost in a race; handed back", trial.number)
 
     def _record(self, trial: optuna.Trial, outcome: Outcome) -> None:
-        _set_attrs(self.study, trial._trial_id, outcome.attrs)
-        if outcome.ok:
-            self.study.tell(trial, outcome.score, skip_if_finished=True)
-        else:
-            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        write_result(self.study, trial, outcome.ok, outcome.score, outcome.attrs)
 
     def _evaluate(self, trial: optuna.Trial) -> str:
         spec = self.space.sample(trial)
         h = spec.spec_hash
-        _set_attrs(self.study, trial._trial_id, {"spec": spec.to_json(), "spec_hash": h})
+        api.set_user_attrs(
+            self.study, api.trial_id(trial), {"spec": spec.to_json(), "spec_hash": h}
+        )
         done = find_done(self.study.get_trials(deepcopy=False), h, trial.number)
         if done is not None:
-            attrs = {k: done.user_attrs[k] for k in RESULT_ATTRS if k in done.user_attrs}
-            attrs.update(
-                examples=0,
-                train_seconds=0.0,
-                eval_seconds=0.0,
-                score_seconds=0.0,
-                reused_from=done.number,
+            self._record(
+                trial, Outcome(True, done.value, reused_record(done.user_attrs, done.number))
             )
-            self._record(trial, Outcome(True, done.value, attrs))
             log.info(
                 "trial %d: spec %s already evaluated in trial %d; result reused",
                 trial.number,
@@ -233,13 +220,14 @@ class Worker:
     def _interrupted(self, trial: optuna.Trial, reason: str) -> None:
         """Give the candidate back: FAIL with ``interrupted`` set (no failure reason, so it is
         not a failed candidate) and a retry with the same choices, not counted as a loss."""
+        tid = api.trial_id(trial)
         try:
-            self.study._storage.set_trial_user_attr(trial._trial_id, "interrupted", reason)
-            if not self.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            api.set_user_attrs(self.study, tid, {"interrupted": reason})
+            if not api.set_state(self.study, tid, TrialState.FAIL):
                 return
         except UpdateFinishedTrialError:
             return  # finished meanwhile, or swept by another worker (which queued the retry)
-        frozen = self.study._storage.get_trial(trial._trial_id)
+        frozen = api.get_trial(self.study, tid)
         enqueue_retry(self.study, frozen, self.config.max_retries, counted=False)
         log.info("trial %d interrupted (%s); its choices are queued again", trial.number, reason)
 
@@ -272,9 +260,9 @@ class Worker:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # Optuna: heartbeats outside Study.optimize
                 trial = self.study.ask()
-            self.study._storage.set_trial_user_attr(trial._trial_id, "worker", self.name)
+            api.set_user_attrs(self.study, api.trial_id(trial), {"worker": self.name})
             try:
-                with heartbeat(self.study, trial._trial_id, c.heartbeat_interval) as hb:
+                with heartbeat(self.study, api.trial_id(trial), c.heartbeat_interval) as hb:
                     if slots_ahead(self.study.get_trials(deepcopy=False), trial.number) >= n:
                         self._surplus(trial)
                         time.sleep(self.poll)

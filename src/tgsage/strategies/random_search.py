@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from optuna.samplers import RandomSampler
 
+from tgsage import optuna_api as api
 from tgsage.spaces import RandomSuggester, SearchSpace
 from tgsage.strategies.base import Strategy, as_rng, trial_seed
 
@@ -16,10 +17,8 @@ if TYPE_CHECKING:
 
 
 def reseed(sampler: Any, seed: int) -> None:
-    """Reseed an Optuna sampler's ``RandomState`` (``_rng`` is a ``LazyRandomState`` in
-    Optuna >= 3.1, a bare ``RandomState`` before); covered by tests on the pinned versions."""
-    rng = sampler._rng
-    getattr(rng, "rng", rng).seed(seed)
+    """Reseed an Optuna sampler's random state (see :func:`tgsage.optuna_api.reseed`)."""
+    api.reseed(sampler, seed)
 
 
 class TrialSeededRandomSampler(RandomSampler):

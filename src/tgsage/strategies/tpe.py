@@ -47,6 +47,7 @@ from optuna.samplers import TPESampler
 from optuna.study import Study, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from tgsage import optuna_api as api
 from tgsage.errors import ConfigError
 from tgsage.spaces import FixedSuggester, SearchSpace
 from tgsage.strategies.base import Strategy, clean_score, trial_seed
@@ -145,7 +146,7 @@ class PaperTPESampler(TPESampler):
         s = trial_seed(self.base_seed, trial.number) if self.next_seed is None else self.next_seed
         self.next_seed = None
         reseed(self, s)
-        reseed(self._random_sampler, s)
+        reseed(api.tpe_startup_sampler(self), s)
         super().before_trial(study, trial)
 
 

@@ -1,0 +1,96 @@
+"""The Optuna internals tgsage relies on (tgsage.optuna_api), exercised on every storage
+kind: an Optuna release that moves one of them fails here, by name, not inside a search."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+from tgsage import optuna_api as api
+from tgsage.search.storage import FlockLock, open_storage
+
+pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+
+
+@pytest.fixture(params=["memory", "journal", "sqlite", "sqlite-heartbeat"])
+def study(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[optuna.Study]:
+    kind = request.param
+    if kind == "memory":
+        storage = None
+    elif kind == "journal":
+        storage = open_storage(f"journal:{tmp_path / 's.journal'}")
+    else:
+        beat = {"heartbeat_interval": 60, "grace_period": 120} if "heartbeat" in kind else {}
+        storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", **beat)
+    s = optuna.create_study(storage=storage, direction="maximize")
+    s.kind = kind  # type: ignore[attr-defined]
+    yield s
+
+
+def test_every_private_use_works(study: optuna.Study) -> None:
+    trial = study.ask()
+    tid = api.trial_id(trial)
+    storage = api.storage_of(study)
+    assert isinstance(tid, int) and storage.get_trial(tid).number == trial.number
+    api.set_user_attrs(study, tid, {"P": 0.5, "skipped": None, "spec": "{}"})
+    api.set_system_attr(study, tid, "tgsage:heartbeat", 12.5)
+    frozen = api.get_trial(study, tid)
+    assert frozen.user_attrs == {"P": 0.5, "spec": "{}"}  # None values are not stored
+    assert frozen.system_attrs["tgsage:heartbeat"] == 12.5
+    assert api.trial_id(frozen) == tid
+    heartbeat = study.kind == "sqlite-heartbeat"  # type: ignore[attr-defined]
+    assert api.uses_rdb_heartbeat(storage) is heartbeat
+    if study.kind.startswith("sqlite"):  # type: ignore[attr-defined]
+        assert isinstance(api.backend(storage), RDBStorage)  # under Optuna's cache wrapper
+    if heartbeat:
+        api.record_heartbeat(storage, tid)
+        optuna.storages.fail_stale_trials(study)  # it just beat: not stale
+        assert api.get_trial(study, tid).state == TrialState.RUNNING
+    # compare-and-set: the first finisher wins, a second sees the trial finished
+    assert api.set_state(study, tid, TrialState.FAIL) is True
+    with pytest.raises(UpdateFinishedTrialError):
+        api.set_state(study, tid, TrialState.FAIL)
+    assert api.get_trial(study, tid).state == TrialState.FAIL
+
+
+def test_journal_lock_base_is_optunas() -> None:
+    from optuna.storages.journal import JournalFileBackend
+
+    base = api.journal_lock_base()
+    assert issubclass(FlockLock, base)
+    assert {"acquire", "release"} <= set(vars(base))
+    JournalFileBackend  # noqa: B018 - the backend that takes such a lock still exists
+
+
+def test_a_missing_internal_is_a_named_error() -> None:
+    class NoStorage:
+        pass
+
+    with pytest.raises(api.OptunaAPIChanged, match=r"NoStorage._storage.*Optuna"):
+        api.storage_of(NoStorage())  # type: ignore[arg-type]
+
+
+def test_reseeding_a_sampler_repeats_its_draws() -> None:
+    from optuna.distributions import CategoricalDistribution
+
+    dist = CategoricalDistribution(list(range(1000)))
+    study = optuna.create_study()
+    trial = study.ask()
+    for sampler in (
+        optuna.samplers.RandomSampler(seed=1),
+        api.tpe_startup_sampler(optuna.samplers.TPESampler(seed=1)),
+    ):
+        draws = []
+        for _ in range(2):
+            api.reseed(sampler, 42)
+            draws.append([sampler.sample_independent(study, trial, "x", dist) for _ in range(5)])
+        assert draws[0] == draws[1] and len(set(draws[0])) > 1
+    assert isinstance(
+        api.tpe_startup_sampler(optuna.samplers.TPESampler()), optuna.samplers.RandomSampler
+    )
