@@ -15,7 +15,10 @@ from optuna.trial import TrialState
 from tgsage import optuna_api as api
 from tgsage.search.storage import FlockLock, open_storage
 
-pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning"),
+    pytest.mark.filterwarnings("ignore:Heartbeat of storage"),
+]
 
 
 @pytest.fixture(params=["memory", "journal", "sqlite", "sqlite-heartbeat"])
@@ -94,3 +97,36 @@ def test_reseeding_a_sampler_repeats_its_draws() -> None:
     assert isinstance(
         api.tpe_startup_sampler(optuna.samplers.TPESampler()), optuna.samplers.RandomSampler
     )
+
+
+def test_choices_and_attributes_in_one_operation(study: optuna.Study) -> None:
+    """set_params stores what trial.suggest_* would, readable by Optuna as usual."""
+    from optuna.distributions import CategoricalDistribution
+
+    from tgsage.optuna_api import create_trial, set_params
+
+    first = study.ask()
+    first.suggest_categorical("a", [1, 2, 3])  # an earlier trial fixes the distribution
+    study.tell(first, 1.0)
+    template = optuna.trial.FrozenTrial(
+        number=-1,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=first.datetime_start,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={"worker": "w"},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
+    )
+    tid, number = create_trial(study, template)
+    assert number == 1 and api.get_trial(study, tid).user_attrs == {"worker": "w"}
+    dists = {"a": CategoricalDistribution([1, 2, 3]), "b": CategoricalDistribution(["x", "y"])}
+    set_params(study, tid, {"a": 3, "b": "y"}, dists, {"spec": "{}", "spec_hash": "h"})
+    got = api.get_trial(study, tid)
+    assert got.params == {"a": 3, "b": "y"} and got.distributions == dists
+    assert got.user_attrs == {"worker": "w", "spec": "{}", "spec_hash": "h"}
+    study.tell(number, 2.0)
+    assert [t.params["a"] for t in study.get_trials()] == [first.params["a"], 3]

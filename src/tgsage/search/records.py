@@ -38,16 +38,16 @@ HEARTBEAT_ATTR = "tgsage:heartbeat"
 
 
 def write_result(
-    study: optuna.Study, trial: optuna.Trial, ok: bool, score: Any, record: Any
+    study: optuna.Study, number: int, trial_id: int, ok: bool, score: Any, record: Any
 ) -> None:
-    """Store a candidate's ``record`` (:mod:`tgsage.candidate_record` names) in ``trial`` and
-    finish it: COMPLETE with ``score``, or FAIL. A trial another worker already finished (it
-    was declared lost meanwhile) keeps that state."""
-    api.set_user_attrs(study, api.trial_id(trial), record)
+    """Store a candidate's ``record`` (:mod:`tgsage.candidate_record` names) in its trial (one
+    storage operation) and finish it: COMPLETE with ``score``, or FAIL. A trial another worker
+    already finished (it was declared lost meanwhile) keeps that state."""
+    api.set_user_attrs(study, trial_id, record)
     if ok:
-        study.tell(trial, score, skip_if_finished=True)
+        study.tell(number, score, skip_if_finished=True)
     else:
-        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
 
 
 def read_result(t: FrozenTrial) -> dict[str, Any]:

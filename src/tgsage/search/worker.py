@@ -4,7 +4,8 @@ Exactly ``n_candidates`` COMPLETE trials, however many workers race:
 
 1. *Pre-check.* Count COMPLETE and RUNNING trials; with ``complete >= n`` the worker stops, with
    ``complete + running >= n`` it waits (a running candidate may still fail or be lost).
-2. *Claim.* ``study.ask()`` pops the oldest WAITING trial (a retry) or creates a new one.
+2. *Claim.* With retries queued, ``study.ask()`` pops the oldest WAITING trial (it keeps its
+   choices); otherwise the worker creates a new RUNNING trial in one storage operation.
 3. *Verify.* Count the trials numbered before the claimed one that are COMPLETE, RUNNING or
    WAITING. If there are ``n`` or more, the claim lost a race: the trial is closed as PRUNED
    with ``surplus=True`` before anything is sampled or evaluated (no cost; a popped retry is
@@ -12,6 +13,10 @@ Exactly ``n_candidates`` COMPLETE trials, however many workers race:
    ordered log; RDBStorage locks the study row while numbering), and a trial's state only moves
    forward, so at any moment at most ``n`` trials hold a slot and COMPLETE can never exceed
    ``n``; failed and lost candidates free their slot for a new one.
+4. *Draw.* A new claim's choices are drawn in memory by the study's sampler, with the trial's
+   own number (:class:`~tgsage.search.draft.DraftTrial`), and stored with the spec in one
+   storage operation - not one per choice (:func:`tgsage.optuna_api.set_params`).
+5. *Evaluate and record* (below), the result in one operation and then ``tell``.
 
 Dedup: before evaluating, the worker looks for a COMPLETE trial with the same spec hash; its
 result is copied (value and attributes, ``reused_from`` = the original's number, cost 0
@@ -27,6 +32,7 @@ choices is queued - and the worker exits. A stop never interrupts a storage writ
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import time
@@ -34,6 +40,7 @@ import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -43,6 +50,7 @@ from tgsage import optuna_api as api
 from tgsage.candidate_record import reused_record
 from tgsage.errors import TgsageError
 from tgsage.search.config import SearchConfig
+from tgsage.search.draft import DraftTrial
 from tgsage.search.faults import (
     enqueue_retry,
     heartbeat,
@@ -51,7 +59,7 @@ from tgsage.search.faults import (
     worker_name,
 )
 from tgsage.search.objective import Objective, Outcome, make_objective
-from tgsage.search.records import count_trials, is_surplus, slots_ahead, write_result
+from tgsage.search.records import Counts, count_trials, is_surplus, slots_ahead, write_result
 from tgsage.search.stop import StopRequest, StopWorker
 from tgsage.search.storage import load_study, open_storage, storage_kind
 from tgsage.search.strategy import make_sampler
@@ -96,6 +104,24 @@ def _worker_seed(config: SearchConfig, worker: str) -> int:
     """
     del worker
     return int(config.seed)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A trial this worker holds: its number, storage id and the candidate's spec (None until
+    a new claim's choices are drawn)."""
+
+    number: int
+    trial_id: int
+    spec: Any
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return spec_attrs(self.spec)
+
+
+def spec_attrs(spec: Any) -> dict[str, Any]:
+    return {"spec": spec.to_json(), "spec_hash": spec.spec_hash}
 
 
 def find_done(trials: list[FrozenTrial], spec_hash: str, exclude: int) -> FrozenTrial | None:
@@ -155,10 +181,51 @@ class Worker:
             self.study, trials, c.grace_period, c.max_retries, c.local_pid_check, heartbeats=table
         )
 
-    def _surplus(self, trial: optuna.Trial) -> None:
-        tid = api.trial_id(trial)
-        frozen = api.get_trial(self.study, tid)
-        api.set_user_attrs(self.study, tid, {"surplus": True})
+    def _claim(self, counts: Counts) -> Claim:
+        """A trial for this worker's next candidate: a queued retry (WAITING) is popped with
+        ``study.ask()`` and replays its choices at once; otherwise an empty RUNNING trial is
+        created in one storage operation and its choices are drawn later, in memory
+        (:meth:`_draw`), once the slot is verified."""
+        name = {"worker": self.name}
+        if counts.waiting:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Optuna: heartbeats outside Study.optimize
+                trial = self.study.ask()
+            spec = self.space.sample(trial)
+            claim = Claim(trial.number, api.trial_id(trial), spec)
+            api.set_user_attrs(self.study, claim.trial_id, name | spec_attrs(spec))
+            return claim
+        template = optuna.trial.FrozenTrial(
+            number=-1,  # the storage numbers it
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=datetime.datetime.now(),
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs=name,
+            system_attrs={},
+            intermediate_values={},
+            trial_id=-1,
+        )
+        tid, number = api.create_trial(self.study, template)
+        return Claim(number, tid, None)
+
+    def _draw(self, claim: Claim) -> Claim:
+        """The candidate of a new claim: its choices drawn by the sampler with the trial's
+        number (:class:`DraftTrial`), then stored with its spec in one operation."""
+        if claim.spec is not None:
+            return claim
+        draft = DraftTrial(self.study, claim.number)
+        spec = self.space.sample(draft)
+        api.set_params(
+            self.study, claim.trial_id, draft.params, draft.distributions, spec_attrs(spec)
+        )
+        return Claim(claim.number, claim.trial_id, spec)
+
+    def _surplus(self, claim: Claim, why: str = "slot lost in a race") -> None:
+        frozen = api.get_trial(self.study, claim.trial_id)
+        api.set_user_attrs(self.study, claim.trial_id, {"surplus": True})
         if "failed_trial" in frozen.system_attrs:  # a popped retry: put it back in the queue
             self.study.add_trial(
                 optuna.trial.create_trial(
@@ -169,19 +236,17 @@ class Worker:
                     user_attrs={"retry_of": frozen.user_attrs.get("retry_of", frozen.number)},
                 )
             )
-        self.study.tell(trial, state=TrialState.PRUNED)
+        self.study.tell(claim.number, state=TrialState.PRUNED, skip_if_finished=True)
         self.summary.surplus += 1
-        log.info("trial %d: slot lost in a race; handed back", trial.number)
+        log.info("trial %d: %s; handed back", claim.number, why)
 
-    def _record(self, trial: optuna.Trial, outcome: Outcome) -> None:
-        write_result(self.study, trial, outcome.ok, outcome.score, outcome.attrs)
-
-    def _evaluate(self, trial: optuna.Trial) -> str:
-        spec = self.space.sample(trial)
-        h = spec.spec_hash
-        api.set_user_attrs(
-            self.study, api.trial_id(trial), {"spec": spec.to_json(), "spec_hash": h}
+    def _record(self, claim: Claim, outcome: Outcome) -> None:
+        write_result(
+            self.study, claim.number, claim.trial_id, outcome.ok, outcome.score, outcome.attrs
         )
+
+    def _evaluate(self, claim: Claim) -> str:
+        spec, h, trial = claim.spec, claim.spec.spec_hash, claim
         done = find_done(self.study.get_trials(deepcopy=False), h, trial.number)
         if done is not None:
             self._record(
@@ -217,10 +282,10 @@ class Worker:
         )
         return "evaluated" if outcome.ok else "failed"
 
-    def _interrupted(self, trial: optuna.Trial, reason: str) -> None:
+    def _interrupted(self, trial: Claim, reason: str) -> None:
         """Give the candidate back: FAIL with ``interrupted`` set (no failure reason, so it is
         not a failed candidate) and a retry with the same choices, not counted as a loss."""
-        tid = api.trial_id(trial)
+        tid = trial.trial_id
         try:
             api.set_user_attrs(self.study, tid, {"interrupted": reason})
             if not api.set_state(self.study, tid, TrialState.FAIL):
@@ -257,16 +322,14 @@ class Worker:
             if counts.complete + counts.running >= n:
                 time.sleep(self.poll)
                 continue
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # Optuna: heartbeats outside Study.optimize
-                trial = self.study.ask()
-            api.set_user_attrs(self.study, api.trial_id(trial), {"worker": self.name})
+            trial = self._claim(counts)
             try:
-                with heartbeat(self.study, api.trial_id(trial), c.heartbeat_interval) as hb:
+                with heartbeat(self.study, trial.trial_id, c.heartbeat_interval) as hb:
                     if slots_ahead(self.study.get_trials(deepcopy=False), trial.number) >= n:
                         self._surplus(trial)
                         time.sleep(self.poll)
                         continue
+                    trial = self._draw(trial)
                     kind = self._evaluate(trial)
             except StopWorker as stop:
                 self._interrupted(trial, stop.reason)
