@@ -172,3 +172,49 @@ def test_forgetting_weights_equal_hyperopt() -> None:
             )
     custom = PaperTPESampler(0, linear_forgetting=7)._parzen_estimator_parameters.weights
     np.testing.assert_allclose(custom(50), tpe.linear_forgetting_weights(50, 7))
+
+
+@pytest.mark.parametrize(("space_name", "running"), [("cell", 3), ("layer", 0)])
+def test_one_split_per_proposal_draws_exactly_what_optuna_draws(
+    space_name: str, running: int
+) -> None:
+    """The sampler splits the history once per proposal; Optuna's own path splits it for every
+    parameter. Same seeds, same history (with running trials for the constant liar): every
+    parameter of every proposal is identical."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.trial import TrialState
+
+    from tgsage.spaces import FixedSuggester
+    from tgsage.strategies.tpe import PaperTPESampler
+
+    space = get_space(space_name) if space_name == "cell" else get_space("layer", max_layers=5)
+    rng = np.random.default_rng(3)
+    history = [space.spec_to_params(space.random_spec(rng)) for _ in range(60)]
+    values = rng.random(len(history)).tolist()
+    studies = []
+    for per_parameter in (False, True):
+        sampler = PaperTPESampler(seed=5, split_per_parameter=per_parameter)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        for i, params in enumerate(history):
+            fixed = FixedSuggester(params)
+            space.sample(fixed)
+            dists = {k: CategoricalDistribution(list(c)) for k, c in fixed.asked}
+            state = TrialState.RUNNING if i >= len(history) - running else TrialState.COMPLETE
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=fixed.params,
+                    distributions=dists,
+                    value=values[i] if state == TrialState.COMPLETE else None,
+                    state=state,
+                )
+            )
+        studies.append(study)
+    for _ in range(6):
+        drawn = []
+        for study in studies:
+            trial = study.ask()
+            drawn.append(space.spec_to_params(space.sample(trial)))
+        assert drawn[0] == drawn[1]
+        score = float(rng.random())
+        for study in studies:  # the same outcome in both histories
+            study.tell(study.trials[-1].number, score)

@@ -99,12 +99,26 @@ def resolve_gamma(gamma: str | Callable[[int], int]) -> Callable[[int], int]:
     return GAMMAS[gamma]
 
 
+class _Proposal:
+    """The history one proposal samples from: split once, read per parameter."""
+
+    def __init__(self, number: int, n_finished: int, below: list, above: list) -> None:
+        self.number, self.n_finished, self.below, self.above = number, n_finished, below, above
+
+
 class PaperTPESampler(TPESampler):
     """Optuna's TPESampler with the paper's settings, reseeded at every trial.
 
     The seed of trial ``k`` is ``trial_seed(seed, k)`` (or ``next_seed`` when set, which the
     in-process :class:`TPEStrategy` uses), so workers sharing a storage draw different
     start-up candidates and a trial's draw does not depend on which worker runs it.
+
+    Optuna's univariate TPE reads the study and splits it into good and other trials again for
+    every parameter it samples, O(N log N) each: 0.28 s per cell-space proposal at N = 1,000.
+    This sampler does that once per proposal (the history does not change within one) and
+    keeps each finished trial's internal parameter values, then builds the same Parzen
+    estimators from the same observations in the same order: the draws are identical to
+    Optuna's (``split_per_parameter=True`` runs Optuna's own path, the check of that claim).
     """
 
     def __init__(
@@ -116,6 +130,7 @@ class PaperTPESampler(TPESampler):
         n_ei_candidates: int = 24,
         linear_forgetting: int = LINEAR_FORGETTING,
         constant_liar: bool = True,
+        split_per_parameter: bool = False,
     ) -> None:
         for name, value, low in (
             ("n_startup_trials", n_startup_trials, 0),
@@ -141,13 +156,59 @@ class PaperTPESampler(TPESampler):
             )
         self.base_seed = int(seed)
         self.next_seed: int | None = None
+        self.split_per_parameter = bool(split_per_parameter)
+        self._proposal: _Proposal | None = None
+        self._values: dict[tuple[str, tuple[Any, ...]], dict[int, float]] = {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         s = trial_seed(self.base_seed, trial.number) if self.next_seed is None else self.next_seed
         self.next_seed = None
         reseed(self, s)
         reseed(api.tpe_startup_sampler(self), s)
+        self._proposal = None
         super().before_trial(study, trial)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
+    ) -> Any:
+        if self.split_per_parameter or len(study.directions) != 1:
+            return super().sample_independent(study, trial, param_name, param_distribution)
+        p = self._history(study, trial)
+        if p.n_finished < api.tpe_settings(self)[1]:
+            return api.tpe_startup_sampler(self).sample_independent(
+                study, trial, param_name, param_distribution
+            )
+        below = self._observations(p.below, param_name, param_distribution)
+        above = self._observations(p.above, param_name, param_distribution)
+        return api.tpe_sample_one(self, param_name, param_distribution, below, above)
+
+    def _history(self, study: Study, trial: FrozenTrial) -> _Proposal:
+        """The trials of this proposal (running ones as the constant liar's worst), split."""
+        if self._proposal is not None and self._proposal.number == trial.number:
+            return self._proposal
+        gamma, _, liar = api.tpe_settings(self)
+        states = (TrialState.COMPLETE, TrialState.PRUNED)
+        trials = study.get_trials(deepcopy=False, states=(*states, TrialState.RUNNING))
+        finished = [t for t in trials if t.state in states]
+        used = [t for t in trials if t.number != trial.number] if liar else finished
+        n = sum(t.state != TrialState.RUNNING for t in used)
+        below, above = api.tpe_split(study, used, gamma(n))
+        self._proposal = _Proposal(trial.number, len(finished), below, above)
+        return self._proposal
+
+    def _observations(self, trials: list[FrozenTrial], name: str, dist: Any) -> np.ndarray:
+        """Internal values of ``name`` over ``trials`` that have it, in their order (a trial's
+        value never changes once set, so each is converted once)."""
+        known = self._values.setdefault((name, tuple(dist.choices)), {})
+        out = []
+        for t in trials:
+            v = known.get(t.number)
+            if v is None:
+                if name not in t.params:
+                    continue
+                v = known[t.number] = dist.to_internal_repr(t.params[name])
+            out.append(v)
+        return np.asarray(out)
 
 
 def _key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
