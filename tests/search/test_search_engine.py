@@ -308,6 +308,74 @@ def test_unreachable_database_is_one_clear_error(sim_config: Factory) -> None:
     assert not os.path.exists(sim_config()["run_dir"])  # no work started, no run folder
 
 
+class _Refused(Exception):
+    """What sqlalchemy raises when the server refuses a connection (``orig``: the driver's)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("(psycopg2.OperationalError) ...")
+        self.orig = message
+
+
+@pytest.mark.parametrize(
+    ("message", "calls", "opens"),
+    [
+        ("FATAL:  sorry, too many clients already", 3, True),
+        ("FATAL:  remaining connection slots are reserved for superuser", 3, True),
+        ('FATAL:  password authentication failed for user "tgsage"', 1, False),
+        ('FATAL:  database "nowhere" does not exist', 1, False),
+    ],
+)
+def test_a_full_server_is_asked_again_other_refusals_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    message: str,
+    calls: int,
+    opens: bool,
+) -> None:
+    import tgsage.search.storage as storage
+    from tgsage.errors import ConfigError
+
+    seen: list[float] = []
+    slept: list[float] = []
+
+    def rdb(url: str, **kw: Any) -> str:
+        seen.append(1.0)
+        if len(seen) < 3:
+            raise _Refused(message)
+        return "storage"
+
+    monkeypatch.setattr(storage, "RDBStorage", rdb)
+    monkeypatch.setattr(storage.time, "sleep", slept.append)
+    url = "postgresql://tgsage:s3cret@127.0.0.1/tgsage"
+    if opens:
+        assert storage.open_storage(url) == "storage"
+        assert slept == [0.5, 1.0]  # backoff
+        assert "no free connection" in caplog.text and "s3cret" not in caplog.text
+    else:
+        with pytest.raises(ConfigError, match="cannot reach the database"):
+            storage.open_storage(url)
+        assert slept == []
+    assert len(seen) == calls
+
+
+def test_a_server_full_for_longer_than_busy_wait_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import tgsage.search.storage as storage
+    from tgsage.errors import ConfigError
+
+    slept: list[float] = []
+
+    def rdb(url: str, **kw: Any) -> str:
+        raise _Refused("FATAL:  sorry, too many clients already")
+
+    monkeypatch.setattr(storage, "RDBStorage", rdb)
+    monkeypatch.setattr(storage.time, "sleep", slept.append)
+    with pytest.raises(ConfigError, match="too many clients"):
+        storage.open_storage("postgresql://u:p@127.0.0.1/db", busy_wait=10.0)
+    assert sum(slept) == pytest.approx(10.0) and slept[:4] == [0.5, 1.0, 2.0, 4.0]
+
+
 def test_choices_distribution_roundtrip_for_retry() -> None:
     # enqueue_retry relies on Optuna replaying categorical params of a WAITING trial
     study = optuna.create_study()

@@ -12,7 +12,9 @@ names the URL (password hidden) and the fix.
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,7 @@ from tgsage.errors import ConfigError
 from tgsage.search.config import SearchConfig, config_from_json, is_journal_url, journal_path
 
 CONFIG_ATTR = "tgsage_config"
+log = logging.getLogger("tgsage.search")
 warnings.filterwarnings("ignore", message=".*Heartbeat of storage is supposed to be used.*")
 warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
@@ -98,8 +101,13 @@ def open_storage(
     grace_period: int | None = None,
     retry_callback: Any = None,
     connect_timeout: int = 10,
+    busy_wait: float = 60.0,
 ) -> BaseStorage:
-    """An Optuna storage for ``url``; heartbeats are enabled on RDB storages when given."""
+    """An Optuna storage for ``url``; heartbeats are enabled on RDB storages when given.
+
+    A database server with no free connection is asked again for up to ``busy_wait`` seconds
+    (many workers starting at once against a shared server) before it is a ConfigError.
+    """
     kind = storage_kind(url)
     if kind == "journal":
         path = journal_path(url)
@@ -118,29 +126,46 @@ def open_storage(
         db = url.removeprefix("sqlite:///")
         if db and db != ":memory:":
             Path(db).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                _driver_url(url),
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=retry_callback,
+    waited, attempt = 0.0, 0
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(
+                    _driver_url(url),
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=heartbeat_interval,
+                    grace_period=grace_period,
+                    heartbeat_stale_trial_callback=retry_callback,
+                )
+        except ImportError:
+            hint = (
+                "pip install psycopg2-binary (or tgsage[postgres])"
+                if kind == "postgresql"
+                else f"install the database driver for {kind!r}"
             )
-    except ImportError:
-        hint = (
-            "pip install psycopg2-binary (or tgsage[postgres])"
-            if kind == "postgresql"
-            else f"install the database driver for {kind!r}"
-        )
-        raise ConfigError(f"no database driver for {redact(url)}: {hint}") from None
-    except Exception as exc:  # sqlalchemy errors: unreachable server, bad credentials, ...
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise ConfigError(
-            f"cannot reach the database {redact(url)}: {reason}; start the "
-            "server or fix the storage URL (nothing was run)"
-        ) from None
+            raise ConfigError(f"no database driver for {redact(url)}: {hint}") from None
+        except Exception as exc:  # sqlalchemy errors: unreachable server, bad credentials, ...
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            if _server_full(reason) and waited < busy_wait:
+                pause = min(0.5 * 2**attempt, 4.0, busy_wait - waited)  # 0.5, 1, 2, 4, 4, ... s
+                attempt += 1
+                log.warning("%s has no free connection; trying again in %.1f s", redact(url), pause)
+                time.sleep(pause)
+                waited += pause
+                continue
+            raise ConfigError(
+                f"cannot reach the database {redact(url)}: {reason}; start the "
+                "server or fix the storage URL (nothing was run)"
+            ) from None
+
+
+def _server_full(reason: str) -> bool:
+    """The server refused a connection for want of a free slot (PostgreSQL's ``too many clients
+    already``, ``remaining connection slots are reserved``; MySQL's ``Too many connections``): a
+    passing state when many workers share a server, unlike a wrong host, password or database."""
+    low = reason.lower()
+    return any(text in low for text in ("too many clients", "connection slots", "too many conn"))
 
 
 def create_or_load_study(config: SearchConfig, storage: BaseStorage) -> tuple[optuna.Study, bool]:
