@@ -8,7 +8,8 @@ on disk whatever wrote it:
 ``P`` ``TG``           premature accuracy (a fraction) and teacher guidance
 ``score``              the candidate's score (any :mod:`tgsage.scores` expression)
 ``scores``             every base score measured, by its :mod:`tgsage.scores` name
-``per_layer``          S_i per teacher layer; ``best_match`` the candidate layer of each
+``per_layer``          S_i per teacher layer; ``best_match`` the candidate layer of each;
+                       ``guidance`` S_i of every comparison measured ({comparison: {layer: S_i}})
 ``similarity``         teacher x candidate matrix (``teacher_layers`` x ``candidate_layers``)
 ``params``             parameter count
 ``proxies``            zero-cost proxies at initialisation; ``proxy_rank`` rank(proxy) in [0, 1]
@@ -17,7 +18,8 @@ on disk whatever wrote it:
 ``no_path``            true when the input cannot reach the output (NAS-Bench-201 none cells)
 ``examples``           cost: examples processed by SGD (0 for a reused result); ``steps``
 ``train_seconds``      timings: also ``eval_seconds``, ``score_seconds``, ``proxy_seconds``
-``device``             where it ran
+``device``             where it ran; ``amp`` the autocast dtype of training steps (absent:
+                       float32), ``channels_last`` (absent: false)
 ``failure_reason``     why a candidate failed, with ``message``
 =====================  ===================================================================
 
@@ -41,6 +43,7 @@ MEASURED = (
     "score",
     "scores",
     "per_layer",
+    "guidance",
     "best_match",
     "similarity",
     "teacher_layers",
@@ -55,6 +58,8 @@ MEASURED = (
     "no_path",
     "steps",
     "device",
+    "amp",
+    "channels_last",
 )
 #: Cost fields: zero for a reused candidate (nothing was trained for it).
 COST = ("examples", "train_seconds", "eval_seconds", "score_seconds", "proxy_seconds")

@@ -38,8 +38,13 @@ def test_a_result_is_recorded_under_one_set_of_names() -> None:
         train_seconds=1.5,
         loss_sum=12.0,
         loss_steps=10,
+        amp="bfloat16",
+        channels_last=True,
+        guidance={"pearson": {"L1": 0.2}, "cka": {"L1": 0.6}},
     )
     rec = to_record(r)
+    assert rec["amp"] == "bfloat16" and rec["channels_last"] is True  # how it ran
+    assert rec["guidance"]["cka"] == {"L1": 0.6}
     assert rec["P"] == 0.5 and rec["TG"] == 0.2 and rec["params"] == 1234 and rec["score"] == 0.7
     assert not {"accuracy", "tg", "params_count", "failure_reason", "status"} & set(rec)
     assert "no_path" not in rec and "best_match" not in rec  # False and empty are left out
