@@ -273,6 +273,8 @@ def evaluate_candidate(
     reference: Any = None,
     comparisons: Sequence[str] = (),
     fit: Any = None,
+    resume: Mapping[str, Any] | None = None,
+    on_trained: Callable[[Trainer], None] | None = None,
     **train_overrides: Any,
 ) -> CandidateResult:
     """Train ``candidate`` briefly and score it; see the module docstring.
@@ -299,6 +301,11 @@ def evaluate_candidate(
             ``result.scores`` even if the score does not read them.
         fit: :class:`~tgsage.scores.FitOptions` of fitted terms (learned from the labelled
             rows of ``reference``).
+        resume: a :meth:`Trainer.state_dict` of this candidate's run (same config and seed)
+            to continue from instead of training from the start; the result's examples and
+            seconds are then the run's totals, the resumed part included.
+        on_trained: called with the trainer after successful training (e.g. to save a
+            checkpoint with ``trainer.state_dict()``).
     """
     from tgsage.scores import parse_score, score_one
 
@@ -360,6 +367,8 @@ def evaluate_candidate(
         result.scores.update(result.proxies)
     accuracy = math.nan
     p_half, p0_examples = math.nan, 0
+    if resume is not None:
+        trainer.load_state_dict(dict(resume))
     if needs_training or teacher is not None:
         if slope:
             half = trainer.train_until(f"{trainer.budget_steps(budget) // 2}steps")
@@ -376,6 +385,8 @@ def evaluate_candidate(
         if not train.ok:
             result.failure_reason, result.message = train.failure_reason, train.message
             return result
+        if on_trained is not None:
+            on_trained(trainer)
         if train.val_accuracy is not None:
             accuracy = float(train.val_accuracy)
         elif train.steps == 0 and data.val is not None and len(data.val):

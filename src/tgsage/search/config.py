@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tgsage.errors import ConfigError
+from tgsage.search.cascade import CascadeConfig
 
 Objective = Literal["train", "simulate"]
 # Fields a restarted search may change without starting a new study.
@@ -139,6 +140,11 @@ class SearchConfig(BaseModel):
         "this host is lost at once (no grace period).",
     )
     torch_threads: int | None = Field(None, ge=1)
+    cascade: CascadeConfig | None = Field(
+        None,
+        description="Multi-fidelity search: screen n_candidates proposals for free, then "
+        "successive halving over cascade.budgets (see tgsage.search.cascade).",
+    )
 
     @field_validator("budget")
     @classmethod
@@ -153,22 +159,7 @@ class SearchConfig(BaseModel):
     @field_validator("score")
     @classmethod
     def _score(cls, v: str) -> str:
-        if v.strip().lower() == "proxy":
-            return "proxy"
-        from tgsage.scores import parse_score
-
-        expr = parse_score(v)  # InputError -> a validation error naming the field
-        from tgsage.proxies import PROXIES
-        from tgsage.scores import parse_name
-
-        for name in expr.names:
-            if parse_name(name).is_proxy and name not in PROXIES:
-                hint = "; to subtract two scores write 'a - b'" if "-" in name else ""
-                raise ValueError(
-                    f"{name!r} is neither a score (P, TG, TG-cka, S_<layer>, SoTL, ...) nor "
-                    f"a registered proxy {sorted(PROXIES)}{hint}"
-                )
-        return v
+        return _score_text(v)
 
     @field_validator("name")
     @classmethod
@@ -197,6 +188,8 @@ class SearchConfig(BaseModel):
                     f"score {self.score!r} is fitted on labelled architectures: set "
                     "'ground_truth: <NAS-Bench-201 table>' (space nb201)"
                 )
+        if self.cascade is not None:
+            self._check_cascade(self.cascade)
         if self.grace_period <= self.heartbeat_interval:
             raise ValueError("grace_period must be longer than heartbeat_interval")
         if self.storage is not None and self.storage.startswith("sqlite") and self.workers > 1:
@@ -205,6 +198,49 @@ class SearchConfig(BaseModel):
                 "the default journal file, or PostgreSQL for many workers"
             )
         return self
+
+    def _check_cascade(self, cascade: CascadeConfig) -> None:
+        if "budget" in self.model_fields_set and self.budget != cascade.budgets[-1]:
+            raise ValueError(
+                "a cascade trains to cascade.budgets; leave budget out (or set it to the "
+                f"last of them, {cascade.budgets[-1]!r})"
+            )
+        if self.beta != 0:
+            raise ValueError("beta * rank(proxy) does not apply to a cascade; use cascade.screen")
+        from tgsage.proxies import PROXIES
+        from tgsage.scores import parse_name, parse_score
+
+        if cascade.screen not in PROXIES:
+            raise ValueError(
+                f"cascade.screen: {cascade.screen!r} is not a registered zero-cost proxy "
+                f"{sorted(PROXIES)}"
+            )
+        for text in cascade.rung_scores or [self.score]:
+            if text == "proxy":
+                raise ValueError(
+                    "in a cascade the training-free score is cascade.screen; score (and "
+                    "cascade.rung_scores) rank the trained rungs: P, TG, P+TG, SoTL, ..."
+                )
+            try:
+                _score_text(text)
+                expr = parse_score(text, alpha=self.alpha)
+            except Exception as exc:
+                raise ValueError(f"cascade rung score {text!r}: {exc}") from None
+            if expr.population:
+                raise ValueError(
+                    f"cascade rung score {text!r} ranks among other architectures (rank, "
+                    "meanrank, logrank, fitted terms); a rung's score must be a candidate's "
+                    "own (e.g. P, TG, P + 0.5*TG, SoTL)"
+                )
+            names = [parse_name(n) for n in expr.names]
+            if any(n.family == "P-slope" for n in names):
+                raise ValueError("P-slope needs a run from the start; not a cascade rung score")
+            if self.objective == "train" and self.teacher is None:
+                if any(n.needs_teacher for n in names):
+                    raise ValueError(
+                        f"cascade rung score {text!r} needs 'teacher: <teacher file>'"
+                    )
+        self.budget = cascade.budgets[-1]  # what the answer was trained to
 
     # ------------------------------------------------------------------ derived
     @property
@@ -278,6 +314,27 @@ class SearchConfig(BaseModel):
         """Fields (other than those a restart may change) whose values differ."""
         a, b = json.loads(self.to_json()), json.loads(other.to_json())
         return sorted(k for k in a if k not in MUTABLE_FIELDS and a[k] != b.get(k))
+
+
+def _score_text(v: str) -> str:
+    """A search score: ``proxy`` or a :mod:`tgsage.scores` expression whose names are scores
+    or registered proxies (ValueError naming the unknown one)."""
+    if v.strip().lower() == "proxy":
+        return "proxy"
+    from tgsage.scores import parse_score
+
+    expr = parse_score(v)  # InputError -> a validation error naming the field
+    from tgsage.proxies import PROXIES
+    from tgsage.scores import parse_name
+
+    for name in expr.names:
+        if parse_name(name).is_proxy and name not in PROXIES:
+            hint = "; to subtract two scores write 'a - b'" if "-" in name else ""
+            raise ValueError(
+                f"{name!r} is neither a score (P, TG, TG-cka, S_<layer>, SoTL, ...) nor "
+                f"a registered proxy {sorted(PROXIES)}{hint}"
+            )
+    return v
 
 
 def is_journal_url(url: str) -> bool:

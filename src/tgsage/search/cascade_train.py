@@ -1,0 +1,277 @@
+"""The real cascade evaluator: a zero-cost screen, then premature training continued by rung.
+
+``screen(spec)`` builds the untrained network (weights seeded by the search seed) and measures
+the screen's zero-cost proxy on one seeded minibatch. ``train(spec, budget, score, previous)``
+trains it to ``budget`` with :func:`tgsage.evaluate.evaluate_candidate` and scores it; with
+``previous`` (the budget this search last trained the candidate to) the run resumes that
+checkpoint, so the cost is the difference. TG is measured whenever the search has a teacher,
+whatever the rung's score, so every record can serve P- and TG-ranked rungs alike.
+
+With ``cascade.cache`` every evaluation is also appended to an :class:`EvaluationCache`, and a
+cached one is looked up instead of being run: the cost charged is the recorded one
+(``cached: true`` on the trial), as if the search had run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from tgsage.search.cascade_eval import Checkpoints, checkpoint_root
+from tgsage.search.config import SearchConfig
+from tgsage.search.evaluation_cache import EvaluationCache, file_fingerprint, fingerprint
+from tgsage.search.objective import Outcome
+
+log = logging.getLogger("tgsage.search")
+
+# what a cached training record carries over to the trial (run totals are turned into costs)
+_RESULT_KEYS = (
+    "P",
+    "TG",
+    "per_layer",
+    "best_match",
+    "params_count",
+    "steps",
+    "device",
+    "teacher_layers",
+    "candidate_layers",
+)
+
+
+def _rung_score(score: str, p: float | None, tg: float | None, alpha: float) -> float | None:
+    if p is None:
+        return None
+    if score == "p":
+        return p
+    if tg is None:
+        return None
+    return tg if score == "tg" else p + alpha * tg
+
+
+def setting_of(config: SearchConfig, data: Any) -> dict[str, Any]:
+    """Everything that changes an evaluation's numbers (teacher apart)."""
+    from tgsage.data.probe import fingerprint_images
+
+    return {
+        "space": config.space,
+        "space_options": config.space_options,
+        "data": config.data.name,
+        "images": fingerprint_images(data.train.images),
+        "val": fingerprint_images(data.val.images) if data.val is not None else None,
+        "width_mult": config.width_mult,
+        "train": config.train_config.model_dump(mode="json"),
+        "seed": config.seed,
+    }
+
+
+class TrainingCascade:
+    """Screens and trains candidates for a cascade search (see the module docstring)."""
+
+    def __init__(self, config: SearchConfig) -> None:
+        from tgsage.data.registry import get_dataset
+        from tgsage.teacher import Teacher
+
+        assert config.cascade is not None
+        self.config = config
+        self.data = get_dataset(config.data.name, **config.data.options)
+        self.teacher = Teacher.load(config.teacher) if config.teacher is not None else None
+        self.train_config = config.train_config
+        self.teacher_id = file_fingerprint(config.teacher) if config.teacher is not None else None
+        cache_path = config.cascade.cache
+        self.cache: EvaluationCache | None = None
+        root = checkpoint_root(config)
+        if cache_path is not None:
+            self.cache = EvaluationCache(cache_path, fingerprint(setting_of(config, self.data)))
+            if config.cascade.continue_training:  # checkpoints shared with the cache's users
+                root = Path(str(cache_path) + ".checkpoints")
+        self.checkpoints = Checkpoints(root)
+
+    # ------------------------------------------------------------------ helpers
+    def _examples(self, budget: str) -> int:
+        from tgsage.train import Budget
+
+        cfg = self.train_config
+        n = len(self.data.train)
+        drop_last = cfg.drop_last or (n % cfg.batch_size == 1 and n > 1)
+        return Budget.parse(budget).to_examples(n, cfg.batch_size, drop_last)
+
+    def _normalize(self) -> str:
+        from tgsage.data.pipeline import get_augmentation
+
+        return get_augmentation(self.train_config.augment).normalize
+
+    def _cached(self, spec_hash: str, budget: str | None, needs_tg: bool) -> dict[str, Any] | None:
+        if self.cache is None:
+            return None
+        rec = self.cache.get(spec_hash, budget)
+        if rec is None:
+            return None
+        if needs_tg and rec.get("status") == "ok" and rec.get("teacher") != self.teacher_id:
+            return None  # TG of another teacher (or none): measure again
+        return rec
+
+    # ------------------------------------------------------------------ screen
+    def screen(self, spec: Any) -> Outcome:
+        from tgsage.data.pipeline import resolve_device
+        from tgsage.evaluate import build_candidate, measure_proxies
+
+        c, name = self.config, self.config.cascade.screen  # type: ignore[union-attr]
+        h = spec.spec_hash
+        rec = self._cached(h, None, False)
+        if rec is None or name not in (rec.get("proxies") or {}):
+            t0 = time.perf_counter()
+            device = resolve_device(c.device)
+            model, _ = build_candidate(spec, self.data, c.width_mult, seed=c.seed)
+            values = measure_proxies(
+                model.to(device),
+                self.data,
+                [name],
+                device=device,
+                normalize=self._normalize(),
+                seed=c.seed,
+            )
+            rec = {
+                "status": "ok",
+                "proxies": values,
+                "score_seconds": time.perf_counter() - t0,
+                "params_count": sum(p.numel() for p in model.parameters()),
+            }
+            if self.cache is not None:
+                rec = self.cache.put(h, None, rec)
+            cached = False
+        else:
+            cached = True
+        z = (rec.get("proxies") or {}).get(name)
+        attrs: dict[str, Any] = {
+            "examples": 0,
+            "train_seconds": 0.0,
+            "score_seconds": float(rec.get("score_seconds") or 0.0),
+            "proxies": rec.get("proxies"),
+            "params_count": rec.get("params_count"),
+        }
+        if cached:
+            attrs["cached"] = True
+        if z is None or not math.isfinite(float(z)):
+            return Outcome(
+                False,
+                None,
+                attrs | {"failure_reason": "proxy_undefined", "message": f"{name} is {z}"},
+            )
+        return Outcome(True, float(z), attrs | {"score": float(z)})
+
+    # ------------------------------------------------------------------ train
+    def train(self, spec: Any, budget: str, score: str, previous: str | None = None) -> Outcome:
+        """Train to ``budget`` (continuing ``previous`` when it has a checkpoint) and score."""
+        h = spec.spec_hash
+        needs_tg = self.teacher is not None
+        rec = self._cached(h, budget, needs_tg)
+        cached = rec is not None
+        base = self._cached(h, previous, False) if previous is not None else None
+        if rec is None:
+            rec, base = self._run(spec, budget, previous)
+        start_ex = int(base["examples"]) if base is not None and base.get("status") == "ok" else 0
+        start_s = float(base["train_seconds"]) if start_ex else 0.0
+        attrs: dict[str, Any] = {
+            "examples": max(0, int(rec.get("examples") or 0) - start_ex),
+            "train_seconds": max(0.0, float(rec.get("train_seconds") or 0.0) - start_s),
+            "eval_seconds": float(rec.get("eval_seconds") or 0.0),
+            "score_seconds": float(rec.get("score_seconds") or 0.0),
+        }
+        if start_ex:
+            attrs["resumed_from"] = start_ex
+        if cached:
+            attrs["cached"] = True
+        attrs |= {k: rec[k] for k in _RESULT_KEYS if rec.get(k) is not None}
+        if rec.get("status") != "ok":
+            return Outcome(
+                False,
+                None,
+                attrs
+                | {
+                    "failure_reason": rec.get("failure_reason") or "failed",
+                    "message": rec.get("message") or "",
+                },
+            )
+        value = _rung_score(score, rec.get("P"), rec.get("TG"), self.config.alpha)
+        if value is None or not math.isfinite(value):
+            return Outcome(
+                False, None, attrs | {"failure_reason": "no_score", "message": "score undefined"}
+            )
+        return Outcome(True, value, attrs | {"score": value})
+
+    def _run(
+        self, spec: Any, budget: str, previous: str | None
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Train for real; returns the run-total record and the record it continued."""
+        import torch
+
+        from tgsage.evaluate import evaluate_candidate
+
+        c, h = self.config, spec.spec_hash
+        state, base = None, None
+        if previous is not None:
+            found = self.checkpoints.best_below(h, self._examples(budget))
+            if found is not None and found[0] == self._examples(previous):
+                try:
+                    state = torch.load(found[1], map_location="cpu", weights_only=True)
+                    base = {
+                        "status": "ok",
+                        "examples": int(state["examples"]),
+                        "train_seconds": float(state["seconds"]),
+                    }
+                except Exception as exc:  # a torn or foreign file: train from the start
+                    log.warning(
+                        "checkpoint %s unreadable (%s); training from scratch", found[1], exc
+                    )
+                    state = None
+
+        def save(trainer: Any) -> None:
+            self.checkpoints.save(
+                h, int(trainer.examples), lambda p: torch.save(trainer.state_dict(), p)
+            )
+
+        r = evaluate_candidate(
+            spec,
+            self.data,
+            self.teacher,
+            budget=budget,
+            config=self.train_config,
+            score="p",
+            alpha=c.alpha,
+            width_mult=c.width_mult,
+            device=c.device,
+            seed=c.seed,
+            resume=state,
+            on_trained=save if self.checkpoints.root is not None else None,
+        )
+        rec: dict[str, Any] = {
+            "status": r.status,
+            "examples": r.examples,
+            "steps": r.steps,
+            "train_seconds": r.train_seconds,
+            "eval_seconds": r.eval_seconds,
+            "score_seconds": r.score_seconds,
+            "params_count": r.params,
+            "device": r.device,
+            "P": r.accuracy,
+        }
+        if r.tg is not None:
+            rec |= {
+                "TG": r.tg,
+                "per_layer": r.per_layer,
+                "best_match": r.best_match,
+                "teacher": self.teacher_id,
+                "teacher_layers": r.teacher_layers,
+                "candidate_layers": r.candidate_layers,
+            }
+        if not r.ok:
+            rec |= {"failure_reason": r.failure_reason, "message": (r.message or "")[:2000]}
+        if self.cache is not None:
+            rec = self.cache.put(h, budget, rec)
+        return rec, base
+
+
+__all__ = ["TrainingCascade", "setting_of"]
