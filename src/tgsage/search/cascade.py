@@ -100,6 +100,11 @@ class CascadeConfig(BaseModel):
         description="JSONL evaluation cache shared by repeated searches (see "
         "tgsage.search.evaluation_cache); checkpoints go beside it.",
     )
+    checkpoints: Path | None = Field(
+        None,
+        description="Folder of the training checkpoints rungs continue from (default: "
+        "<cache>.checkpoints with a cache, else <run_dir>/checkpoints).",
+    )
 
     @field_validator("budgets")
     @classmethod

@@ -72,16 +72,22 @@ class Checkpoints:
 
 
 def checkpoint_root(config: SearchConfig) -> Path | None:
-    """``<run_dir>/checkpoints`` when continuation is on and the run folder is reachable."""
+    """Where rungs keep the checkpoints they continue from (None: continuation off, or the
+    folder cannot be made, e.g. a worker on another machine)."""
     cascade = config.cascade
     if cascade is None or not cascade.continue_training:
         return None
-    run_dir = config.resolved_run_dir
+    if cascade.checkpoints is not None:
+        root = cascade.checkpoints
+    elif cascade.cache is not None:
+        root = Path(str(cascade.cache) + ".checkpoints")
+    else:
+        root = config.resolved_run_dir / "checkpoints"
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
+        root.mkdir(parents=True, exist_ok=True)
     except OSError:
         return None
-    return run_dir / "checkpoints"
+    return root
 
 
 # ---------------------------------------------------------------------------- simulate

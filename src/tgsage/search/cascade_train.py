@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from tgsage.search.cascade_eval import Checkpoints, checkpoint_root
@@ -51,19 +50,26 @@ def _rung_score(score: str, p: float | None, tg: float | None, alpha: float) -> 
     return tg if score == "tg" else p + alpha * tg
 
 
-def setting_of(config: SearchConfig, data: Any) -> dict[str, Any]:
-    """Everything that changes an evaluation's numbers (teacher apart)."""
+def setting_of(config: SearchConfig, data: Any, screen: bool = False) -> dict[str, Any]:
+    """Everything that changes an evaluation's numbers (teacher apart): for a screen the
+    untrained network and its minibatch, for training also the validation images and the
+    training config."""
+    from tgsage.data.pipeline import get_augmentation
     from tgsage.data.probe import fingerprint_images
 
-    return {
+    train = config.train_config
+    setting = {
         "space": config.space,
         "space_options": config.space_options,
-        "data": config.data.name,
         "images": fingerprint_images(data.train.images),
-        "val": fingerprint_images(data.val.images) if data.val is not None else None,
         "width_mult": config.width_mult,
-        "train": config.train_config.model_dump(mode="json"),
         "seed": config.seed,
+    }
+    if screen:
+        return setting | {"kind": "screen", "normalize": get_augmentation(train.augment).normalize}
+    return setting | {
+        "val": fingerprint_images(data.val.images) if data.val is not None else None,
+        "train": train.model_dump(mode="json"),
     }
 
 
@@ -82,12 +88,13 @@ class TrainingCascade:
         self.teacher_id = file_fingerprint(config.teacher) if config.teacher is not None else None
         cache_path = config.cascade.cache
         self.cache: EvaluationCache | None = None
-        root = checkpoint_root(config)
+        self.screen_cache: EvaluationCache | None = None
         if cache_path is not None:
             self.cache = EvaluationCache(cache_path, fingerprint(setting_of(config, self.data)))
-            if config.cascade.continue_training:  # checkpoints shared with the cache's users
-                root = Path(str(cache_path) + ".checkpoints")
-        self.checkpoints = Checkpoints(root)
+            self.screen_cache = EvaluationCache(
+                cache_path, fingerprint(setting_of(config, self.data, screen=True))
+            )
+        self.checkpoints = Checkpoints(checkpoint_root(config))
 
     # ------------------------------------------------------------------ helpers
     def _examples(self, budget: str) -> int:
@@ -110,46 +117,106 @@ class TrainingCascade:
         if rec is None:
             return None
         if needs_tg and rec.get("status") == "ok" and rec.get("teacher") != self.teacher_id:
-            return None  # TG of another teacher (or none): measure again
+            return None  # TG of another teacher (or none): measured again, see _rescore
         return rec
 
+    def _rescore(self, spec: Any, budget: str) -> dict[str, Any] | None:
+        """TG for this search's teacher of a cached run without TG (or with another
+        teacher's), from its checkpoint at ``budget``: no training; the record keeps the
+        original run's costs. None when there is no such checkpoint."""
+        import torch
+
+        from tgsage.evaluate import evaluate_candidate
+
+        if self.cache is None or self.teacher is None:
+            return None
+        old = self.cache.get(spec.spec_hash, budget)
+        found = self.checkpoints.best_below(spec.spec_hash, self._examples(budget) + 1)
+        if old is None or found is None or found[0] != self._examples(budget):
+            return None
+        try:
+            state = torch.load(found[1], map_location="cpu", weights_only=True)
+        except Exception:
+            return None
+        c = self.config
+        c0 = time.process_time()
+        r = evaluate_candidate(
+            spec,
+            self.data,
+            self.teacher,
+            budget=budget,
+            config=self.train_config,
+            score="p",
+            width_mult=c.width_mult,
+            device=c.device,
+            seed=c.seed,
+            resume=state,
+        )
+        if not r.ok or r.tg is None:
+            return None
+        rec = dict(old) | {
+            "TG": r.tg,
+            "per_layer": r.per_layer,
+            "best_match": r.best_match,
+            "teacher": self.teacher_id,
+            "teacher_layers": r.teacher_layers,
+            "candidate_layers": r.candidate_layers,
+            "score_seconds": r.score_seconds,
+            "rescore_cpu_seconds": time.process_time() - c0,
+        }
+        return self.cache.put(spec.spec_hash, budget, rec)
+
     # ------------------------------------------------------------------ screen
-    def screen(self, spec: Any) -> Outcome:
+    def measure_screen(self, spec: Any, names: list[str]) -> dict[str, Any]:
+        """Zero-cost proxies ``names`` of the seeded untrained network, each timed alone
+        (``proxy_cpu_seconds``; building the network: ``build_cpu_seconds``), merged into its
+        screen record (cached when the search has a cache)."""
         from tgsage.data.pipeline import resolve_device
         from tgsage.evaluate import build_candidate, measure_proxies
 
-        c, name = self.config, self.config.cascade.screen  # type: ignore[union-attr]
-        h = spec.spec_hash
-        rec = self._cached(h, None, False)
-        if rec is None or name not in (rec.get("proxies") or {}):
-            t0 = time.perf_counter()
-            device = resolve_device(c.device)
-            model, _ = build_candidate(spec, self.data, c.width_mult, seed=c.seed)
-            values = measure_proxies(
-                model.to(device),
-                self.data,
-                [name],
-                device=device,
-                normalize=self._normalize(),
-                seed=c.seed,
-            )
-            rec = {
-                "status": "ok",
-                "proxies": values,
-                "score_seconds": time.perf_counter() - t0,
-                "params_count": sum(p.numel() for p in model.parameters()),
-            }
-            if self.cache is not None:
-                rec = self.cache.put(h, None, rec)
-            cached = False
-        else:
-            cached = True
-        z = (rec.get("proxies") or {}).get(name)
+        c, h = self.config, spec.spec_hash
+        rec = self.screen_cache.get(h, None) if self.screen_cache is not None else None
+        rec = dict(rec) if rec is not None else {"status": "ok", "proxies": {}}
+        todo = [n for n in names if n not in rec["proxies"]]
+        if not todo:
+            return rec
+        device = resolve_device(c.device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        model, _ = build_candidate(spec, self.data, c.width_mult, seed=c.seed)
+        model = model.to(device)
+        rec["build_seconds"] = time.perf_counter() - t0
+        rec["build_cpu_seconds"] = time.process_time() - c0
+        rec["params_count"] = sum(p.numel() for p in model.parameters())
+        wall = dict(rec.get("proxy_seconds") or {})
+        cpu = dict(rec.get("proxy_cpu_seconds") or {})
+        for name in todo:
+            t0, c0 = time.perf_counter(), time.process_time()
+            value = measure_proxies(
+                model, self.data, [name], device=device, normalize=self._normalize(), seed=c.seed
+            )[name]
+            wall[name], cpu[name] = time.perf_counter() - t0, time.process_time() - c0
+            rec["proxies"] = dict(rec["proxies"]) | {name: value}
+        rec["proxy_seconds"], rec["proxy_cpu_seconds"] = wall, cpu
+        if self.screen_cache is not None:
+            rec = self.screen_cache.put(h, None, rec)
+        return rec
+
+    def screen(self, spec: Any) -> Outcome:
+        name = self.config.cascade.screen  # type: ignore[union-attr]
+        had = self.screen_cache.get(spec.spec_hash, None) if self.screen_cache else None
+        cached = had is not None and name in (had.get("proxies") or {})
+        rec = self.measure_screen(spec, [name])
+        z = rec["proxies"].get(name)
+
+        def cost(build: str, per_proxy: str) -> float:
+            return float(rec.get(build) or 0.0) + float((rec.get(per_proxy) or {}).get(name) or 0)
+
         attrs: dict[str, Any] = {
             "examples": 0,
             "train_seconds": 0.0,
-            "score_seconds": float(rec.get("score_seconds") or 0.0),
-            "proxies": rec.get("proxies"),
+            "score_seconds": cost("build_seconds", "proxy_seconds"),
+            "cpu_seconds": cost("build_cpu_seconds", "proxy_cpu_seconds"),
+            "proxies": {name: z},
             "params_count": rec.get("params_count"),
         }
         if cached:
@@ -168,15 +235,19 @@ class TrainingCascade:
         h = spec.spec_hash
         needs_tg = self.teacher is not None
         rec = self._cached(h, budget, needs_tg)
+        if rec is None and needs_tg:
+            rec = self._rescore(spec, budget)
         cached = rec is not None
         base = self._cached(h, previous, False) if previous is not None else None
         if rec is None:
             rec, base = self._run(spec, budget, previous)
         start_ex = int(base["examples"]) if base is not None and base.get("status") == "ok" else 0
         start_s = float(base["train_seconds"]) if start_ex else 0.0
+        start_cpu = float(base.get("cpu_seconds") or 0.0) if start_ex else 0.0
         attrs: dict[str, Any] = {
             "examples": max(0, int(rec.get("examples") or 0) - start_ex),
             "train_seconds": max(0.0, float(rec.get("train_seconds") or 0.0) - start_s),
+            "cpu_seconds": max(0.0, float(rec.get("cpu_seconds") or 0.0) - start_cpu),
             "eval_seconds": float(rec.get("eval_seconds") or 0.0),
             "score_seconds": float(rec.get("score_seconds") or 0.0),
         }
@@ -212,6 +283,7 @@ class TrainingCascade:
 
         c, h = self.config, spec.spec_hash
         state, base = None, None
+        before = self._cached(h, previous, False) if previous is not None else None
         if previous is not None:
             found = self.checkpoints.best_below(h, self._examples(budget))
             if found is not None and found[0] == self._examples(previous):
@@ -221,6 +293,7 @@ class TrainingCascade:
                         "status": "ok",
                         "examples": int(state["examples"]),
                         "train_seconds": float(state["seconds"]),
+                        "cpu_seconds": float((before or {}).get("cpu_seconds") or 0.0),
                     }
                 except Exception as exc:  # a torn or foreign file: train from the start
                     log.warning(
@@ -233,6 +306,7 @@ class TrainingCascade:
                 h, int(trainer.examples), lambda p: torch.save(trainer.state_dict(), p)
             )
 
+        c0 = time.process_time()
         r = evaluate_candidate(
             spec,
             self.data,
@@ -254,6 +328,7 @@ class TrainingCascade:
             "train_seconds": r.train_seconds,
             "eval_seconds": r.eval_seconds,
             "score_seconds": r.score_seconds,
+            "cpu_seconds": (base or {}).get("cpu_seconds", 0.0) + time.process_time() - c0,
             "params_count": r.params,
             "device": r.device,
             "P": r.accuracy,

@@ -291,7 +291,8 @@ class SearchConfig(BaseModel):
         return self.max_failures if self.max_failures is not None else max(self.n_candidates, 10)
 
     def resolve_paths(self) -> SearchConfig:
-        """Absolute run_dir, teacher, data root and journal path (stored in the study)."""
+        """Absolute run_dir, teacher, data root, journal path and the cascade's cache and
+        checkpoint folder (stored in the study)."""
         update: dict[str, Any] = {"run_dir": self.resolved_run_dir.expanduser().resolve()}
         if self.teacher is not None:
             update["teacher"] = self.teacher.expanduser().resolve()
@@ -302,6 +303,13 @@ class SearchConfig(BaseModel):
             opts = data.options | {"root": str(Path(data.options["root"]).expanduser().resolve())}
             data = DataConfig(name=data.name, **opts)
         update["data"] = data
+        if self.cascade is not None:
+            paths = {
+                k: getattr(self.cascade, k).expanduser().resolve()
+                for k in ("cache", "checkpoints")
+                if getattr(self.cascade, k) is not None
+            }
+            update["cascade"] = self.cascade.model_copy(update=paths)
         cfg = self.model_copy(update=update)
         if cfg.storage is not None and is_journal_url(cfg.storage):
             cfg = cfg.model_copy(update={"storage": f"journal:{journal_path(cfg.storage)}"})
