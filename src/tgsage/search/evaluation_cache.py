@@ -43,9 +43,10 @@ def file_fingerprint(path: str | Path) -> str:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become None."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+    """JSON-safe and compact: non-finite floats become None, floats keep 8 significant digits
+    (far beyond what a re-run reproduces)."""
+    if isinstance(value, float):
+        return float(f"{value:.8g}") if math.isfinite(value) else None
     if isinstance(value, Mapping):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -1,0 +1,481 @@
+"""Search efficiency on NAS-Bench-201 CIFAR-10 with tabular truth (issue 13, item 2).
+
+Every search's answer is judged by its published 200-epoch test accuracy (a NATS-Bench table,
+e.g. ``../shared/data/nats-bench-tss-dev.csv``), so many seeds are affordable: every evaluation
+(screen of a cell; training of a cell to a budget, seed 0) is done once, kept in an
+append-only evaluation cache (:class:`tgsage.search.evaluation_cache.EvaluationCache`) and
+reused by every later search, which is charged its recorded cost, as if it had run it.
+
+Methods (each over ``--seeds``; a search seed changes the proposals, never the training seed):
+
+- ``screen``: ``--screen-n`` random cells scored by the zero-cost screen; answer = the best;
+- ``cascade-p`` / ``cascade-ptg``: tgsage's cascade (``tgsage.search.cascade``, one worker,
+  in-memory storage) with rungs ranked by P or by P + TG;
+- ``random-p``, ``re-p``, ``tpe-p`` and the ``-ptg`` twins: random search, regularised
+  evolution and TPE training every proposal to ``--baseline-budget`` and guided by P or P + TG,
+  until ``--baseline-cost`` examples.
+
+Cells missing from the table (933 of 15,625 in the dev table) are treated as outside the
+space: a cascade's screen fails them at no cost, a baseline re-proposes.
+
+Commands (all resumable; results append to ``--searches``)::
+
+    python benchmarks/studies/cascade_nb201.py screen  --data-root DATA --table TABLE ...
+    python benchmarks/studies/cascade_nb201.py run     --methods cascade-p,cascade-ptg ...
+    python benchmarks/studies/cascade_nb201.py report  --out FIGURE.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE.parent / "results"
+
+METHODS = (
+    "screen",
+    "cascade-p",
+    "cascade-ptg",
+    "random-p",
+    "random-ptg",
+    "re-p",
+    "re-ptg",
+    "tpe-p",
+    "tpe-ptg",
+)
+
+
+# ---------------------------------------------------------------------------- setting
+def search_config(args: argparse.Namespace, **over: Any) -> Any:
+    """The study's search config: the trained study's setting (data, width, preset, teacher,
+    budgets), the cascade's plan, and the evaluation cache."""
+    from tgsage.search import load_config
+
+    cfg: dict[str, Any] = {
+        "name": over.pop("name", "study"),
+        "space": "nb201",
+        "strategy": "random",
+        "objective": "train",
+        "score": "p+tg" if args.teacher is not None else "p",
+        "n_candidates": args.screen_n,
+        "data": {"name": "cifar10", "root": args.data_root, "val_size": 1000, "seed": 0},
+        "teacher": args.teacher,
+        "train": args.preset,
+        "width_mult": args.width,
+        "device": "cpu",
+        "seed": 0,
+        "max_failures": 100_000,
+        "run_dir": str(args.work / "runs"),
+        "cascade": {
+            "screen": args.screen,
+            "budgets": args.budgets,
+            "keep": args.keep,
+            "eta": args.eta,
+            "cache": str(args.cache),
+            "checkpoints": str(args.work / "checkpoints"),
+        },
+    }
+    cfg.update(over)
+    return load_config(cfg)
+
+
+class StudyEvaluator:
+    """The cascade's real evaluator, restricted to the cells of the truth table."""
+
+    def __init__(self, config: Any, truth: Any) -> None:
+        from tgsage.search.cascade_train import TrainingCascade
+
+        self.inner = TrainingCascade(config)
+        self.truth = truth
+        self.trained = 0  # evaluations actually run (not read from the cache)
+
+    def _outside(self) -> Any:
+        from tgsage.search.objective import Outcome
+
+        return Outcome(
+            False,
+            None,
+            {"examples": 0, "cpu_seconds": 0.0, "failure_reason": "not_in_table", "message": ""},
+        )
+
+    def screen(self, spec: Any) -> Any:
+        if spec.spec_hash not in self.truth:
+            return self._outside()
+        return self.inner.screen(spec)
+
+    def train(self, spec: Any, budget: str, score: str, previous: str | None = None) -> Any:
+        if spec.spec_hash not in self.truth:
+            return self._outside()
+        before = len(self.inner.cache) if self.inner.cache is not None else 0
+        out = self.inner.train(spec, budget, score, previous)
+        if self.inner.cache is not None and len(self.inner.cache) > before:
+            self.trained += 1
+        return out
+
+
+def load_truth(args: argparse.Namespace) -> Any:
+    from tgsage.experiments import load_nb201_table
+
+    return load_nb201_table(args.table, dataset="cifar10")
+
+
+# ---------------------------------------------------------------------------- screen
+def cmd_screen(args: argparse.Namespace) -> None:
+    """Measure the zero-cost proxies of every table cell once (resumable)."""
+    import torch
+
+    torch.set_num_threads(args.threads)
+    truth = load_truth(args)
+    ev = StudyEvaluator(search_config(args), truth).inner
+    names = args.proxies.split(",")
+    specs = list(truth.specs)
+    rng = np.random.default_rng(0)
+    rng.shuffle(specs)  # any prefix is a random sample of the table
+    t0, done = time.time(), 0
+    for i, spec in enumerate(specs):
+        rec = ev.screen_cache.get(spec.spec_hash, None) if ev.screen_cache else None
+        if rec is not None and all(n in (rec.get("proxies") or {}) for n in names):
+            continue
+        ev.measure_screen(spec, names)
+        done += 1
+        if done % 100 == 0:
+            print(
+                f"{i + 1}/{len(specs)} cells, {done} measured, {time.time() - t0:.0f} s", flush=True
+            )
+    print(f"screen done: {len(specs)} cells ({done} measured now)", flush=True)
+
+
+# ---------------------------------------------------------------------------- searches
+def _truth_by_hash(truth: Any) -> dict[str, float]:
+    return {h: float(truth[h]) for h in truth}
+
+
+def cascade_events(trials: Sequence[Any], budgets: Sequence[str], acc: dict[str, float]) -> list:
+    """[examples, cpu seconds, incumbent's true accuracy] after each finished trial, in order.
+
+    The incumbent is what the cascade would answer at that moment: the best-scored cell of
+    the deepest budget with any result (the screen before any training)."""
+    from optuna.trial import TrialState
+
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
+    done.sort(key=lambda t: (t.datetime_complete, t.number))
+    level = {None: 0, **{b: i + 1 for i, b in enumerate(budgets)}}
+    best: dict[int, tuple[float, int, str]] = {}
+    events = []
+    for t in done:
+        a = t.user_attrs
+        if t.state == TrialState.COMPLETE and t.value is not None:
+            lv = level[a.get("budget")]
+            key = (float(t.value), -t.number, a["spec_hash"])
+            if lv not in best or key[:2] > best[lv][:2]:
+                best[lv] = key
+        inc = best[max(best)][2] if best else None
+        events.append(
+            [
+                int(a.get("examples", 0) or 0),
+                float(a.get("cpu_seconds", 0.0) or 0.0),
+                acc.get(inc) if inc is not None else None,
+            ]
+        )
+    return events
+
+
+def run_cascade(args: argparse.Namespace, seed: int, score: str, truth: Any) -> dict[str, Any]:
+    import optuna
+
+    from tgsage.search.cascade_worker import CascadeWorker
+
+    cfg = search_config(args, name=f"{score}-{seed}-{uuid.uuid4().hex[:6]}", score=score)
+    cfg = cfg.model_copy(update={"seed": seed})  # proposals; training stays at seed 0
+    ev = StudyEvaluator(cfg.model_copy(update={"seed": 0}), truth)
+    study = optuna.create_study(
+        storage=optuna.storages.InMemoryStorage(), study_name=cfg.name, direction="maximize"
+    )
+    worker = CascadeWorker(study, cfg, f"study-{seed}", evaluator=ev, poll=0.001)
+    worker.run()
+    trials = study.get_trials(deepcopy=False)
+    acc = _truth_by_hash(truth)
+    events = cascade_events(trials, cfg.cascade.budgets, acc)
+    return {"events": events, "trained": ev.trained}
+
+
+def run_screen_only(args: argparse.Namespace, seed: int, truth: Any) -> dict[str, Any]:
+    """The screen alone: ``screen_n`` random cells of the table, the best by the proxy."""
+    cfg = search_config(args)
+    ev = StudyEvaluator(cfg, truth)
+    acc = _truth_by_hash(truth)
+    rng = np.random.default_rng(seed)
+    specs = list(truth.specs)
+    pick = rng.choice(len(specs), size=args.screen_n, replace=False)
+    best, events = None, []
+    for i in pick:
+        out = ev.screen(specs[i])
+        if out.ok and (best is None or out.score > best[0]):
+            best = (out.score, specs[i].spec_hash)
+        events.append([0, out.attrs.get("cpu_seconds", 0.0), acc[best[1]] if best else None])
+    return {"events": events, "trained": 0}
+
+
+def run_baseline(args: argparse.Namespace, seed: int, method: str, truth: Any) -> dict[str, Any]:
+    """A flat search: every proposal trained to ``baseline_budget`` and scored by P or P+TG."""
+    from tgsage.spaces import get_space
+    from tgsage.strategies import get_strategy
+    from tgsage.strategies.base import trial_seed
+
+    kind, score = method.split("-")
+    name = {"random": "random", "re": "evolution", "tpe": "tpe"}[kind]
+    opts: dict[str, Any] = {}
+    if name == "evolution":
+        opts = {"population": args.re_population, "sample_size": args.re_sample}
+    cfg = search_config(args)
+    ev = StudyEvaluator(cfg, truth)
+    acc = _truth_by_hash(truth)
+    space = get_space("nb201")
+    strategy = get_strategy(name, space, seed=seed, **opts)
+    seen: dict[str, float | None] = {}
+    events, spent, asked, best = [], 0, 0, None
+    while spent < args.baseline_cost:
+        if args.max_new is not None and ev.trained >= args.max_new:
+            return {"events": events, "trained": ev.trained, "incomplete": True}
+        params = strategy.ask(trial_seed(seed, asked))
+        asked += 1
+        spec = space.params_to_spec(params)
+        h = spec.spec_hash
+        if h not in acc:
+            continue  # outside the table: not part of the space here
+        if h in seen:  # a repeated proposal is looked up, at no cost (the engine's dedup)
+            value, ex, cpu = seen[h], 0, 0.0
+        else:
+            out = ev.train(spec, args.baseline_budget, "p" if score == "p" else "p+tg")
+            value = out.score if out.ok else None
+            ex, cpu = int(out.attrs.get("examples", 0)), float(out.attrs.get("cpu_seconds", 0))
+            seen[h] = value
+        strategy.tell(params, value)
+        spent += ex
+        if value is not None and (best is None or value > best[0]):
+            best = (value, h)
+        events.append([ex, cpu, acc[best[1]] if best else None])
+    return {"events": events, "trained": ev.trained}
+
+
+def _parse_seeds(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        out.extend(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def _done(path: Path) -> set[tuple[str, int, str]]:
+    if not path.exists():
+        return set()
+    keys = set()
+    for line in path.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        keys.add((r["method"], r["seed"], r["key"]))
+    return keys
+
+
+def method_key(args: argparse.Namespace, method: str) -> str:
+    """The settings a method's result depends on (a changed setting is a new result)."""
+    common = {"width": args.width, "preset": args.preset, "teacher": Path(args.teacher).name}
+    if method == "screen":
+        return json.dumps({"screen": args.screen, "n": args.screen_n}, sort_keys=True)
+    if method.startswith("cascade"):
+        plan = {"screen": args.screen, "n": args.screen_n, "budgets": args.budgets}
+        plan |= {"keep": args.keep, "eta": args.eta}
+        return json.dumps(common | plan, sort_keys=True)
+    base = {"budget": args.baseline_budget, "cost": args.baseline_cost}
+    if method.startswith("re"):
+        base |= {"population": args.re_population, "sample": args.re_sample}
+    return json.dumps(common | base, sort_keys=True)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    truth = load_truth(args)
+    done = _done(args.searches)
+    for method in args.methods.split(","):
+        if method not in METHODS:
+            sys.exit(f"unknown method {method!r}; choose from {METHODS}")
+        key = method_key(args, method)
+        for seed in _parse_seeds(args.seeds):
+            if (method, seed, key) in done:
+                continue
+            t0 = time.time()
+            if method == "screen":
+                res = run_screen_only(args, seed, truth)
+            elif method.startswith("cascade"):
+                res = run_cascade(args, seed, "p" if method == "cascade-p" else "p+tg", truth)
+            else:
+                res = run_baseline(args, seed, method, truth)
+            if res.get("incomplete"):
+                print(f"{method} seed {seed}: stopped at --max-new trainings", flush=True)
+                return
+            final = res["events"][-1][2] if res["events"] else None
+            rec = {"method": method, "seed": seed, "key": key, "wall": time.time() - t0} | res
+            with open(args.searches, "a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            ex = sum(e[0] for e in res["events"])
+            print(
+                f"{method} seed {seed}: answer {final}, {ex:,} examples, "
+                f"{res['trained']} trained now, {time.time() - t0:.0f} s",
+                flush=True,
+            )
+
+
+# ---------------------------------------------------------------------------- report
+def _load_searches(path: Path) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        out.setdefault(r["method"], {})[r["seed"]] = r  # the latest result per seed
+    return {m: [v[s] for s in sorted(v)] for m, v in out.items()}
+
+
+def curve(events: Sequence[Sequence[Any]], unit: int, grid: np.ndarray) -> np.ndarray:
+    """The incumbent's accuracy read at each grid cost (NaN before the first answer;
+    held after the search's end)."""
+    costs = np.cumsum([e[unit] for e in events], dtype=np.float64)
+    vals = np.array([np.nan if e[2] is None else e[2] for e in events])
+    idx = np.searchsorted(costs, grid, side="right") - 1
+    return np.where(idx >= 0, vals[np.clip(idx, 0, None)], np.nan)
+
+
+def bootstrap_ci(x: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    rng = np.random.default_rng(seed)
+    means = rng.choice(x, size=(n, x.size), replace=True).mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    runs = _load_searches(args.searches)
+    total = {m: [float(np.sum([e[0] for e in r["events"]])) for r in rs] for m, rs in runs.items()}
+    cpu = {m: [float(np.sum([e[1] for e in r["events"]])) for r in rs] for m, rs in runs.items()}
+    final = {m: np.array([r["events"][-1][2] for r in rs], dtype=float) for m, rs in runs.items()}
+    print(
+        "| method | seeds | final accuracy (mean +- std) | 95% CI of the mean | examples (mean) "
+        "| CPU seconds (mean) |"
+    )
+    print("|---|---|---|---|---|---|")
+    for m in METHODS:
+        if m not in runs:
+            continue
+        a = final[m] * 100
+        lo, hi = bootstrap_ci(a)
+        print(
+            f"| {m} | {a.size} | {a.mean():.2f} +- {a.std(ddof=1) if a.size > 1 else 0:.2f} | "
+            f"[{lo:.2f}, {hi:.2f}] | {np.mean(total[m]):,.0f} | {np.mean(cpu[m]):,.0f} |"
+        )
+    if "cascade-p" in runs and "cascade-ptg" in runs:
+        a = {r["seed"]: r["events"][-1][2] for r in runs["cascade-p"]}
+        b = {r["seed"]: r["events"][-1][2] for r in runs["cascade-ptg"]}
+        seeds = sorted(set(a) & set(b))
+        d = np.array([b[s] - a[s] for s in seeds]) * 100
+        lo, hi = bootstrap_ci(d)
+        print(
+            f"\npaired over {len(seeds)} seeds, cascade-ptg minus cascade-p: mean {d.mean():+.3f} "
+            f"points, 95% bootstrap CI [{lo:+.3f}, {hi:+.3f}]; ptg better on "
+            f"{int((d > 0).sum())}, equal on {int((d == 0).sum())}, worse on {int((d < 0).sum())}"
+        )
+    if args.out is not None:
+        plot(runs, args.out)
+
+
+def plot(runs: dict[str, list[dict[str, Any]]], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, unit, label in ((axes[0], 0, "examples"), (axes[1], 1, "CPU seconds")):
+        ends = [np.sum([e[unit] for e in r["events"]]) for rs in runs.values() for r in rs]
+        hi = max(ends) if ends else 1.0
+        grid = np.geomspace(max(hi * 1e-4, 1.0), hi, 300)
+        for m in METHODS:
+            if m not in runs or (unit == 0 and m == "screen"):
+                continue
+            ys = np.vstack([curve(r["events"], unit, grid) for r in runs[m]]) * 100
+            n = np.isfinite(ys).sum(axis=0)
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(ys, axis=0)
+                sem = np.nanstd(ys, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
+            ok = n >= max(2, 0.5 * len(runs[m]))
+            (line,) = ax.plot(grid[ok], mean[ok], label=f"{m} ({len(runs[m])} seeds)")
+            ax.fill_between(
+                grid[ok],
+                (mean - 1.96 * sem)[ok],
+                (mean + 1.96 * sem)[ok],
+                color=line.get_color(),
+                alpha=0.2,
+            )
+        ax.axhline(94.37, color="k", lw=0.6, ls=":")
+        ax.set_xscale("log")
+        ax.set_xlabel(f"search cost ({label})")
+        ax.set_ylabel("test accuracy of the answer (%)")
+        ax.set_ylim(90, 94.6)
+    axes[0].legend(fontsize=7, loc="lower right")
+    fig.suptitle("NAS-Bench-201 CIFAR-10: best found vs cost (mean, 95% band)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    print(f"figure: {out}")
+
+
+# ---------------------------------------------------------------------------- CLI
+def main(argv: Iterable[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("command", choices=("screen", "run", "report"))
+    ap.add_argument("--data-root", help="extracted CIFAR-10 folder (the study's 20,000 images)")
+    ap.add_argument("--table", help="NATS-Bench table (e.g. ../shared/data/nats-bench-tss-dev.csv)")
+    ap.add_argument("--teacher", help="teacher file of the trained study's setting")
+    ap.add_argument(
+        "--work", type=Path, help="folder for checkpoints and scratch (outside the repo)"
+    )
+    ap.add_argument("--cache", type=Path, default=RESULTS / "cascade_nb201_evals.jsonl")
+    ap.add_argument("--searches", type=Path, default=RESULTS / "cascade_nb201_searches.jsonl")
+    ap.add_argument("--width", type=float, default=0.5)
+    ap.add_argument("--preset", default="cpu_demo")
+    ap.add_argument("--screen", default="synflow")
+    ap.add_argument(
+        "--proxies", default="synflow,params", help="screen command: proxies to measure"
+    )
+    ap.add_argument("--screen-n", type=int, default=3000)
+    ap.add_argument("--budgets", type=lambda s: s.split(","), default=["5000ex", "20000ex"])
+    ap.add_argument("--keep", type=lambda s: [int(k) for k in s.split(",")], default=[9, 3])
+    ap.add_argument("--eta", type=float, default=3.0)
+    ap.add_argument("--baseline-budget", default="20000ex")
+    ap.add_argument("--baseline-cost", type=int, default=400_000)
+    ap.add_argument("--re-population", type=int, default=10)
+    ap.add_argument("--re-sample", type=int, default=3)
+    ap.add_argument("--methods", default="screen,cascade-p,cascade-ptg")
+    ap.add_argument("--seeds", default="0-19")
+    ap.add_argument("--max-new", type=int, help="stop a run after this many trainings")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, help="report: the figure")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    if args.command != "report" and (
+        args.data_root is None or args.table is None or args.work is None
+    ):
+        ap.error("screen and run need --data-root, --table and --work")
+    if args.work is not None:
+        args.work.mkdir(parents=True, exist_ok=True)
+    {"screen": cmd_screen, "run": cmd_run, "report": cmd_report}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
