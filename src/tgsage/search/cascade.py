@@ -65,6 +65,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tgsage.errors import ConfigError
+from tgsage.search.records import is_lost
 
 ROLE_ATTRS = ("bracket", "rung")
 ACTIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
@@ -267,12 +268,8 @@ def spec_hash_of(t: FrozenTrial, by_number: Mapping[int, FrozenTrial]) -> str | 
 
 
 def is_failed(t: FrozenTrial) -> bool:
-    """A FAIL a worker recorded (the candidate itself failed), not a lost worker."""
-    return t.state == TrialState.FAIL and "failure_reason" in t.user_attrs
-
-
-def is_lost(t: FrozenTrial) -> bool:
-    return t.state == TrialState.FAIL and "failure_reason" not in t.user_attrs
+    """A FAIL a worker recorded (the candidate itself failed), not a lost or stopped worker."""
+    return t.state == TrialState.FAIL and not is_lost(t)
 
 
 # ---------------------------------------------------------------------------- state
@@ -290,6 +287,7 @@ class RungState:
     reused: int = 0
     examples: int = 0
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     settled: bool = False
     ranking: list[tuple[str, float, int]] = field(default_factory=list)  # hash, value, trial
     promoted: list[str] = field(default_factory=list)  # hashes sent to the next rung
@@ -314,6 +312,7 @@ class RungState:
             "reused": self.reused,
             "examples": self.examples,
             "seconds": self.seconds,
+            "cpu_seconds": self.cpu_seconds,
             "settled": self.settled,
             "promoted": len(self.promoted),
             "best": None
@@ -408,6 +407,7 @@ def cascade_state(
                 st.seconds += float(t.user_attrs.get("train_seconds", 0.0) or 0.0) + float(
                     t.user_attrs.get("score_seconds", 0.0) or 0.0
                 )
+                st.cpu_seconds += float(t.user_attrs.get("cpu_seconds", 0.0) or 0.0)
                 if t.state == TrialState.COMPLETE:
                     st.complete += 1
                     st.reused += "reused_from" in t.user_attrs

@@ -98,12 +98,7 @@ class TrainingCascade:
 
     # ------------------------------------------------------------------ helpers
     def _examples(self, budget: str) -> int:
-        from tgsage.train import Budget
-
-        cfg = self.train_config
-        n = len(self.data.train)
-        drop_last = cfg.drop_last or (n % cfg.batch_size == 1 and n > 1)
-        return Budget.parse(budget).to_examples(n, cfg.batch_size, drop_last)
+        return self.train_config.examples_for(budget, len(self.data.train))
 
     def _normalize(self) -> str:
         from tgsage.data.pipeline import get_augmentation
