@@ -163,9 +163,10 @@ class TrainingCascade:
 
     # ------------------------------------------------------------------ screen
     def measure_screen(self, spec: Any, names: list[str]) -> dict[str, Any]:
-        """Zero-cost proxies ``names`` of the seeded untrained network, each timed alone
-        (``proxy_cpu_seconds``; building the network: ``build_cpu_seconds``), merged into its
-        screen record (cached when the search has a cache)."""
+        """Zero-cost proxies ``names`` of the seeded untrained network merged into its screen
+        record (cached when the search has a cache): ``proxies`` {name: value}, ``cpu``
+        {"build": CPU seconds to build the network, name: CPU seconds of that proxy alone},
+        ``seconds`` {same keys: wall seconds}."""
         from tgsage.data.pipeline import resolve_device
         from tgsage.evaluate import build_candidate, measure_proxies
 
@@ -176,14 +177,11 @@ class TrainingCascade:
         if not todo:
             return rec
         device = resolve_device(c.device)
+        cpu, wall = dict(rec.get("cpu") or {}), dict(rec.get("seconds") or {})
         t0, c0 = time.perf_counter(), time.process_time()
         model, _ = build_candidate(spec, self.data, c.width_mult, seed=c.seed)
         model = model.to(device)
-        rec["build_seconds"] = time.perf_counter() - t0
-        rec["build_cpu_seconds"] = time.process_time() - c0
-        rec["params_count"] = sum(p.numel() for p in model.parameters())
-        wall = dict(rec.get("proxy_seconds") or {})
-        cpu = dict(rec.get("proxy_cpu_seconds") or {})
+        wall["build"], cpu["build"] = time.perf_counter() - t0, time.process_time() - c0
         for name in todo:
             t0, c0 = time.perf_counter(), time.process_time()
             value = measure_proxies(
@@ -191,7 +189,7 @@ class TrainingCascade:
             )[name]
             wall[name], cpu[name] = time.perf_counter() - t0, time.process_time() - c0
             rec["proxies"] = dict(rec["proxies"]) | {name: value}
-        rec["proxy_seconds"], rec["proxy_cpu_seconds"] = wall, cpu
+        rec["cpu"], rec["seconds"] = cpu, wall
         if self.screen_cache is not None:
             rec = self.screen_cache.put(h, None, rec)
         return rec
@@ -203,16 +201,16 @@ class TrainingCascade:
         rec = self.measure_screen(spec, [name])
         z = rec["proxies"].get(name)
 
-        def cost(build: str, per_proxy: str) -> float:
-            return float(rec.get(build) or 0.0) + float((rec.get(per_proxy) or {}).get(name) or 0)
+        def cost(key: str) -> float:  # building the network + this proxy
+            times = rec.get(key) or {}
+            return float(times.get("build") or 0.0) + float(times.get(name) or 0.0)
 
         attrs: dict[str, Any] = {
             "examples": 0,
             "train_seconds": 0.0,
-            "score_seconds": cost("build_seconds", "proxy_seconds"),
-            "cpu_seconds": cost("build_cpu_seconds", "proxy_cpu_seconds"),
+            "score_seconds": cost("seconds"),
+            "cpu_seconds": cost("cpu"),
             "proxies": {name: z},
-            "params_count": rec.get("params_count"),
         }
         if cached:
             attrs["cached"] = True

@@ -25,8 +25,6 @@ from typing import Any
 
 from tgsage.errors import ConfigError
 
-VERSION = 1
-
 
 def fingerprint(value: Any) -> str:
     """A short stable hash of a JSON-able value (keys sorted)."""
@@ -43,10 +41,10 @@ def file_fingerprint(path: str | Path) -> str:
 
 
 def _clean(value: Any) -> Any:
-    """JSON-safe and compact: non-finite floats become None, floats keep 8 significant digits
-    (far beyond what a re-run reproduces)."""
+    """JSON-safe and compact: non-finite floats become None, floats keep 7 significant digits
+    (beyond what a re-run reproduces)."""
     if isinstance(value, float):
-        return float(f"{value:.8g}") if math.isfinite(value) else None
+        return float(f"{value:.7g}") if math.isfinite(value) else None
     if isinstance(value, Mapping):
         return {str(k): _clean(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -94,8 +92,7 @@ class EvaluationCache:
 
     def put(self, spec_hash: str, budget: str | None, record: Mapping[str, Any]) -> dict[str, Any]:
         rec = _clean(
-            {"v": VERSION, "setting": self.setting, "spec_hash": spec_hash, "budget": budget}
-            | dict(record)
+            {"setting": self.setting, "spec_hash": spec_hash, "budget": budget} | dict(record)
         )
         line = (json.dumps(rec, sort_keys=True) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
