@@ -94,7 +94,8 @@ class StudyEvaluator:
     def __init__(self, config: Any, truth: Any) -> None:
         from tgsage.search.cascade_train import TrainingCascade
 
-        self.inner = TrainingCascade(config)
+        # the trained study's setting: channels-last on the CPU (same values up to rounding)
+        self.inner = TrainingCascade(config, channels_last=True)
         self.truth = truth
         self.trained = 0  # evaluations actually run (not read from the cache)
 

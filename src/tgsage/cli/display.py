@@ -93,10 +93,15 @@ def search_display(
         def update(s: SearchStatus) -> None:
             progress.update(
                 task,
-                completed=min(s.complete, s.n_candidates),
+                total=s.planned,
+                completed=s.done,
                 info=summary_line(s).split(", ", 1)[1],
             )
-            live.update(Group(progress, leaderboard_table(s.leaderboard, "top 5")), refresh=True)
+            parts: list[RenderableType] = [progress]
+            if s.rungs:
+                parts.append(rung_table(s.rungs))
+            parts.append(leaderboard_table(s.leaderboard, "top 5"))
+            live.update(Group(*parts), refresh=True)
 
         yield update
 
@@ -134,6 +139,32 @@ def leaderboard_table(rows: list[Any], title: str = "leaderboard") -> Table:
     return table
 
 
+def rung_table(rungs: list[dict[str, Any]], title: str = "cascade rungs") -> Table:
+    """A cascade's rungs (``SearchStatus.rungs``): size, progress, promotions, cost, best."""
+    table = Table(title=title, title_justify="left")
+    columns = ("bracket", "rung", "budget", "score", "size", "done", "running", "failed")
+    columns += ("promoted", "examples", "CPU s", "best")
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("budget", "score") else "right")
+    for r in rungs:
+        best = r["best"]
+        table.add_row(
+            str(r["bracket"]),
+            str(r["rung"]),
+            r["budget"] or "screen",
+            r["score"],
+            str(r["size"]),
+            str(min(r["complete"], r["size"])),
+            str(r["running"] + r["waiting"]),
+            str(r["failed"]),
+            str(r["promoted"]),
+            f"{r['examples']:,}",
+            f"{r['cpu_seconds']:,.0f}",
+            "-" if best is None else f"{best['value']:.4g} ({best['spec_hash'][:8]})",
+        )
+    return table
+
+
 def render_status(s: SearchStatus) -> RenderableType:
     """Header, counts, cost, failure reasons and the leaderboard of a search."""
     from tgsage.search.status import summary_line
@@ -146,7 +177,11 @@ def render_status(s: SearchStatus) -> RenderableType:
     parts: list[RenderableType] = [head]
     if s.counts.reasons:
         parts.append(Text("failures: " + json.dumps(s.counts.reasons)))
-    parts.append(leaderboard_table(s.leaderboard, f"top {len(s.leaderboard)} by score"))
+    title = f"top {len(s.leaderboard)} by score"
+    if s.rungs:
+        parts.append(rung_table(s.rungs))
+        title += " at the deepest rung reached"
+    parts.append(leaderboard_table(s.leaderboard, title))
     return Group(*parts)
 
 

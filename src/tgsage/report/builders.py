@@ -27,6 +27,7 @@ from tgsage.report.drawings import draw_spec
 from tgsage.report.html import Section, write_html_report
 from tgsage.report.plots import (
     plot_best_so_far,
+    plot_cascade,
     plot_predictivity,
     plot_predictivity_panels,
     plot_rdm_heatmap,
@@ -131,6 +132,23 @@ def cost_rows(records: Iterable[Any], rerank: RerankResult | None = None) -> lis
     return rows
 
 
+def _rung_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    best = r.get("best")
+    return {
+        "bracket": r["bracket"],
+        "rung": r["rung"],
+        "budget": r["budget"] or "screen",
+        "score": r["score"],
+        "size": r["size"],
+        "completed": min(r["complete"], r["size"]),
+        "failed": r["failed"],
+        "promoted": r["promoted"],
+        "examples": r["examples"],
+        "CPU seconds": r.get("cpu_seconds"),
+        "best": None if best is None else f"{best['spec_hash']} ({best['value']:.4g})",
+    }
+
+
 def _similarity(
     best: CandidateRecord | None, given: Any
 ) -> tuple[np.ndarray, list[str], list[str]] | None:
@@ -168,6 +186,7 @@ def build_search_report(
     subtitle: str | None = None,
     drawings: int = 3,
     leaderboard_size: int = 20,
+    cascade: Mapping[str, Any] | None = None,
 ) -> list[Path]:
     """Write the standard search figures and ``report.html`` into ``out_dir``.
 
@@ -181,6 +200,10 @@ def build_search_report(
         candidate_rdms: RDMs of the best candidate (e.g. ``network_rdms``) -> heatmaps.
         rerank: a :class:`~tgsage.experiments.RerankResult` -> its cost in the cost table.
         drawings: how many of the best architectures to draw.
+        cascade: a cascade search's rungs: ``rungs`` (``SearchStatus.rungs`` rows),
+            ``trajectories`` (spec hash -> [(budget index, score), ...]), ``budgets`` and
+            ``answer`` (spec hash) -> a rung table and figure; ``records`` should then be the
+            candidates of the deepest rung (their scores compare).
 
     Returns the written files (PNGs, then the HTML page last).
     """
@@ -206,6 +229,31 @@ def build_search_report(
             + "."
         )
     sections.append(Section("Summary", summary))
+    if cascade is not None:
+        files.append(
+            plot_cascade(
+                cascade["rungs"],
+                cascade.get("trajectories", {}),
+                out / "cascade.png",
+                budgets=cascade.get("budgets", ()),
+                answer=cascade.get("answer"),
+            )
+        )
+        sections.append(
+            Section(
+                "Cascade",
+                "Rung 0 screens proposals with a training-free score; each later rung trains "
+                "the survivors of the rung below to its budget (continuing their runs) and "
+                "promotes the best; the best of the last rung is the answer. Examples and CPU "
+                "seconds are each rung's own cost.",
+                [files[-1]],
+                captions=[
+                    "Left: candidates completed and examples spent per rung. Right: every "
+                    "trained survivor's score at each budget it reached; the answer in bold."
+                ],
+                table=[_rung_row(r) for r in cascade["rungs"]],
+            )
+        )
 
     # progress against cost (paper Fig. 4, right)
     imgs, caps = [], []

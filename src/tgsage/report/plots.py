@@ -372,3 +372,60 @@ def plot_alpha_sweep(rows: Sequence[Any], path: str | Path, metric: str = "pears
     fig = new_figure()
     _alpha_panel(fig.add_subplot(), rows, metric)
     return save(fig, path)
+
+
+def plot_cascade(
+    rungs: Sequence[Mapping[str, Any]],
+    trajectories: Mapping[str, Sequence[tuple[int, float]]],
+    path: str | Path,
+    *,
+    budgets: Sequence[str] = (),
+    answer: str | None = None,
+) -> Path:
+    """A cascade at a glance: candidates and examples per rung (left; every bracket's rungs
+    in turn), and the score of every trained survivor at each budget it reached (right; the
+    answer in bold). ``rungs`` are ``SearchStatus.rungs`` rows; ``trajectories`` map a spec
+    hash to ``[(i, score), ...]`` with ``i`` the index of the budget in ``budgets``."""
+    fig = new_figure(11.0, 4.2)
+    left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    labels = [f"b{r['bracket']} r{r['rung']}\n{r['budget'] or 'screen'}" for r in rungs]
+    x = np.arange(len(rungs))
+    done = [min(r["complete"], r["size"]) for r in rungs]
+    left.bar(x, done, color=COLORS[0])
+    left.set_yscale("log")
+    left.set_xticks(x, labels, fontsize=7)
+    left.set_ylabel("candidates completed")
+    for xi, r, n in zip(x, rungs, done, strict=True):
+        left.annotate(
+            f"{r['examples']:,} ex",
+            (xi, max(n, 1)),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    left.set_title("rungs: candidates and examples")
+    for h, points in trajectories.items():
+        if not points:
+            continue
+        xs, ys = zip(*sorted(points), strict=True)
+        bold = h == answer
+        right.plot(
+            xs,
+            ys,
+            marker="o",
+            color=COLORS[1] if bold else "0.6",
+            linewidth=2.0 if bold else 0.8,
+            alpha=1.0 if bold else 0.7,
+            label=f"answer {h[:8]}" if bold else None,
+            zorder=3 if bold else 1,
+        )
+    trained = sorted({p[0] for pts in trajectories.values() for p in pts})
+    if trained:
+        names = [budgets[i] if i < len(budgets) else str(i) for i in trained]
+        right.set_xticks(trained, names, fontsize=7)
+        right.set_xlabel("training budget")
+    right.set_ylabel("score at the rung")
+    right.set_title("survivors' scores across rungs")
+    if answer is not None:
+        right.legend(fontsize=7)
+    return save(fig, path)

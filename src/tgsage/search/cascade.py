@@ -523,6 +523,14 @@ def screen_open(trials: Sequence[FrozenTrial], plan: CascadePlan) -> bool:
     return any(held.get(b, 0) < plan.rung(b, 0).size for b in range(plan.brackets))
 
 
+def deepest_budget(trials: Sequence[FrozenTrial], budgets: Sequence[str]) -> str | None:
+    """The largest budget with a completed trial (None: only the screen has results), whose
+    scores the leaderboard ranks (scores of different rungs do not compare)."""
+    done = {t.user_attrs.get("budget") for t in trials if t.state == TrialState.COMPLETE}
+    found = [b for b in budgets if b in done]
+    return found[-1] if found else None
+
+
 def previous_budget(
     trials: Sequence[FrozenTrial], spec_hash: str, budget: str, budgets: Sequence[str]
 ) -> str | None:
@@ -572,6 +580,7 @@ __all__ = [
     "RungState",
     "cascade_state",
     "claim",
+    "deepest_budget",
     "make_plan",
     "previous_budget",
     "role_of",

@@ -76,12 +76,16 @@ def setting_of(config: SearchConfig, data: Any, screen: bool = False) -> dict[st
 class TrainingCascade:
     """Screens and trains candidates for a cascade search (see the module docstring)."""
 
-    def __init__(self, config: SearchConfig) -> None:
+    def __init__(self, config: SearchConfig, **trainer_options: Any) -> None:
+        """``trainer_options`` go to the :class:`~tgsage.train.Trainer` (e.g.
+        ``channels_last=True``); they must not change the numbers (they are not part of the
+        cache's setting)."""
         from tgsage.data.registry import get_dataset
         from tgsage.teacher import Teacher
 
         assert config.cascade is not None
         self.config = config
+        self.trainer_options = trainer_options
         self.data = get_dataset(config.data.name, **config.data.options)
         self.teacher = Teacher.load(config.teacher) if config.teacher is not None else None
         self.train_config = config.train_config
@@ -146,6 +150,7 @@ class TrainingCascade:
             device=c.device,
             seed=c.seed,
             resume=state,
+            **self.trainer_options,
         )
         if not r.ok or r.tg is None:
             return None
@@ -313,6 +318,7 @@ class TrainingCascade:
             seed=c.seed,
             resume=state,
             on_trained=save if self.checkpoints.root is not None else None,
+            **self.trainer_options,
         )
         rec: dict[str, Any] = {
             "status": r.status,

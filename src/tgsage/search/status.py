@@ -28,6 +28,9 @@ class SearchStatus:
     strategy: str = ""
     score: str = ""
     space: str = ""
+    #: a cascade search: one row per (bracket, rung) (:meth:`RungState.as_dict`), else empty
+    rungs: list[dict[str, Any]] = field(default_factory=list)
+    cascade_finished: bool | None = None  # a cascade: every bracket's last rung settled
 
     @property
     def complete(self) -> int:
@@ -39,7 +42,21 @@ class SearchStatus:
 
     @property
     def finished(self) -> bool:
+        if self.cascade_finished is not None:
+            return self.cascade_finished
         return self.counts.complete >= self.n_candidates
+
+    @property
+    def planned(self) -> int:
+        """Candidates the search will complete: n_candidates, or every rung's size."""
+        return sum(r["size"] for r in self.rungs) if self.rungs else self.n_candidates
+
+    @property
+    def done(self) -> int:
+        """Progress toward :attr:`planned` (a rung counts at most its size)."""
+        if not self.rungs:
+            return min(self.complete, self.n_candidates)
+        return sum(min(r["complete"], r["size"]) for r in self.rungs)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -51,15 +68,29 @@ def status_of(
     study: optuna.Study, config: SearchConfig, storage_url: str | None = None, top: int = 5
 ) -> SearchStatus:
     trials = study.get_trials(deepcopy=False)
+    rungs: list[dict[str, Any]] = []
+    finished = None
+    ranked = trials
+    if config.cascade is not None:
+        from tgsage.search.cascade import cascade_state, deepest_budget, make_plan
+
+        plan = make_plan(config.cascade, config.n_candidates, config.score)
+        state = cascade_state(trials, plan, config.max_retries)
+        rungs = [r.as_dict() for r in state.rungs.values()]
+        finished = state.finished
+        budget = deepest_budget(trials, plan.budgets)  # scores of one rung compare
+        ranked = [t for t in trials if t.user_attrs.get("budget") == budget]
     return SearchStatus(
         study=study.study_name,
         storage=redact(storage_url or config.storage_url),
         n_candidates=config.n_candidates,
         counts=count_trials(trials),
-        leaderboard=leaderboard(trials, top),
+        leaderboard=leaderboard(ranked, top),
         strategy=config.strategy,
         score=config.score,
         space=config.space,
+        rungs=rungs,
+        cascade_finished=finished,
     )
 
 
@@ -72,7 +103,11 @@ def search_status(storage: str, study: str, top: int = 5) -> SearchStatus:
 def summary_line(s: SearchStatus) -> str:
     """Counts and cost in one line: "3/10 completed, 2 running, 0 failed, cost 900 examples"."""
     c = s.counts
-    parts = [f"{c.complete}/{s.n_candidates} completed", f"{c.running} running"]
+    if s.rungs:
+        parts = [f"{s.done}/{s.planned} completed over {len(s.rungs)} rungs"]
+        parts.append(f"{c.running} running")
+    else:
+        parts = [f"{c.complete}/{s.n_candidates} completed", f"{c.running} running"]
     if c.waiting:
         parts.append(f"{c.waiting} queued")
     parts.append(f"{c.failed} failed")
@@ -82,3 +117,20 @@ def summary_line(s: SearchStatus) -> str:
         parts.append(f"{c.reused} reused")
     parts.append(f"cost {c.cost:,} examples")
     return ", ".join(parts)
+
+
+def rung_lines(s: SearchStatus) -> list[str]:
+    """A cascade's rungs, one line each: "bracket 0 rung 1 (5000ex, p+tg): 9/9 done, 3
+    promoted, 45,000 examples, best 0.7312"."""
+    out = []
+    for r in s.rungs:
+        where = r["budget"] or f"screen, {r['score']}"
+        if r["budget"]:
+            where += f", {r['score']}"
+        best = f", best {r['best']['value']:.4g}" if r["best"] else ""
+        out.append(
+            f"bracket {r['bracket']} rung {r['rung']} ({where}): "
+            f"{min(r['complete'], r['size'])}/{r['size']} done, {r['running']} running, "
+            f"{r['failed']} failed, {r['promoted']} promoted, {r['examples']:,} examples{best}"
+        )
+    return out
