@@ -168,7 +168,9 @@ class SimulatedCascade:
         level = 1 + self.budgets.index(budget) if budget in self.budgets else 1
         p = _unit(h, "Q") + 0.3 * (_unit(h, f"P{budget}") - 0.5) / level
         tg = _unit(h, "Q") + 0.3 * (_unit(h, f"T{budget}") - 0.5) / level
-        value = p if score == "p" else tg if score == "tg" else p + self.config.alpha * tg
+        from tgsage.search.cascade_train import rung_value
+
+        value = rung_value(score, {"P": p, "TG": tg}, self.config.alpha)
         self.checkpoints.save(
             h, total, lambda path: path.write_text(json.dumps({"examples": total}))
         )

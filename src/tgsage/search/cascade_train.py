@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from tgsage.search.cascade_eval import Checkpoints, checkpoint_root
@@ -28,6 +29,7 @@ log = logging.getLogger("tgsage.search")
 
 # what a cached training record carries over to the trial (run totals are turned into costs)
 _RESULT_KEYS = (
+    "scores",
     "P",
     "TG",
     "per_layer",
@@ -40,14 +42,25 @@ _RESULT_KEYS = (
 )
 
 
-def _rung_score(score: str, p: float | None, tg: float | None, alpha: float) -> float | None:
-    if p is None:
-        return None
-    if score == "p":
-        return p
-    if tg is None:
-        return None
-    return tg if score == "tg" else p + alpha * tg
+def rung_value(score: str, scores: Mapping[str, float | None], alpha: float = 1.0) -> float:
+    """A rung's score of one candidate from its measured base scores (NaN when one it
+    reads was not measured)."""
+    from tgsage.scores import parse_score, score_one
+
+    return score_one(parse_score(score, alpha=alpha), scores)
+
+
+def rung_needs(config: SearchConfig) -> tuple[set[str], list[str]]:
+    """The base score names the cascade's rung scores read, and the teacher comparisons
+    they need ("pearson", "cka", "relation")."""
+    from tgsage.scores import parse_name, parse_score
+
+    assert config.cascade is not None
+    names: set[str] = set()
+    for text in config.cascade.rung_scores or [config.score]:
+        names |= set(parse_score(text, alpha=config.alpha).names)
+    comps = {parse_name(n).comparison for n in names if parse_name(n).needs_teacher}
+    return names, sorted(c for c in comps if c is not None)
 
 
 def setting_of(config: SearchConfig, data: Any, screen: bool = False) -> dict[str, Any]:
@@ -90,6 +103,7 @@ class TrainingCascade:
         self.teacher = Teacher.load(config.teacher) if config.teacher is not None else None
         self.train_config = config.train_config
         self.teacher_id = file_fingerprint(config.teacher) if config.teacher is not None else None
+        self.needs, self.comparisons = rung_needs(config)
         cache_path = config.cascade.cache
         self.cache: EvaluationCache | None = None
         self.screen_cache: EvaluationCache | None = None
@@ -109,25 +123,24 @@ class TrainingCascade:
 
         return get_augmentation(self.train_config.augment).normalize
 
-    def _cached(self, spec_hash: str, budget: str | None, needs_tg: bool) -> dict[str, Any] | None:
-        if self.cache is None:
-            return None
-        rec = self.cache.get(spec_hash, budget)
-        if rec is None:
-            return None
-        if needs_tg and rec.get("status") == "ok" and rec.get("teacher") != self.teacher_id:
-            return None  # TG of another teacher (or none): measured again, see _rescore
-        return rec
+    def _usable(self, rec: Mapping[str, Any]) -> bool:
+        """A cached training record holds every score the rungs read, TG of this teacher."""
+        if rec.get("status") != "ok":
+            return True  # a failure of the candidate itself: not trained again
+        scores = rec.get("scores") or {}
+        if any(n not in scores for n in self.needs):
+            return False
+        return self.teacher is None or rec.get("teacher") == self.teacher_id
 
     def _rescore(self, spec: Any, budget: str) -> dict[str, Any] | None:
-        """TG for this search's teacher of a cached run without TG (or with another
-        teacher's), from its checkpoint at ``budget``: no training; the record keeps the
+        """Scores of a cached run that lacks some (another teacher's TG, a comparison not
+        measured), from its checkpoint at ``budget``: no training; the record keeps the
         original run's costs. None when there is no such checkpoint."""
         import torch
 
         from tgsage.evaluate import evaluate_candidate
 
-        if self.cache is None or self.teacher is None:
+        if self.cache is None:
             return None
         old = self.cache.get(spec.spec_hash, budget)
         found = self.checkpoints.best_below(spec.spec_hash, self._examples(budget) + 1)
@@ -145,28 +158,34 @@ class TrainingCascade:
             self.teacher,
             budget=budget,
             config=self.train_config,
-            score="p",
+            score="P",
+            comparisons=self.comparisons,
             width_mult=c.width_mult,
             device=c.device,
             seed=c.seed,
             resume=state,
             **self.trainer_options,
         )
-        if not r.ok or r.tg is None:
+        if not r.ok:
             return None
-        rec = dict(old) | {
-            "TG": r.tg,
-            "per_layer": r.per_layer,
-            "best_match": r.best_match,
-            "teacher": self.teacher_id,
-            "teacher_layers": r.teacher_layers,
-            "candidate_layers": r.candidate_layers,
-            "score_seconds": r.score_seconds,
-            "rescore_cpu_seconds": time.process_time() - c0,
-        }
+        rec = dict(old) | self._measured(r)
+        rec["rescore_cpu_seconds"] = time.process_time() - c0
         return self.cache.put(spec.spec_hash, budget, rec)
 
-    # ------------------------------------------------------------------ screen
+    def _measured(self, r: Any) -> dict[str, Any]:
+        """What a run measured (not its cost): scores, P, TG and the teacher's details."""
+        out: dict[str, Any] = {"scores": dict(r.scores), "P": r.accuracy}
+        if r.tg is not None:
+            out |= {
+                "TG": r.tg,
+                "per_layer": r.per_layer,
+                "best_match": r.best_match,
+                "teacher": self.teacher_id,
+                "teacher_layers": r.teacher_layers,
+                "candidate_layers": r.candidate_layers,
+            }
+        return out
+
     def measure_screen(self, spec: Any, names: list[str]) -> dict[str, Any]:
         """Zero-cost proxies ``names`` of the seeded untrained network merged into its screen
         record (cached when the search has a cache): ``proxies`` {name: value}, ``cpu``
@@ -231,12 +250,11 @@ class TrainingCascade:
     def train(self, spec: Any, budget: str, score: str, previous: str | None = None) -> Outcome:
         """Train to ``budget`` (continuing ``previous`` when it has a checkpoint) and score."""
         h = spec.spec_hash
-        needs_tg = self.teacher is not None
-        rec = self._cached(h, budget, needs_tg)
-        if rec is None and needs_tg:
+        rec = self.cache.get(h, budget) if self.cache is not None else None
+        if rec is not None and not self._usable(rec):
             rec = self._rescore(spec, budget)
         cached = rec is not None
-        base = self._cached(h, previous, False) if previous is not None else None
+        base = self.cache.get(h, previous) if self.cache is not None and previous else None
         if rec is None:
             rec, base = self._run(spec, budget, previous)
         start_ex = int(base["examples"]) if base is not None and base.get("status") == "ok" else 0
@@ -264,10 +282,12 @@ class TrainingCascade:
                     "message": rec.get("message") or "",
                 },
             )
-        value = _rung_score(score, rec.get("P"), rec.get("TG"), self.config.alpha)
-        if value is None or not math.isfinite(value):
+        value = rung_value(score, rec.get("scores") or {}, self.config.alpha)
+        if not math.isfinite(value):
             return Outcome(
-                False, None, attrs | {"failure_reason": "no_score", "message": "score undefined"}
+                False,
+                None,
+                attrs | {"failure_reason": "no_score", "message": f"{score} is {value}"},
             )
         return Outcome(True, value, attrs | {"score": value})
 
@@ -281,7 +301,7 @@ class TrainingCascade:
 
         c, h = self.config, spec.spec_hash
         state, base = None, None
-        before = self._cached(h, previous, False) if previous is not None else None
+        before = self.cache.get(h, previous) if self.cache is not None and previous else None
         if previous is not None:
             found = self.checkpoints.best_below(h, self._examples(budget))
             if found is not None and found[0] == self._examples(previous):
@@ -311,8 +331,8 @@ class TrainingCascade:
             self.teacher,
             budget=budget,
             config=self.train_config,
-            score="p",
-            alpha=c.alpha,
+            score="P",
+            comparisons=self.comparisons,
             width_mult=c.width_mult,
             device=c.device,
             seed=c.seed,
@@ -330,17 +350,7 @@ class TrainingCascade:
             "cpu_seconds": (base or {}).get("cpu_seconds", 0.0) + time.process_time() - c0,
             "params_count": r.params,
             "device": r.device,
-            "P": r.accuracy,
-        }
-        if r.tg is not None:
-            rec |= {
-                "TG": r.tg,
-                "per_layer": r.per_layer,
-                "best_match": r.best_match,
-                "teacher": self.teacher_id,
-                "teacher_layers": r.teacher_layers,
-                "candidate_layers": r.candidate_layers,
-            }
+        } | self._measured(r)
         if not r.ok:
             rec |= {"failure_reason": r.failure_reason, "message": (r.message or "")[:2000]}
         if self.cache is not None:

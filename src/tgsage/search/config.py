@@ -237,9 +237,7 @@ class SearchConfig(BaseModel):
                 raise ValueError("P-slope needs a run from the start; not a cascade rung score")
             if self.objective == "train" and self.teacher is None:
                 if any(n.needs_teacher for n in names):
-                    raise ValueError(
-                        f"cascade rung score {text!r} needs 'teacher: <teacher file>'"
-                    )
+                    raise ValueError(f"cascade rung score {text!r} needs 'teacher: <teacher file>'")
         self.budget = cascade.budgets[-1]  # what the answer was trained to
 
     # ------------------------------------------------------------------ derived
