@@ -52,6 +52,18 @@ def _training_worker(cfg: dict[str, Any], max_age: float = 1.0) -> tuple[int, in
     except Exception:
         return None
     now = datetime.datetime.now()
+
+    def first_holder(t: optuna.trial.FrozenTrial) -> bool:
+        """Not a duplicate promotion (those are closed as surplus when claimed)."""
+        key = (t.user_attrs["spec_hash"], t.user_attrs.get("budget"))
+        return "surplus" not in t.user_attrs and not any(
+            o.number < t.number
+            and (o.user_attrs.get("spec_hash"), o.user_attrs.get("budget")) == key
+            and "surplus" not in o.user_attrs
+            and o.state != TrialState.FAIL
+            for o in trials
+        )
+
     young = [
         t
         for t in trials
@@ -60,6 +72,7 @@ def _training_worker(cfg: dict[str, Any], max_age: float = 1.0) -> tuple[int, in
         and "spec_hash" in t.user_attrs
         and t.datetime_start is not None
         and (now - t.datetime_start).total_seconds() < max_age
+        and first_holder(t)
     ]
     if not young:
         return None
@@ -97,7 +110,7 @@ def _kill_mid_rung(sim_config: Factory, **storage: Any) -> None:
         **storage,
     )
     result: list[SearchSummary] = []
-    thread = threading.Thread(target=lambda: result.append(run_search(cfg, progress=False)))
+    thread = threading.Thread(target=lambda: result.append(run_search(cfg)))
     thread.start()
     pid, number = _wait_for(lambda: _training_worker(cfg))
     os.kill(pid, signal.SIGKILL)
@@ -140,7 +153,7 @@ def test_whole_cascade_killed_mid_rung_and_resumed(sim_config: Factory, tmp_path
     )
     path = tmp_path / "search.json"
     path.write_text(json.dumps(cfg))
-    code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1], False)"
+    code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1])"
     parent = subprocess.Popen([sys.executable, "-c", code, str(path)])
     _wait_for(lambda: _training_worker(cfg))
     run_dir = Path(cfg["run_dir"])
@@ -148,7 +161,7 @@ def test_whole_cascade_killed_mid_rung_and_resumed(sim_config: Factory, tmp_path
     for pid in [*pids, parent.pid]:  # everything at once: no clean-up possible
         os.kill(pid, signal.SIGKILL)
     parent.wait()
-    summary = run_search(path, progress=False)
+    summary = run_search(path)
     assert summary.resumed
     trials = _check(cfg)
     assert any(t.state == TrialState.FAIL for t in trials)  # the killed attempts

@@ -403,11 +403,19 @@ def run_worker(
     :mod:`tgsage.search.stop`) and the summary says ``stopped_by="interrupted"``. ``log_dir``
     defaults to the study's run folder when it exists.
     """
+    from tgsage.search.cascade_worker import CascadeWorker  # it imports this module
+
     stop = StopRequest()
     with stop.installed():  # from the start: a stop while torch loads is honoured, not lost
         if parent_pid is not None:
             stop.watch_parent(parent_pid)
-        worker = Worker(storage_url, study_name, worker_id, max_candidates, stop=stop)
+        worker: Worker | CascadeWorker = Worker(
+            storage_url, study_name, worker_id, max_candidates, stop=stop
+        )
+        if worker.config.cascade is not None:  # one trial per (candidate, rung) instead
+            worker = CascadeWorker(
+                worker.study, worker.config, worker.name, max_candidates=max_candidates, stop=stop
+            )
         run_dir = worker.config.resolved_run_dir
         target = Path(log_dir) if log_dir is not None else (run_dir if run_dir.exists() else None)
         setup_worker_logging(target)
