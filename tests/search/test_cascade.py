@@ -16,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from tgsage.errors import ConfigError
+from tgsage.experiments import best_candidate
 from tgsage.search import create_or_load_study, load_config
 from tgsage.search.cascade import CascadeConfig, cascade_state, make_plan
 from tgsage.search.cascade_eval import SimulatedCascade
@@ -256,6 +257,8 @@ def test_resume_mid_cascade(sim_config: Factory, tmp_path: Path) -> None:
     CascadeWorker(study, cfg, "first", poll=0.01, max_candidates=45).run()
     mid = cascade_state(study.get_trials(), make_plan(cfg.cascade, 40, cfg.score))
     assert mid.rung(0, 0).settled and not mid.finished  # stopped inside the trained rungs
+    with pytest.raises(ConfigError, match="not settled its last rung"):
+        best_candidate(cfg.resolved_run_dir)  # what `tgsage train` would train: not yet
     study2, cfg2 = _study(cfg_dict)  # the same command again
     CascadeWorker(study2, cfg2, "second", poll=0.01).run()
     trials = study2.get_trials()
@@ -267,3 +270,12 @@ def test_resume_mid_cascade(sim_config: Factory, tmp_path: Path) -> None:
     }
     _check_no_double_training(trials)
     assert sum(int(t.user_attrs.get("examples", 0)) for t in trials) == 9000 + 6000 + 6000
+    # the answer is the last rung's candidate, not the highest value of any rung
+    (last,) = _by_rung(trials)[(0, 3)]
+    best = best_candidate(cfg.resolved_run_dir)
+    assert (best.source, best.number, best.spec.spec_hash) == (
+        "cascade",
+        last.number,
+        last.user_attrs["spec_hash"],
+    )
+    assert max(t.value for t in trials if t.value is not None) > last.value

@@ -35,7 +35,7 @@ def _trials(cfg: dict[str, Any]) -> list[optuna.trial.FrozenTrial]:
     return load_study(c.storage_url, c.name)[0].get_trials()
 
 
-def _wait_for(pred: Callable[[], Any], timeout: float = 120.0) -> Any:
+def _wait_for(pred: Callable[[], Any], timeout: float = 300.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()
@@ -45,8 +45,9 @@ def _wait_for(pred: Callable[[], Any], timeout: float = 120.0) -> Any:
     raise AssertionError("timed out")
 
 
-def _training_worker(cfg: dict[str, Any], max_age: float = 1.0) -> tuple[int, int] | None:
-    """(pid, trial number) of a worker that has just started training a survivor."""
+def _training_worker(cfg: dict[str, Any], max_age: float = 1.5) -> tuple[int, int] | None:
+    """(pid, trial number) of a worker that has just started training a survivor (within
+    half of a simulated training's 3 s, so the kill lands mid-training even under load)."""
     try:
         trials = _trials(cfg)
     except Exception:

@@ -375,10 +375,11 @@ def read_rerank(path: Path, records: Iterable[Any]) -> RerankResult:
 @dataclass(frozen=True)
 class BestCandidate:
     """The architecture a search found: its re-ranking's choice when ``rerank.json`` chose
-    one, else its highest-scoring completed candidate (ties: the lower trial number)."""
+    one, else a cascade's answer (the best of its last rung), else its highest-scoring
+    completed candidate (ties: the lower trial number)."""
 
     spec: Any  # an ArchSpec
-    source: str  # "rerank" or "search"
+    source: str  # "rerank", "cascade" or "search"
     number: int | None
     score: float | None
     run_dir: Path
@@ -387,6 +388,23 @@ class BestCandidate:
     @property
     def origin(self) -> str:
         return f"{self.source} of {self.run_dir} (trial {self.number})"
+
+
+def _cascade_answer(run: Any, path: Path) -> BestCandidate:
+    from tgsage.search.cascade import answer_trial, make_plan
+    from tgsage.spaces.specs import spec_from_json
+
+    cfg = run.config
+    plan = make_plan(cfg.cascade, cfg.n_candidates, cfg.score)
+    trial = answer_trial(run.study.get_trials(deepcopy=False), plan, cfg.max_retries)
+    if trial is None:
+        raise ConfigError(
+            f"{path}: the cascade has not settled its last rung yet; run the same search "
+            "command again to finish it"
+        )
+    return BestCandidate(
+        spec_from_json(trial.user_attrs["spec"]), "cascade", trial.number, trial.value, path, cfg
+    )
 
 
 def best_candidate(run_dir: str | Path) -> BestCandidate:
@@ -416,6 +434,8 @@ def best_candidate(run_dir: str | Path) -> BestCandidate:
                 path,
                 run.config,
             )
+    if run.config.cascade is not None:  # scores of different rungs do not compare
+        return _cascade_answer(run, path)
     top = top_k(records_from_study(run.study), 1)
     if not top:
         raise ConfigError(f"{path}: the search has no completed candidate yet; nothing to train")

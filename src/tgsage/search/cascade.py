@@ -510,6 +510,17 @@ def claim(
     return "surplus", role
 
 
+def answer_trial(
+    trials: Sequence[FrozenTrial], plan: CascadePlan, max_retries: int = 3
+) -> FrozenTrial | None:
+    """The completed trial naming the cascade's answer (the best of its settled last rungs;
+    :attr:`CascadeState.answer`), or None while no last rung is settled."""
+    answer = cascade_state(trials, plan, max_retries).answer
+    if answer is None:
+        return None
+    return next(t for t in trials if t.number == answer[2])
+
+
 def screen_open(trials: Sequence[FrozenTrial], plan: CascadePlan) -> bool:
     """True while some bracket's screen has fewer active rung-0 trials than its quota (a new
     proposal may get a slot)."""
@@ -578,6 +589,7 @@ __all__ = [
     "Promotion",
     "Rung",
     "RungState",
+    "answer_trial",
     "cascade_state",
     "claim",
     "deepest_budget",
