@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 import pytest
+import torch
+from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from tgsage.cli import app
-from tgsage.demo import DemoConfig, run_demo
-from tgsage.errors import ConfigError
+from tgsage.data.registry import get_dataset
+from tgsage.data.synthetic import RenderConfig
+from tgsage.demo import EASY_RENDER, DemoConfig, run_demo
+from tgsage.errors import ConfigError, DataError
 from tgsage.observer import Observer
+from tgsage.search.locate import resolve_run
 
 
 class Recorder(Observer):
@@ -19,6 +25,7 @@ class Recorder(Observer):
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.searches: list[tuple[str, int]] = []
+        self.trainings: list[str] = []
 
     def message(self, text: str) -> None:
         self.lines.append(text)
@@ -26,6 +33,10 @@ class Recorder(Observer):
     def search(self, name, n_candidates):
         self.searches.append((name, n_candidates))
         return super().search(name, n_candidates)
+
+    def training(self, description, total_examples):
+        self.trainings.append(description)
+        return super().training(description, total_examples)
 
 
 @pytest.mark.slow
@@ -37,17 +48,43 @@ def test_tiny_demo_end_to_end_then_cached(tmp_path) -> None:
     assert report.exists() and report.stat().st_size > 10_000
     assert "data:image/png;base64" in report.read_text()
     assert (run_dir / "teacher.npz").exists()
-    rerank = json.loads((run_dir / "rerank.json").read_text())
-    assert rerank["cost"]["M2"] == 2 and rerank["chosen"] is not None
-    assert "[4/4] report" in res.output and "chose trial" in res.output
+    assert "[4/4] report" in res.output and "median of 2 random architectures" in res.output
+
+    # the chosen network is the cascade's answer: the one candidate of its last rung
+    run = resolve_run(str(run_dir))
+    (last,) = [
+        t
+        for t in run.study.get_trials()
+        if t.state == TrialState.COMPLETE and t.user_attrs.get("rung") == 2
+    ]
+    comparison = json.loads((run_dir / "comparison.json").read_text())
+    assert comparison["chosen"]["spec_hash"] == last.user_attrs["spec_hash"]
+    assert comparison["trial"] == last.number
+    randoms = comparison["random"]
+    assert len({r["spec_hash"] for r in randoms} | {last.user_attrs["spec_hash"]}) == 3
+    accs = [r["test_accuracy"] for r in randoms]
+    assert comparison["median_random"] == pytest.approx(statistics.median(accs))
+    assert all(0.0 <= a <= 1.0 for a in [*accs, comparison["chosen"]["test_accuracy"]])
+    # trained the same way: the cascade's last budget (10 steps of 64 on 192 images)
+    assert all(r["examples"] == 640 for r in [*randoms, comparison["chosen"]])
 
     seen = Recorder()
     out = run_demo(DemoConfig.tiny(run_dir), seen)
     assert "reusing" in seen.lines[0]  # the teacher was not trained again
-    assert seen.searches == [("demo", 4)]
-    assert not any("chose trial" in line for line in seen.lines)  # rerank.json reused
-    assert out["search"].resumed and out["search"].complete == 4
-    assert out["search"].cost_examples == rerank["cost"]["E1_total"]  # no new search cost
+    assert seen.searches == [("demo", 6)]
+    assert seen.trainings == []  # nothing trained again: search finished, comparison reused
+    assert out["search"].resumed and out["comparison"] == comparison
+
+
+def test_render_options_of_synthetic_objects() -> None:
+    easy = get_dataset("synthetic", n_train=8, n_val=4, resolution=16, render=EASY_RENDER)
+    again = get_dataset("synthetic", n_train=8, n_val=4, resolution=16, render=EASY_RENDER)
+    default = get_dataset("synthetic", n_train=8, n_val=4, resolution=16)
+    assert torch.equal(easy.train.images, again.train.images)
+    assert not torch.equal(easy.train.images, default.train.images)
+    assert RenderConfig.from_options({"scale": [0.5, 0.9]}).scale == (0.5, 0.9)
+    with pytest.raises(DataError, match="unknown wobble"):
+        get_dataset("synthetic", n_train=8, n_val=4, render={"wobble": 1})
 
 
 def test_bad_demo_config_is_one_clear_error(tmp_path) -> None:

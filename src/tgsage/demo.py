@@ -1,14 +1,18 @@
-"""The demo: the whole TG-SAGE pipeline at small scale on synthetic objects.
+"""The demo: the whole TG-SAGE pipeline at small scale on synthetic objects, with a result.
 
 1. build a teacher: train the paper's CIFAR ResNet (ResNet-20 at half width) on synthetic
    objects and store its RDMs on the validation (probe) images;
-2. search the layer space with TPE, scoring candidates by P + alpha * TG after a short
-   (premature) training, with local worker processes on a journal-file storage;
-3. rerank: train the top-k candidates longer and pick the best (cost M1*E1 + M2*E2);
+2. search the layer space with a cascade (:mod:`tgsage.search.cascade`): screen many
+   proposals with a free zero-cost score, train the best few briefly and keep those with the
+   highest P + alpha * TG, train the survivors to the end of the schedule and keep the best
+   (local worker processes on a journal-file storage);
+3. compare: train the chosen network and a few random architectures of the same space the
+   same way (same budget, schedule, seed and data) and test them all on held-out images the
+   search never saw - did the search help?
 4. report: figures and one HTML page.
 
 Every stage is cached in the run folder: re-running reuses the teacher, resumes (or skips) the
-search, and reuses the rerank when its settings did not change. ``DemoConfig.tiny()`` is a
+search, and reuses the comparison when its settings did not change. ``DemoConfig.tiny()`` is a
 seconds-long version for tests. Progress goes to an :class:`~tgsage.observer.Observer` (the
 command line's draws bars; the default only logs).
 """
@@ -25,6 +29,19 @@ from pydantic import BaseModel, ConfigDict, Field
 from tgsage.errors import ConfigError
 from tgsage.observer import Observer
 
+#: Synthetic objects that small networks learn within a few epochs at 16x16 (smaller poses
+#: and backgrounds than the default renderer; see tgsage.data.synthetic.RenderConfig)
+EASY_RENDER = {
+    "rotation": 15.0,
+    "shift": 0.2,
+    "scale": [0.6, 0.85],
+    "foreshorten": 0.85,
+    "bg_contrast": [0.05, 0.15],
+}
+
+#: The stage-3 result inside the run folder
+COMPARISON_FILE = "comparison.json"
+
 
 class DemoConfig(BaseModel):
     """Settings of every demo stage (``configs/demo.yaml`` holds the same defaults)."""
@@ -37,9 +54,11 @@ class DemoConfig(BaseModel):
     data: dict[str, Any] = Field(
         default_factory=lambda: {
             "name": "synthetic",
-            "n_train": 3000,
-            "n_val": 500,
-            "resolution": 32,
+            "n_train": 6000,
+            "n_val": 512,
+            "n_test": 1024,
+            "resolution": 16,
+            "render": dict(EASY_RENDER),
         }
     )
     teacher_n: int = Field(3, ge=1, description="ResNet blocks per stack (6n+2 layers).")
@@ -51,19 +70,21 @@ class DemoConfig(BaseModel):
     search: dict[str, Any] = Field(
         default_factory=lambda: {
             "space": "layer",
-            "space_options": {"max_layers": 8},
+            "space_options": {"max_layers": 6},
             "strategy": "tpe",
             "score": "p+tg",
             "alpha": 1.0,
-            "budget": "1ep",
             "train": "cpu_demo",
+            "train_options": {"epochs": 5},
             "width_mult": 0.25,
-            "n_candidates": 24,
+            "n_candidates": 32,
             "workers": 2,
+            "cascade": {"screen": "synflow", "budgets": ["1ep", "5ep"], "keep": [8, 3]},
         }
     )
-    rerank_k: int = Field(3, ge=1)
-    rerank_budget: str = "4ep"
+    baselines: int = Field(
+        4, ge=1, description="Random architectures trained like the chosen one, to compare."
+    )
 
     @classmethod
     def tiny(cls, run_dir: str | Path) -> DemoConfig:
@@ -71,7 +92,14 @@ class DemoConfig(BaseModel):
         return cls(
             run_dir=Path(run_dir),
             device="cpu",
-            data={"name": "synthetic", "n_train": 192, "n_val": 64, "resolution": 16},
+            data={
+                "name": "synthetic",
+                "n_train": 192,
+                "n_val": 64,
+                "n_test": 64,
+                "resolution": 16,
+                "render": dict(EASY_RENDER),
+            },
             teacher_n=1,
             teacher_width=0.25,
             teacher_budget="20steps",
@@ -81,14 +109,13 @@ class DemoConfig(BaseModel):
                 "space_options": {"max_layers": 4},
                 "strategy": "tpe",
                 "score": "p+tg",
-                "budget": "10steps",
                 "train": "cpu_demo",
                 "width_mult": 0.25,
-                "n_candidates": 4,
+                "n_candidates": 6,
                 "workers": 1,
+                "cascade": {"screen": "synflow", "budgets": ["5steps", "10steps"], "keep": [3, 1]},
             },
-            rerank_k=2,
-            rerank_budget="20steps",
+            baselines=2,
         )
 
     @classmethod
@@ -204,41 +231,117 @@ def search_config(cfg: DemoConfig, teacher: Path) -> dict[str, Any]:
     }
 
 
-def rerank_stage(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any]:
-    """Stage 3: :func:`~tgsage.experiments.rerank_search` of the demo's search; reused when
-    ``rerank.json`` has the same k and budget. Returns what ``rerank.json`` holds."""
-    from tgsage.experiments import RERANK_FILE, rerank_search
-    from tgsage.search.locate import resolve_run
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def compare_stage(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any]:
+    """Stage 3: the search's answer against ``cfg.baselines`` random architectures of the same
+    space, each trained from scratch the way the cascade trained its last rung (its budget,
+    schedule, width, seed and data) and tested on the test split, which the search never saw.
+    Reused when ``comparison.json`` holds the same settings. Returns what it holds."""
+    from tgsage.data.registry import get_dataset
+    from tgsage.evaluate import evaluate_candidate
+    from tgsage.experiments import best_candidate
+    from tgsage.spaces import get_space
+    from tgsage.train import Trainer
 
     observer = observer or Observer()
-    path = cfg.run_dir / RERANK_FILE
+    best = best_candidate(cfg.run_dir)
+    search = best.search_config
+    assert search.cascade is not None
+    budget = search.cascade.budgets[-1]
+    space = get_space(search.space, **search.space_options)
+    chosen = best.spec.spec_hash
+    randoms, i = [], 0
+    while len(randoms) < cfg.baselines:  # distinct architectures, none of them the answer
+        spec = space.random_spec(cfg.seed * 1_000_003 + i)
+        i += 1
+        if spec.spec_hash != chosen and all(spec.spec_hash != r.spec_hash for r in randoms):
+            randoms.append(spec)
+    key = {
+        "chosen": chosen,
+        "random": [r.spec_hash for r in randoms],
+        "budget": budget,
+        "train": search.train_config.model_dump(mode="json"),
+        "width_mult": search.width_mult,
+        "seed": search.seed,
+        "data": search.data.model_dump(mode="json"),
+    }
+    path = cfg.run_dir / COMPARISON_FILE
     if path.exists():
         cached = json.loads(path.read_text())
-        if (
-            cached.get("k") == cfg.rerank_k
-            and cached.get("budget") == cfg.rerank_budget
-            and cached.get("chosen") is not None
-        ):
+        if cached.get("key") == key:
             return cached
-    result = rerank_search(
-        resolve_run(str(cfg.run_dir)),
-        cfg.rerank_k,
-        cfg.rerank_budget,
-        out=path,
-        observer=observer,
+    data = get_dataset(search.data.name, **search.data.options)
+    if data.test is None or len(data.test) == 0:
+        raise ConfigError("the demo compares on held-out images: set data.n_test above 0")
+    total = search.train_config.examples_for(budget, len(data.train))
+
+    def train(spec: Any, label: str) -> dict[str, Any]:
+        tested: list[float] = []
+
+        def on_trained(trainer: Trainer) -> None:
+            tested.append(trainer.evaluate(data.test))
+
+        with observer.training(label, total) as cb:
+            r = evaluate_candidate(
+                spec,
+                data,
+                None,
+                budget=budget,
+                config=search.train_config,
+                score="P",
+                width_mult=search.width_mult,
+                device=search.device,
+                seed=search.seed,
+                on_trained=on_trained,
+                **({"progress": cb} if cb is not None else {}),
+            )
+        return {
+            "spec_hash": spec.spec_hash,
+            "spec": spec.to_json(),
+            "status": r.status,
+            "val_accuracy": r.accuracy,
+            "test_accuracy": tested[0] if tested and r.ok else None,
+            "examples": r.examples,
+            "params": r.params,
+        }
+
+    answer = train(best.spec, f"[3/4] chosen ({chosen})")
+    others = [train(s, f"[3/4] random {k + 1}/{len(randoms)}") for k, s in enumerate(randoms)]
+    accs = [o["test_accuracy"] for o in others if o["test_accuracy"] is not None]
+    out = {
+        "key": key,
+        "budget": budget,
+        "trial": best.number,
+        "chosen": answer,
+        "random": others,
+        "median_random": _median(accs) if accs else None,
+        "chance": 1.0 / data.num_classes,
+        "examples": answer["examples"] + sum(o["examples"] for o in others),
+    }
+    path.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def comparison_line(result: dict[str, Any]) -> str:
+    """ "chosen network: test accuracy 0.52; median of 4 random architectures 0.23 (...)"."""
+    chosen = result["chosen"]["test_accuracy"]
+    median = result["median_random"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    return (
+        f"chosen network: test accuracy {fmt(chosen)}; median of {len(result['random'])} "
+        f"random architectures trained the same way ({result['budget']}): {fmt(median)} "
+        f"(chance {result['chance']:.3f})"
     )
-    if result.best is not None:
-        observer.message(
-            f"[3/4] rerank: chose trial {result.best.number} ({result.best.spec_hash}), "
-            f"accuracy {result.best_accuracy:.4f} at {cfg.rerank_budget}; cost "
-            f"{result.total:,} examples in all; wrote {path}"
-        )
-    return json.loads(path.read_text())
 
 
 def run_demo(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any]:
-    """Run (or resume) all four stages; returns where everything is. ``rerank["chosen"]`` is
-    None when no re-ranked candidate finished its longer training."""
+    """Run (or resume) all four stages; returns where everything is and ``comparison`` (what
+    ``comparison.json`` holds: the chosen network's and the random ones' test accuracies)."""
     from tgsage.report import report_search_run
     from tgsage.search import load_config, run_search
     from tgsage.search.locate import resolve_run
@@ -246,8 +349,15 @@ def run_demo(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any
     observer = observer or Observer()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     teacher = build_teacher(cfg, observer)
-    observer.message("[2/4] search: TPE over the layer space, score P + alpha*TG")
     search = load_config(search_config(cfg, teacher))
+    c = search.cascade
+    what = (
+        f"a cascade over the {search.space} space: {search.n_candidates} proposals screened by "
+        f"{c.screen}, then {' -> '.join(c.budgets)} scored by {search.score}"
+        if c is not None
+        else f"{search.strategy} over the {search.space} space, score {search.score}"
+    )
+    observer.message(f"[2/4] search: {what}")
     with observer.search(search.name, search.n_candidates) as on_status:
         summary = run_search(search, on_status)
     if not summary.finished:
@@ -255,8 +365,12 @@ def run_demo(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any
             f"the demo search stopped early ({summary.message or 'see the log'}); "
             f"see {cfg.run_dir / 'search.log'}"
         )
-    observer.message(f"[3/4] rerank: top {cfg.rerank_k} trained for {cfg.rerank_budget}")
-    rerank = rerank_stage(cfg, observer)
+    observer.message(
+        f"[3/4] compare: the chosen network and {cfg.baselines} random architectures, "
+        "trained the same way, tested on held-out images"
+    )
+    comparison = compare_stage(cfg, observer)
+    observer.message(f"[3/4] {comparison_line(comparison)}")
     observer.message("[4/4] report")
     report = report_search_run(resolve_run(str(cfg.run_dir)), observer=observer)
     observer.message(f"wrote {report.html} ({len(report.files) - 1} figures)")
@@ -264,6 +378,6 @@ def run_demo(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any
         "run_dir": str(cfg.run_dir),
         "teacher": str(teacher),
         "report": str(report.html),
-        "rerank": rerank,
+        "comparison": comparison,
         "search": summary,
     }

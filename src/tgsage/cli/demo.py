@@ -22,29 +22,33 @@ def demo(
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ..."),
     seed: int | None = typer.Option(None, help="Seed of data, teacher and search."),
     tiny: bool = typer.Option(
-        False, "--tiny", help="A seconds-long smoke run (tiny images, 4 candidates)."
+        False, "--tiny", help="A seconds-long smoke run (tiny images, 6 candidates)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
-    """The whole pipeline on synthetic objects: teacher, search (TPE, P+TG), rerank, report.
+    """The whole pipeline on synthetic objects: teacher, cascade search (screen, then P+TG at
+    short training, then the survivors trained longer), the chosen network against random
+    architectures trained the same way, report.
 
-    About 4 minutes on a 2-core CPU; re-running reuses what is cached in the run folder.
+    A few minutes on a 2-core CPU; re-running reuses what is cached in the run folder.
     """
-    from tgsage.demo import DemoConfig, run_demo
+    from tgsage.demo import DemoConfig, comparison_line, run_demo
 
     if tiny:
         cfg = DemoConfig.tiny(run_dir or Path("runs/demo-tiny"))
     else:
         cfg = DemoConfig.load(config, run_dir=run_dir, device=device, seed=seed)
     out = run_demo(cfg, RichObserver(bars=not quiet))
-    if out["rerank"].get("chosen") is None:
+    result = out["comparison"]
+    console.print(f"\n[bold]{comparison_line(result)}[/]", soft_wrap=True)
+    if result["chosen"]["test_accuracy"] is None:
         err_console.print(
-            "[bold red]no re-ranked candidate finished its longer training[/]; see "
-            f"{cfg.run_dir / 'rerank.json'}",
+            "[bold red]the chosen network did not finish its training[/]; see "
+            f"{cfg.run_dir / 'comparison.json'}",
             soft_wrap=True,
         )
         raise typer.Exit(code=1)
-    console.print(f"\n[bold green]done.[/] report: {out['report']}")
+    console.print(f"[bold green]done.[/] report: {out['report']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from tgsage.data.base import DataSplits
 from tgsage.data.cifar import load_cifar
 from tgsage.data.folders import load_image_folder
-from tgsage.data.synthetic import make_synthetic_objects
+from tgsage.data.synthetic import RenderConfig, make_synthetic_objects
 from tgsage.errors import DataError
 from tgsage.registry import Registry
 
@@ -46,7 +46,17 @@ def get_dataset(name: str, **kwargs: Any) -> DataSplits:
 
 
 @register_dataset("synthetic")
-def _synthetic(n_train: int = 9000, n_val: int = 1000, n_test: int = 0, **kwargs: Any):
+def _synthetic(
+    n_train: int = 9000,
+    n_val: int = 1000,
+    n_test: int = 0,
+    render: dict[str, Any] | None = None,
+    **kwargs: Any,
+):
+    """``render``: difficulty knobs (:class:`~tgsage.data.synthetic.RenderConfig` fields)
+    as plain values, so a YAML or search config can ask for easier or harder objects."""
+    if render:
+        kwargs["config"] = RenderConfig.from_options(render)
     return make_synthetic_objects(n_train, n_val, n_test, **kwargs)
 
 

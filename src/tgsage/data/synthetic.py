@@ -20,8 +20,11 @@ same seed, resolution and device.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -130,6 +133,18 @@ class RenderConfig:
     bg_slope: tuple[float, float] = (1.0, 2.0)
     pixel_noise: float = 0.02
     edge_px: float = 1.0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> RenderConfig:
+        """From plain values (a YAML or JSON mapping; lists become the ranges' tuples)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise DataError(
+                f"synthetic render options: unknown {', '.join(unknown)}; "
+                f"choose from {', '.join(sorted(known))}"
+            )
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
 
 
 class SyntheticObjects:
