@@ -27,6 +27,8 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from tgsage.candidate_record import MEASURED
+from tgsage.optuna_api import storage_of, uses_rdb_heartbeat
 from tgsage.search.cascade import (
     CascadePlan,
     Promotion,
@@ -39,13 +41,13 @@ from tgsage.search.cascade import (
 )
 from tgsage.search.cascade_eval import CascadeEvaluator, make_cascade_evaluator
 from tgsage.search.config import SearchConfig
-from tgsage.search.faults import enqueue_retry, heartbeat, sweep_stale, uses_rdb_heartbeat
+from tgsage.search.faults import enqueue_retry, heartbeat, sweep_stale
 from tgsage.search.objective import Outcome
-from tgsage.search.records import RESULT_ATTRS
+from tgsage.search.stop import StopRequest, StopWorker
 
 log = logging.getLogger("tgsage.search")
 
-REUSED_ATTRS = (*RESULT_ATTRS, "proxies", "resumed_from", "cached")
+REUSED_ATTRS = (*MEASURED, "resumed_from", "cached", "teacher")
 
 
 def plan_of(config: SearchConfig) -> CascadePlan:
@@ -70,6 +72,7 @@ class CascadeWorker:
         evaluator: CascadeEvaluator | None = None,
         max_candidates: int | None = None,
         poll: float = 0.5,
+        stop: StopRequest | None = None,
     ) -> None:
         from tgsage import strategies
         from tgsage.search.worker import WorkerSummary
@@ -84,6 +87,7 @@ class CascadeWorker:
         self.study.sampler = strategy.sampler(history_filter=rung0_only)
         self._evaluator = evaluator
         self.max_candidates, self.poll = max_candidates, poll
+        self.stop = stop if stop is not None else StopRequest()
         self.summary = WorkerSummary(name)
         self._last_rdb_sweep = 0.0
 
@@ -102,7 +106,7 @@ class CascadeWorker:
     def _sweep(self, trials: list[FrozenTrial]) -> None:
         c = self.config
         table = True
-        if uses_rdb_heartbeat(self.study._storage):
+        if uses_rdb_heartbeat(storage_of(self.study)):
             table = time.monotonic() - self._last_rdb_sweep >= c.heartbeat_interval
             if table:
                 self._last_rdb_sweep = time.monotonic()
@@ -150,16 +154,19 @@ class CascadeWorker:
         else:
             self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
 
-    def _interrupted(self, trial: optuna.Trial) -> None:
+    def _interrupted(self, trial: optuna.Trial, reason: str) -> None:
+        """Give the candidate back as the engine does (tgsage.search.stop): FAIL with
+        ``interrupted`` set, not a failure, and a retry in the same role, not counted."""
         try:
-            self.study._storage.set_trial_user_attr(
-                trial._trial_id, "failure_reason", "interrupted"
-            )
+            self.study._storage.set_trial_user_attr(trial._trial_id, "interrupted", reason)
             self.study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
             return
         enqueue_retry(
-            self.study, self.study._storage.get_trial(trial._trial_id), self.config.max_retries + 1
+            self.study,
+            self.study._storage.get_trial(trial._trial_id),
+            self.config.max_retries,
+            counted=False,
         )
 
     # ------------------------------------------------------------------ one trial
@@ -206,20 +213,17 @@ class CascadeWorker:
                 other.number,
             )
             return "reused"
+        prev = None
+        if rung.budget is not None and self.config.cascade.continue_training:  # type: ignore[union-attr]
+            trials = self.study.get_trials(deepcopy=False)
+            prev = previous_budget(trials, h, rung.budget, self.plan.budgets)
         try:
-            if rung.budget is None:
-                outcome = self.evaluator.screen(spec)
-            else:
-                prev = None
-                if self.config.cascade.continue_training:  # type: ignore[union-attr]
-                    trials = self.study.get_trials(deepcopy=False)
-                    prev = previous_budget(trials, h, rung.budget, self.plan.budgets)
-                outcome = self.evaluator.train(spec, rung.budget, rung.score, prev)
+            with self.stop.interruptible():  # pure computation: a stop may cut it short
+                if rung.budget is None:
+                    outcome = self.evaluator.screen(spec)
+                else:
+                    outcome = self.evaluator.train(spec, rung.budget, rung.score, prev)
         except Exception as exc:
-            from tgsage.search.worker import StopWorker
-
-            if isinstance(exc, StopWorker):
-                raise
             log.error("trial %d: evaluation raised\n%s", trial.number, traceback.format_exc())
             outcome = Outcome(
                 False,
@@ -240,11 +244,12 @@ class CascadeWorker:
 
     # ------------------------------------------------------------------ loop
     def run(self) -> Any:
-        from tgsage.search.worker import StopWorker
-
         c = self.config
         done_here = 0
         while True:
+            if self.stop.requested:
+                self.summary.stopped_by, self.summary.signal = "interrupted", self.stop.signum
+                break
             trials = self.study.get_trials(deepcopy=False)
             self._sweep(trials)
             state = cascade_state(trials, self.plan, c.max_retries)
@@ -276,10 +281,13 @@ class CascadeWorker:
                     if role is None:
                         continue
                     kind = self._evaluate(trial, role)
-            except (StopWorker, KeyboardInterrupt):
-                self._interrupted(trial)
-                self.summary.stopped_by = "interrupted"
+            except StopWorker as stop:
+                self._interrupted(trial, stop.reason)
+                self.summary.stopped_by, self.summary.signal = "interrupted", stop.signum
                 break
+            except KeyboardInterrupt:  # no handler installed (not run_worker): give back
+                self._interrupted(trial, "KeyboardInterrupt")
+                raise
             except UpdateFinishedTrialError:
                 log.warning("trial %d was declared lost while this worker ran it", trial.number)
                 continue
