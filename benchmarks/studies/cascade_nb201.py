@@ -23,6 +23,7 @@ Commands (all resumable; results append to ``--searches``)::
     python benchmarks/studies/cascade_nb201.py screen  --data-root DATA --table TABLE ...
     python benchmarks/studies/cascade_nb201.py run     --methods cascade-p,cascade-ptg ...
     python benchmarks/studies/cascade_nb201.py report  --out FIGURE.png
+    python benchmarks/studies/cascade_nb201.py bounds  --data-root DATA --table TABLE
 """
 
 from __future__ import annotations
@@ -268,6 +269,23 @@ def run_baseline(args: argparse.Namespace, seed: int, method: str, truth: Any) -
     return {"events": events, "trained": ev.trained}
 
 
+def compact_events(events: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """The same curve in fewer events: one event per change of the incumbent, carrying the
+    costs of the events since the previous change (so cumulative costs at every change, the
+    totals and the final answer are exactly those of ``events``; :func:`curve` reads both
+    alike)."""
+    out: list[list[Any]] = []
+    pending = [0, 0.0]
+    for ex, cpu, acc in events:
+        pending = [pending[0] + ex, pending[1] + cpu]
+        if not out or acc != out[-1][2]:
+            out.append([pending[0], round(pending[1], 6), acc])
+            pending = [0, 0.0]
+    if pending != [0, 0.0]:
+        out.append([pending[0], round(pending[1], 6), out[-1][2] if out else None])
+    return out
+
+
 def _parse_seeds(text: str) -> list[int]:
     out: list[int] = []
     for part in text.split(","):
@@ -327,6 +345,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             if res.get("incomplete"):
                 print(f"{method} seed {seed}: stopped at --max-new trainings", flush=True)
                 return
+            res["events"] = compact_events(res["events"])
             final = res["events"][-1][2] if res["events"] else None
             rec = {"method": method, "seed": seed, "key": key, "wall": time.time() - t0} | res
             with open(args.searches, "a") as fh:
@@ -361,6 +380,49 @@ def bootstrap_ci(x: np.ndarray, n: int = 10_000, seed: int = 0) -> tuple[float, 
     rng = np.random.default_rng(seed)
     means = rng.choice(x, size=(n, x.size), replace=True).mean(axis=1)
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def cmd_bounds(args: argparse.Namespace) -> None:
+    """Table-only context for the searches (no training): per seed, the screen's ``screen_n``
+    random cells of the table (the ``screen`` method's sample) and its ``keep[0]`` survivors;
+    what a rung picking among them at random gets on average, and what a rung that always
+    picked the truly best survivor (an oracle) gets; and the best of ``--random-n`` random
+    cells judged by their true accuracy (an oracle-scored random search with as many trainings
+    as ``random-p`` affords). Bounds, not results: no method here trains anything."""
+    from tgsage.search.cascade_train import TrainingCascade
+
+    truth = load_truth(args)
+    acc = _truth_by_hash(truth)
+    screen = TrainingCascade(search_config(args)).screen_cache
+    assert screen is not None
+    specs = list(truth.specs)
+    rows: dict[str, list[float]] = {}
+    for seed in _parse_seeds(args.seeds):
+        rng = np.random.default_rng(seed)
+        pick = [specs[i].spec_hash for i in rng.choice(len(specs), args.screen_n, replace=False)]
+        value = {h: (screen.get(h, None) or {}).get("proxies", {}).get(args.screen) for h in pick}
+        ranked = sorted((h for h in pick if value[h] is not None), key=lambda h: -value[h])
+        top = [acc[h] for h in ranked[: args.keep[0]]]
+        rows.setdefault("screen's pick (top-1)", []).append(top[0])
+        rows.setdefault(f"random survivor of the top {args.keep[0]} (expected)", []).append(
+            float(np.mean(top))
+        )
+        rows.setdefault(f"oracle survivor of the top {args.keep[0]}", []).append(max(top))
+        rnd = np.random.default_rng(10_000 + seed).choice(len(specs), args.random_n, replace=False)
+        rows.setdefault(f"oracle-scored best of {args.random_n} random cells", []).append(
+            max(acc[specs[i].spec_hash] for i in rnd)
+        )
+    all_acc = np.array(list(acc.values())) * 100
+    print(
+        f"table: {all_acc.size} cells, mean {all_acc.mean():.2f}, median {np.median(all_acc):.2f}, "
+        f"99th percentile {np.percentile(all_acc, 99):.2f}, best {all_acc.max():.2f}"
+    )
+    print(f"\n| bound ({len(_parse_seeds(args.seeds))} seeds) | mean | 95% CI of the mean |")
+    print("|---|---|---|")
+    for name, vals in rows.items():
+        a = np.array(vals) * 100
+        lo, hi = bootstrap_ci(a)
+        print(f"| {name} | {a.mean():.2f} | [{lo:.2f}, {hi:.2f}] |")
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -440,7 +502,7 @@ def plot(runs: dict[str, list[dict[str, Any]]], out: Path) -> None:
 # ---------------------------------------------------------------------------- CLI
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("command", choices=("screen", "run", "report"))
+    ap.add_argument("command", choices=("screen", "run", "report", "bounds"))
     ap.add_argument("--data-root", help="extracted CIFAR-10 folder (the study's 20,000 images)")
     ap.add_argument("--table", help="NATS-Bench table (e.g. ../shared/data/nats-bench-tss-dev.csv)")
     ap.add_argument("--teacher", help="teacher file of the trained study's setting")
@@ -467,15 +529,19 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--seeds", default="0-19")
     ap.add_argument("--max-new", type=int, help="stop a run after this many trainings")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--random-n", type=int, default=5, help="bounds: random cells per seed")
     ap.add_argument("--out", type=Path, help="report: the figure")
     args = ap.parse_args(list(argv) if argv is not None else None)
-    if args.command != "report" and (
+    if args.command in ("screen", "run") and (
         args.data_root is None or args.table is None or args.work is None
     ):
         ap.error("screen and run need --data-root, --table and --work")
+    if args.command == "bounds" and None in (args.data_root, args.table, args.work):
+        ap.error("bounds needs --data-root, --table and --work (the screen cache setting)")
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
-    {"screen": cmd_screen, "run": cmd_run, "report": cmd_report}[args.command](args)
+    commands = {"screen": cmd_screen, "run": cmd_run, "report": cmd_report, "bounds": cmd_bounds}
+    commands[args.command](args)
 
 
 if __name__ == "__main__":
