@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from zero_cost_nb201 import cell_order, dataset_folder, read_records, read_table
@@ -98,7 +99,7 @@ def report(args: argparse.Namespace) -> None:
     recs = [r for r in read_records(args.out) if r["status"] == "ok"]
     by = {(r["arch"], r["seed"], r["path"]): r for r in recs}
     archs = sorted({r["arch"] for r in recs}, key=lambda a: -by_any(recs, a)["acc200"])
-    diffs, spreads, time_ratio = [], [], []
+    diffs, spreads, time_ratio, cells = [], [], [], []
     print(
         f"{'cell (200-epoch acc)':>22s} {'P fp32 mean (sd)':>18s} {'P fast mean (sd)':>18s} "
         f"{'fast - fp32 per seed':>28s}"
@@ -116,11 +117,13 @@ def report(args: argparse.Namespace) -> None:
         pf = np.array([b["p"] for _, b in pairs])
         d = pf - p32
         diffs.extend(d.tolist())
-        spreads.extend([p32.std(ddof=1), pf.std(ddof=1)] if len(pairs) > 1 else [])
+        cells.extend([arch] * len(d))
+        sd32, sdf = (p32.std(ddof=1), pf.std(ddof=1)) if len(pairs) > 1 else (math.nan,) * 2
+        spreads.extend([sd32, sdf] if len(pairs) > 1 else [])
         time_ratio.extend(a["train_seconds"] / b["train_seconds"] for a, b in pairs)
         print(
             f"{by_any(recs, arch)['index']:>13d} ({by_any(recs, arch)['acc200']:5.2f}) "
-            f"{p32.mean():8.4f} ({p32.std(ddof=1):.4f}) {pf.mean():8.4f} ({pf.std(ddof=1):.4f}) "
+            f"{p32.mean():8.4f} ({sd32:.4f}) {pf.mean():8.4f} ({sdf:.4f}) "
             f"{' '.join(f'{x:+.4f}' for x in d):>28s}"
         )
     if not diffs:
@@ -130,11 +133,14 @@ def report(args: argparse.Namespace) -> None:
     rng = np.random.default_rng(0)
     boots = [rng.choice(d, len(d)).mean() for _ in range(2000)]
     lo, hi = np.percentile(boots, [2.5, 97.5])
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
     sd_seed = math.sqrt(np.mean(np.square(spreads))) if spreads else float("nan")
     print(
-        f"\n{len(d)} pairs: mean fast - fp32 = {d.mean():+.4f} [95% bootstrap {lo:+.4f}, "
-        f"{hi:+.4f}], |diff| mean {np.abs(d).mean():.4f}, sd of diffs {d.std(ddof=1):.4f}; "
-        f"seed-to-seed sd of P within a cell (pooled) {sd_seed:.4f}"
+        f"\n{len(d)} pairs on {len(set(cells))} cells: mean fast - fp32 = {d.mean():+.4f} "
+        f"[95% paired t {d.mean() - half:+.4f}, {d.mean() + half:+.4f}; bootstrap over pairs "
+        f"{lo:+.4f}, {hi:+.4f}], |diff| mean "
+        f"{np.abs(d).mean():.4f}, sd of diffs {d.std(ddof=1):.4f}; seed-to-seed sd of P within "
+        f"a cell (pooled over both paths) {sd_seed:.4f}"
     )
     print(f"training time fp32 / fast: median {np.median(time_ratio):.2f}x")
 

@@ -11,9 +11,11 @@ in every :class:`~tgsage.train.loop.TrainResult`:
 ``channels_last``  NHWC memory layout for the network and its batches; ``"auto"`` = on for CUDA
                    and CPU (both run convolutions faster in it), off elsewhere.
 ``compile``        ``torch.compile`` of the training forward; off by default: on this
-                   project's CPU a NAS-Bench-201 cell took minutes to compile for a ~10% faster
-                   step, which a premature budget never repays (BENCHMARKS.md, section 4). It
-                   suits long runs of one network (final training); in a process that trains
+                   project's CPU it made a NAS-Bench-201 cell's step only a few percent faster
+                   on top of bf16 and channels-last (issue 15: 301 -> 312 examples/s) for a
+                   compile of every new architecture, which a premature budget does not repay
+                   (``benchmarks/bench_train.py --compile`` measures both). It suits long runs
+                   of one network (final training); in a process that trains
                    many architectures, torch's recompile limit leaves later ones eager.
 
 Only training runs in reduced precision: validation accuracy and probe-set activations are
