@@ -60,7 +60,9 @@ def train_teacher(name: str, data, out: Path, device: str = "cpu") -> list[dict]
     model_name, opts, preset, overrides, budget, checkpoints = TEACHERS[name]
     torch.manual_seed(0)
     net = get_model(model_name, num_classes=data.num_classes, **opts)
-    trainer = Trainer(net, data, preset, device=device, seed=0, channels_last=True, **overrides)
+    trainer = Trainer(
+        net, data, preset, device=device, seed=0, channels_last=True, amp="off", **overrides
+    )
     normalize = get_augmentation(trainer.config.augment).normalize
     if hasattr(net, "init_whitening"):
         net.init_whitening(normalize_images(data.train.images[:5000], normalize))
