@@ -179,13 +179,20 @@ def test_replay_rebuilds_the_same_policy_fast(space_name: str) -> None:
         (space.spec_to_params(space.random_spec(rng)), float(rng.random())) for _ in range(1000)
     ]
     states = []
-    for _ in range(2):
-        rl: RLStrategy = get_strategy("rl", space, seed=9)  # type: ignore[assignment]
-        t0 = time.process_time()  # CPU time: other processes' load does not count
-        for params, score in hist:
-            rl.tell(params, score)
-        elapsed = time.process_time() - t0
-        states.append(rl.policy_state())
+    threads = torch.get_num_threads()
+    # CPU time of one thread: other processes' load does not count, and no idle intra-op
+    # thread spins on a crowded machine (which inflated process_time 4x under load)
+    torch.set_num_threads(1)
+    try:
+        for _ in range(2):
+            rl: RLStrategy = get_strategy("rl", space, seed=9)  # type: ignore[assignment]
+            t0 = time.process_time()
+            for params, score in hist:
+                rl.tell(params, score)
+            elapsed = time.process_time() - t0
+            states.append(rl.policy_state())
+    finally:
+        torch.set_num_threads(threads)
     assert all(torch.equal(states[0][k], states[1][k]) for k in states[0])
     assert elapsed < 6.0  # ~1.5 s of CPU on one core; generous for CI noise
 
