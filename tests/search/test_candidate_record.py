@@ -48,6 +48,8 @@ def test_a_result_is_recorded_under_one_set_of_names() -> None:
     assert rec["P"] == 0.5 and rec["TG"] == 0.2 and rec["params"] == 1234 and rec["score"] == 0.7
     assert not {"accuracy", "tg", "params_count", "failure_reason", "status"} & set(rec)
     assert "no_path" not in rec and "best_match" not in rec  # False and empty are left out
+    dead = to_record(CandidateResult(status="ok", score=0.1, accuracy=0.1, tg=0.0, no_path=True))
+    assert dead["no_path"] is True and dead["TG"] == 0.0  # marked, not a silent TG = 0
     assert set(rec) <= set(RECORD_FIELDS)
     failed = to_record(
         CandidateResult(status="failed", failure_reason="diverged", message="x" * 5000)
