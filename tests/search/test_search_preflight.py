@@ -87,3 +87,29 @@ def test_worker_that_cannot_open_the_data_gives_its_candidate_back(
     assert retry.state == TrialState.WAITING and retry.params == first.params
     counts = count_trials(trials)
     assert counts.failed == 0 and counts.waiting == 1
+
+
+def test_an_objective_that_raises_fails_its_candidate_and_the_search_goes_on(
+    sim_config: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in the objective fails that one candidate with its message (not a hang, not a
+    dead worker): the worker records it and evaluates the rest."""
+    import tgsage.search.worker as worker_module
+
+    calls: list[str] = []
+
+    def objective(spec: Any) -> Any:
+        calls.append(spec.spec_hash)
+        if len(calls) == 2:
+            raise ZeroDivisionError("division by zero")
+        return worker_module.Outcome(True, 0.5, {})
+
+    monkeypatch.setattr(worker_module, "make_objective", lambda config: objective)
+    cfg = load_config(sim_config(n_candidates=4, max_failures=3))
+    study, _ = create_or_load_study(cfg, open_storage(cfg.storage_url))
+    Worker(cfg.storage_url, cfg.name).run()
+    trials = study.get_trials()
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert len(failed) == 1 and failed[0].user_attrs["failure_reason"] == "error"
+    assert failed[0].user_attrs["message"] == "ZeroDivisionError: division by zero"
+    assert sum(t.state == TrialState.COMPLETE for t in trials) == 4

@@ -138,8 +138,6 @@ class TrainingCascade:
         original run's costs. None when there is no such checkpoint."""
         import torch
 
-        from tgsage.evaluate import evaluate_candidate
-
         if self.cache is None:
             return None
         old = self.cache.get(spec.spec_hash, budget)
@@ -150,9 +148,22 @@ class TrainingCascade:
             state = torch.load(found[1], map_location="cpu", weights_only=True)
         except Exception:
             return None
-        c = self.config
         c0 = time.process_time()
-        r = evaluate_candidate(
+        r = self._evaluate(spec, budget, state)
+        if not r.ok:
+            return None
+        rec = dict(old) | self._measured(r)
+        rec["rescore_cpu_seconds"] = time.process_time() - c0
+        return self.cache.put(spec.spec_hash, budget, rec)
+
+    def _evaluate(self, spec: Any, budget: str, state: dict[str, Any] | None, **kw: Any) -> Any:
+        """Train ``spec`` to ``budget`` (from the trainer ``state`` when given) and measure
+        every score this search compares: one call for fresh runs, continuations and
+        rescoring, so all three measure the same things the same way."""
+        from tgsage.evaluate import evaluate_candidate
+
+        c = self.config
+        return evaluate_candidate(
             spec,
             self.data,
             self.teacher,
@@ -164,13 +175,9 @@ class TrainingCascade:
             device=c.device,
             seed=c.seed,
             resume=state,
+            **kw,
             **self.trainer_options,
         )
-        if not r.ok:
-            return None
-        rec = dict(old) | self._measured(r)
-        rec["rescore_cpu_seconds"] = time.process_time() - c0
-        return self.cache.put(spec.spec_hash, budget, rec)
 
     def _measured(self, r: Any) -> dict[str, Any]:
         """What a run measured (not its cost): scores, P, TG and the teacher's details."""
@@ -297,9 +304,7 @@ class TrainingCascade:
         """Train for real; returns the run-total record and the record it continued."""
         import torch
 
-        from tgsage.evaluate import evaluate_candidate
-
-        c, h = self.config, spec.spec_hash
+        h = spec.spec_hash
         state, base = None, None
         before = self.cache.get(h, previous) if self.cache is not None and previous else None
         if previous is not None:
@@ -325,20 +330,8 @@ class TrainingCascade:
             )
 
         c0 = time.process_time()
-        r = evaluate_candidate(
-            spec,
-            self.data,
-            self.teacher,
-            budget=budget,
-            config=self.train_config,
-            score="P",
-            comparisons=self.comparisons,
-            width_mult=c.width_mult,
-            device=c.device,
-            seed=c.seed,
-            resume=state,
-            on_trained=save if self.checkpoints.root is not None else None,
-            **self.trainer_options,
+        r = self._evaluate(
+            spec, budget, state, on_trained=save if self.checkpoints.root is not None else None
         )
         rec: dict[str, Any] = {
             "status": r.status,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 import warnings
 from typing import Any
 
@@ -42,7 +41,7 @@ from tgsage.search.cascade import (
 from tgsage.search.cascade_eval import CascadeEvaluator, make_cascade_evaluator
 from tgsage.search.config import SearchConfig
 from tgsage.search.faults import enqueue_retry, heartbeat, sweep_stale
-from tgsage.search.objective import Outcome
+from tgsage.search.objective import Outcome, guarded
 from tgsage.search.stop import StopRequest, StopWorker
 
 log = logging.getLogger("tgsage.search")
@@ -217,19 +216,14 @@ class CascadeWorker:
         if rung.budget is not None and self.config.cascade.continue_training:  # type: ignore[union-attr]
             trials = self.study.get_trials(deepcopy=False)
             prev = previous_budget(trials, h, rung.budget, self.plan.budgets)
-        try:
-            with self.stop.interruptible():  # pure computation: a stop may cut it short
-                if rung.budget is None:
-                    outcome = self.evaluator.screen(spec)
-                else:
-                    outcome = self.evaluator.train(spec, rung.budget, rung.score, prev)
-        except Exception as exc:
-            log.error("trial %d: evaluation raised\n%s", trial.number, traceback.format_exc())
-            outcome = Outcome(
-                False,
-                None,
-                {"failure_reason": "error", "message": f"{type(exc).__name__}: {exc}"[:2000]},
-            )
+        with self.stop.interruptible():  # pure computation: a stop may cut it short
+            if rung.budget is None:
+                outcome = guarded(trial.number, lambda: self.evaluator.screen(spec))
+            else:
+                outcome = guarded(
+                    trial.number,
+                    lambda: self.evaluator.train(spec, rung.budget, rung.score, prev),
+                )
         self._record(trial, outcome)
         log.info(
             "trial %d: bracket %d rung %d (%s) %s %s",

@@ -9,7 +9,10 @@ and TG from the spec hash, so identical specs get identical results, as in real 
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +31,19 @@ class Outcome:
 
 class Objective(Protocol):
     def __call__(self, spec: Any) -> Outcome: ...
+
+
+def guarded(number: int, evaluate: Callable[[], Outcome]) -> Outcome:
+    """``evaluate()``, with an exception recorded as the candidate's failure (a bug or an
+    environment error must fail one candidate, not hang or kill the worker)."""
+    try:
+        return evaluate()
+    except Exception as exc:
+        logging.getLogger("tgsage.search").error(
+            "trial %d: evaluation raised\n%s", number, traceback.format_exc()
+        )
+        message = f"{type(exc).__name__}: {exc}"[:2000]
+        return Outcome(False, None, {"failure_reason": "error", "message": message})
 
 
 def _unit(text: str, salt: str) -> float:

@@ -36,7 +36,6 @@ import datetime
 import logging
 import os
 import time
-import traceback
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +57,7 @@ from tgsage.search.faults import (
     sweep_stale,
     worker_name,
 )
-from tgsage.search.objective import Objective, Outcome, make_objective
+from tgsage.search.objective import Objective, Outcome, guarded, make_objective
 from tgsage.search.records import Counts, count_trials, is_surplus, slots_ahead, write_result
 from tgsage.search.stop import StopRequest, StopWorker
 from tgsage.search.storage import load_study, open_storage, storage_kind
@@ -262,15 +261,8 @@ class Worker:
         with self.stop.interruptible():  # pure computation: a stop may cut it short
             if self.objective is None:  # data, teacher: a TgsageError here stops the worker
                 self.objective = make_objective(self.config)
-            try:
-                outcome = self.objective(spec)
-            except Exception as exc:  # a bug or environment error: record it, do not hang
-                log.error("trial %d: evaluation raised\n%s", trial.number, traceback.format_exc())
-                outcome = Outcome(
-                    False,
-                    None,
-                    {"failure_reason": "error", "message": f"{type(exc).__name__}: {exc}"[:2000]},
-                )
+            objective = self.objective
+            outcome = guarded(trial.number, lambda: objective(spec))
         self._record(trial, outcome)
         log.info(
             "trial %d: spec %s %s",
