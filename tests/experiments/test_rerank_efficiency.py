@@ -86,6 +86,20 @@ def test_rerank_failed_long_run_costs_but_never_wins():
     assert res.e2_total == 500 and res.total == 950
 
 
+def test_rerank_in_a_given_order_ignores_scores_and_failed_trials():
+    """A cascade's rungs score differently: the caller's order decides, not the scores; a
+    failed trial named in the order is skipped, and the cost still counts every sample."""
+    trained: list[int] = []
+
+    def fake_train(rec):
+        trained.append(rec.number)
+        return {"accuracy": 0.1 * rec.number, "examples": 10}
+
+    res = rerank(search_table(), 2, fake_train, order=[2, 0, 5, 1])
+    assert trained == [0, 5]  # 2 failed; 0 comes first although its score is the lowest
+    assert res.best.number == 5 and res.m1 == 6 and res.e2_total == 20
+
+
 def test_rerank_rejects_bad_k():
     with pytest.raises(ValueError, match="k must be"):
         rerank(search_table(), 0, lambda r: {"accuracy": 1.0, "examples": 1})

@@ -195,6 +195,15 @@ def test_rungs_promote_exactly_the_top_and_cost_adds_up(sim_config: Factory, wor
     state = cascade_state(trials, make_plan(cfg.cascade, n, cfg.score))
     assert state.finished and state.answer[0] == expect3[0]
     assert [state.rung(0, i).examples for i in range(4)] == [0, 9000, 6000, 6000]
+    # the whole ranking (what `tgsage rerank` trains on a cascade): deepest rung first, by
+    # the formula's value of that rung; each architecture once
+    expect = (
+        expect3
+        + sorted(set(expect2) - set(expect3), key=lambda h: -rung_value(h, "3000ex", 2))
+        + sorted(set(expect1) - set(expect2), key=lambda h: -rung_value(h, "1000ex", 1))
+        + sorted(screened - set(expect1), key=lambda h: -screen_value(h))
+    )
+    assert [h for h, _, _ in state.ranked] == expect
 
 
 def test_without_continuation_every_rung_pays_its_whole_budget(sim_config: Factory) -> None:

@@ -73,6 +73,9 @@ def test_continued_rung_equals_training_from_the_start(tmp_path: Path, teacher_f
     assert second.attrs["TG"] == pytest.approx(direct.attrs["TG"], abs=1e-6)
     assert second.score == pytest.approx(direct.attrs["P"] + direct.attrs["TG"], abs=1e-6)
     assert list((tmp_path / "a" / "checkpoints" / SPEC.spec_hash).glob("*.pt"))
+    model, _ = build_candidate(SPEC, rungs.data, 0.25, seed=0)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert first.attrs["params"] == second.attrs["params"] == trainable  # the record's name
 
 
 def test_screen_is_the_proxy_of_the_seeded_untrained_network(

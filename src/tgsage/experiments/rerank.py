@@ -15,7 +15,7 @@ settings) and writes ``rerank.json`` into the run folder; :func:`read_rerank` re
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,8 +161,13 @@ def rerank(
     train_fn: Callable[[CandidateRecord], Any],
     *,
     by: str = "score",
+    order: Sequence[int] | None = None,
 ) -> RerankResult:
     """Train the top ``k`` by ``by`` with ``train_fn`` and keep the best longer-run accuracy.
+
+    ``order``: trial numbers best first, when the records' scores do not compare with each
+    other (a cascade's rungs: :attr:`tgsage.search.cascade.CascadeState.ranked`); the top
+    ``k`` are then the first ``k`` of it.
 
     ``train_fn(record)`` trains the candidate for the longer budget and returns a
     :class:`LongRun`, a dict or a TrainResult-like object with the validation accuracy
@@ -177,7 +182,12 @@ def rerank(
         best=None, best_accuracy=None, m1=len(sampled), e1_total=sum(r.cost for r in sampled)
     )
     best_key: tuple[float, int] | None = None
-    for rank, rec in enumerate(top_k(sampled, k, by)):
+    if order is None:
+        chosen = top_k(sampled, k, by)
+    else:
+        by_number = {r.number: r for r in sampled if r.ok}
+        chosen = [by_number[n] for n in order if n in by_number][:k]
+    for rank, rec in enumerate(chosen):
         run = LongRun.coerce(train_fn(rec))
         ok = run.status == "ok" and run.accuracy is not None
         result.entries.append(
@@ -300,7 +310,14 @@ def rerank_search(
             )
             return fn(rec)
 
-    result = rerank(records, k, train)
+    order = None
+    if cfg.cascade is not None:  # rung scores (a proxy, P after 1 epoch, ...) do not compare
+        from tgsage.search.cascade import cascade_state, make_plan
+
+        plan = make_plan(cfg.cascade, cfg.n_candidates, cfg.score)
+        state = cascade_state(run.study.get_trials(deepcopy=False), plan, cfg.max_retries)
+        order = [n for _, _, n in state.ranked]
+    result = rerank(records, k, train, order=order)
     payload = rerank_payload(result, budget=budget, k=k, study=cfg.name, settings=settings)
     write_json(out if out is not None else run.run_dir / RERANK_FILE, payload)
     return result

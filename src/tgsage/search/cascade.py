@@ -359,6 +359,25 @@ class CascadeState:
         return max(tops, key=lambda t: (t[1], -t[2])) if tops else None
 
     @property
+    def ranked(self) -> list[tuple[str, float, int]]:
+        """Every scored architecture, best first by the cascade's own order: those that
+        reached a bracket's last rung first, then the next rung down, ...; by score within a
+        depth (scores of different rungs are different scores and never compared). Each
+        architecture once, at the deepest rung it reached: (spec hash, score, trial number)."""
+        entries = []
+        for bracket in self.plan.rungs:
+            last = bracket[-1].index
+            for rung in bracket:
+                for h, v, n in self.rungs[rung.role].ranking:
+                    entries.append((last - rung.index, -v, n, h, v))
+        out, seen = [], set()
+        for _, _, n, h, v in sorted(entries):
+            if h not in seen:
+                seen.add(h)
+                out.append((h, v, n))
+        return out
+
+    @property
     def examples(self) -> int:
         return sum(r.examples for r in self.rungs.values())
 

@@ -34,7 +34,7 @@ _RESULT_KEYS = (
     "TG",
     "per_layer",
     "best_match",
-    "params_count",
+    "params",
     "steps",
     "device",
     "teacher_layers",
@@ -278,6 +278,8 @@ class TrainingCascade:
             attrs["resumed_from"] = start_ex
         if cached:
             attrs["cached"] = True
+        if rec.get("params") is None and rec.get("params_count") is not None:
+            rec = rec | {"params": rec["params_count"]}  # cached before the record schema
         attrs |= {k: rec[k] for k in _RESULT_KEYS if rec.get(k) is not None}
         if rec.get("status") != "ok":
             return Outcome(
@@ -341,7 +343,7 @@ class TrainingCascade:
             "eval_seconds": r.eval_seconds,
             "score_seconds": r.score_seconds,
             "cpu_seconds": (base or {}).get("cpu_seconds", 0.0) + time.process_time() - c0,
-            "params_count": r.params,
+            "params": r.params,
             "device": r.device,
         } | self._measured(r)
         if not r.ok:
