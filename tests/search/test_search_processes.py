@@ -73,7 +73,8 @@ def test_whole_search_killed_and_resumed(sim_config: Factory, tmp_path: Path) ->
     code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1])"
     parent = subprocess.Popen([sys.executable, "-c", code, str(path)])
     run_dir = Path(cfg["run_dir"])
-    pids = _wait_for(lambda: len(worker_pids(run_dir)) == 3 and worker_pids(run_dir))
+    # three fresh interpreters importing torch: minutes on a loaded 2-core machine
+    pids = _wait_for(lambda: len(worker_pids(run_dir)) == 3 and worker_pids(run_dir), timeout=240)
     _wait_for(CandidateInTraining(cfg, min_complete=3), timeout=300)
     for pid in [*pids, parent.pid]:  # everything at once, no clean-up possible
         os.kill(pid, signal.SIGKILL)
