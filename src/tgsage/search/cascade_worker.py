@@ -26,6 +26,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from tgsage import optuna_api as api
 from tgsage.candidate_record import MEASURED
 from tgsage.optuna_api import storage_of, uses_rdb_heartbeat
 from tgsage.search.cascade import (
@@ -40,8 +41,10 @@ from tgsage.search.cascade import (
 )
 from tgsage.search.cascade_eval import CascadeEvaluator, make_cascade_evaluator
 from tgsage.search.config import SearchConfig
+from tgsage.search.draft import DraftTrial
 from tgsage.search.faults import enqueue_retry, heartbeat, sweep_stale
 from tgsage.search.objective import Outcome, guarded
+from tgsage.search.records import write_result
 from tgsage.search.stop import StopRequest, StopWorker
 
 log = logging.getLogger("tgsage.search")
@@ -98,9 +101,8 @@ class CascadeWorker:
 
     # ------------------------------------------------------------------ storage helpers
     def _attrs(self, trial_id: int, attrs: dict[str, Any]) -> None:
-        for k, v in attrs.items():
-            if v is not None:
-                self.study._storage.set_trial_user_attr(trial_id, k, v)
+        """All of ``attrs`` (None values skipped) in one storage operation."""
+        api.set_user_attrs(self.study, trial_id, attrs)
 
     def _sweep(self, trials: list[FrozenTrial]) -> None:
         c = self.config
@@ -147,11 +149,9 @@ class CascadeWorker:
         self.summary.surplus += 1
 
     def _record(self, trial: optuna.Trial, outcome: Outcome) -> None:
-        self._attrs(trial._trial_id, outcome.attrs)
-        if outcome.ok:
-            self.study.tell(trial, outcome.score, skip_if_finished=True)
-        else:
-            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        write_result(
+            self.study, trial.number, trial._trial_id, outcome.ok, outcome.score, outcome.attrs
+        )
 
     def _interrupted(self, trial: optuna.Trial, reason: str) -> None:
         """Give the candidate back as the engine does (tgsage.search.stop): FAIL with
@@ -187,9 +187,20 @@ class CascadeWorker:
 
     def _evaluate(self, trial: optuna.Trial, role: tuple[int, int]) -> str:
         rung = self.plan.rung(*role)
-        spec = self.space.sample(trial)
+        if trial.params:  # a promotion or a retry: its choices are stored already
+            spec = self.space.sample(trial)
+            self._attrs(trial._trial_id, {"spec": spec.to_json(), "spec_hash": spec.spec_hash})
+        else:  # a new proposal: drawn in memory, stored with its spec in one operation
+            draft = DraftTrial(self.study, trial.number)
+            spec = self.space.sample(draft)
+            api.set_params(
+                self.study,
+                trial._trial_id,
+                draft.params,
+                draft.distributions,
+                {"spec": spec.to_json(), "spec_hash": spec.spec_hash},
+            )
         h = spec.spec_hash
-        self._attrs(trial._trial_id, {"spec": spec.to_json(), "spec_hash": h})
         while True:
             other = twin(self.study.get_trials(deepcopy=False), trial.number, h, rung.budget)
             if other is None or other.state != TrialState.RUNNING:
