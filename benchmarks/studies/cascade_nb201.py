@@ -412,6 +412,33 @@ def cmd_bounds(args: argparse.Namespace) -> None:
         rows.setdefault(f"oracle-scored best of {args.random_n} random cells", []).append(
             max(acc[specs[i].spec_hash] for i in rnd)
         )
+    seeds = _parse_seeds(args.seeds)
+    curves = (
+        oracle_evolution(truth, seeds, args.oracle_evaluations, args.re_population, args.re_sample)
+        * 100
+    )
+    mean = curves.mean(axis=0)
+    examples = _budget_examples(args.baseline_budget)
+    reached = np.flatnonzero(mean >= args.target)
+    print(
+        f"\nregularised evolution (population {args.re_population}, sample {args.re_sample}) "
+        f"with the TRUE accuracy as fitness, {len(seeds)} seeds, {examples:,} examples per "
+        "evaluation (an optimistic bound for re-p):"
+    )
+    print("| evaluations | examples | mean best-so-far | 95% CI of the mean |")
+    print("|---|---|---|---|")
+    for n in (5, 10, 20, 50, 100, 200, 500, 1000, 2000):
+        if n <= curves.shape[1]:
+            lo, hi = bootstrap_ci(curves[:, n - 1])
+            print(f"| {n} | {n * examples:,} | {mean[n - 1]:.2f} | [{lo:.2f}, {hi:.2f}] |")
+    if reached.size:
+        n = int(reached[0]) + 1
+        print(
+            f"mean best-so-far first >= {args.target:.2f} after {n} evaluations "
+            f"= {n * examples:,} examples"
+        )
+    else:
+        print(f"mean best-so-far never reached {args.target:.2f} in {curves.shape[1]} evaluations")
     all_acc = np.array(list(acc.values())) * 100
     print(
         f"table: {all_acc.size} cells, mean {all_acc.mean():.2f}, median {np.median(all_acc):.2f}, "
@@ -423,6 +450,44 @@ def cmd_bounds(args: argparse.Namespace) -> None:
         a = np.array(vals) * 100
         lo, hi = bootstrap_ci(a)
         print(f"| {name} | {a.mean():.2f} | [{lo:.2f}, {hi:.2f}] |")
+
+
+def _budget_examples(budget: str) -> int:
+    """Examples of an example-denominated budget such as ``20000ex``."""
+    from tgsage.train.budget import Budget
+
+    b = Budget.parse(budget)
+    if b.unit != "examples":
+        raise SystemExit(f"--baseline-budget {budget}: give it in examples (e.g. 20000ex)")
+    return int(b.amount)
+
+
+def oracle_evolution(
+    truth: Any, seeds: Sequence[int], evaluations: int, population: int, sample: int
+) -> np.ndarray:
+    """Best-so-far true accuracy (seeds x evaluations) of tgsage's regularised evolution when
+    each candidate's fitness is its true 200-epoch accuracy, with no noise: what RE guided by
+    P could reach if P ranked perfectly. Cells outside the table are proposed again at no
+    cost, as in the ``re-p`` baseline."""
+    from tgsage.spaces import get_space
+    from tgsage.strategies.evolution import EvolutionStrategy
+
+    space = get_space("nb201")
+    curves = np.zeros((len(seeds), evaluations))
+    for row, seed in enumerate(seeds):
+        strategy = EvolutionStrategy(space, seed, population=population, sample_size=sample)
+        rng = np.random.default_rng(20_000 + seed)
+        best, done = -np.inf, 0
+        while done < evaluations:
+            params = strategy.ask(int(rng.integers(2**31)))
+            acc = truth.lookup(strategy.to_spec(params))
+            if acc is None:
+                continue
+            strategy.tell(params, acc)
+            best = max(best, acc)
+            curves[row, done] = best
+            done += 1
+    return curves
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -530,6 +595,10 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--max-new", type=int, help="stop a run after this many trainings")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--random-n", type=int, default=5, help="bounds: random cells per seed")
+    ap.add_argument(
+        "--oracle-evaluations", type=int, default=1000, help="bounds: RE with true fitness"
+    )
+    ap.add_argument("--target", type=float, default=94.0, help="bounds: accuracy to reach (%%)")
     ap.add_argument("--out", type=Path, help="report: the figure")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.command in ("screen", "run") and (
