@@ -11,12 +11,15 @@ from optuna.trial import TrialState
 from typer.testing import CliRunner
 
 from tgsage.cli import app
+from tgsage.data.probe import ProbeSet
 from tgsage.data.registry import get_dataset
 from tgsage.data.synthetic import RenderConfig
-from tgsage.demo import EASY_RENDER, DemoConfig, run_demo
+from tgsage.demo import EASY_RENDER, DemoConfig, demo_threads, run_demo
 from tgsage.errors import ConfigError, DataError
 from tgsage.observer import Observer
 from tgsage.search.locate import resolve_run
+from tgsage.teacher import Teacher
+from tgsage.train import get_preset
 
 
 class Recorder(Observer):
@@ -42,8 +45,14 @@ class Recorder(Observer):
 @pytest.mark.slow
 def test_tiny_demo_end_to_end_then_cached(tmp_path) -> None:
     run_dir = tmp_path / "demo"
+    threads = torch.get_num_threads()
     res = CliRunner().invoke(app, ["demo", "--tiny", "--run-dir", str(run_dir), "-q"])
     assert res.exit_code == 0, res.output
+    assert torch.get_num_threads() == threads  # the demo's own thread count was undone
+    # the probe set saved beside the teacher is the one its RDMs were measured on
+    probe = ProbeSet.load(run_dir / "probe.npz")
+    assert probe.fingerprint == Teacher.load(run_dir / "teacher.npz").probe_fingerprint
+    assert len(probe) == 64 and "object" in probe.labelings
     report = run_dir / "report" / "report.html"
     assert report.exists() and report.stat().st_size > 10_000
     assert "data:image/png;base64" in report.read_text()
@@ -94,3 +103,35 @@ def test_bad_demo_config_is_one_clear_error(tmp_path) -> None:
         DemoConfig.load(bad)
     res = CliRunner().invoke(app, ["demo", "--config", str(bad)])
     assert res.exit_code == 2 and "surprise" in res.output
+
+
+def test_demo_trains_in_process_with_one_search_workers_threads(monkeypatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    assert demo_threads(DemoConfig()) == 1  # 2 cores, 2 workers
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert demo_threads(DemoConfig()) == 4
+    one = DemoConfig(search={**DemoConfig().search, "workers": 1})
+    assert demo_threads(one) == 8
+    monkeypatch.setattr("os.cpu_count", lambda: None)
+    assert demo_threads(DemoConfig()) == 1
+
+
+def test_default_demo_plan() -> None:
+    """The training the default demo plans, in examples (BENCHMARKS section 8 cites these):
+    a 15-epoch teacher, a cascade whose survivors continue from their previous rung, and the
+    chosen network plus the baselines trained for the last rung's budget."""
+    cfg = DemoConfig()
+    n = cfg.data["n_train"]
+    assert n == 6000
+    teacher = get_preset(cfg.teacher_preset).examples_for(cfg.teacher_budget, n)
+    train = get_preset(cfg.search["train"], **cfg.search["train_options"])
+    cascade = cfg.search["cascade"]
+    (first, last), (k1, k2) = cascade["budgets"], cascade["keep"]
+    # the last rung ends the cosine schedule (its learning rate reaches 0 there)
+    assert train.steps_for(last, n) == train.steps_for("mature", n)
+    search = k1 * train.examples_for(first, n) + k2 * (
+        train.examples_for(last, n) - train.examples_for(first, n)
+    )
+    compare = (1 + cfg.baselines) * train.examples_for(last, n)
+    assert (teacher, search, compare) == (90_000, 8 * 6000 + 3 * 24_000, 5 * 30_000)
+    assert cfg.search["n_candidates"] == 32 and k1 < 32 and k2 < k1

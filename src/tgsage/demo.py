@@ -1,7 +1,8 @@
 """The demo: the whole TG-SAGE pipeline at small scale on synthetic objects, with a result.
 
 1. build a teacher: train the paper's CIFAR ResNet (ResNet-20 at half width) on synthetic
-   objects and store its RDMs on the validation (probe) images;
+   objects and store its RDMs on the validation (probe) images, and the probe set itself
+   (``probe.npz``, for teachers built later on the same data);
 2. search the layer space with a cascade (:mod:`tgsage.search.cascade`): screen many
    proposals with a free zero-cost score, train the best few briefly and keep those with the
    highest P + alpha * TG, train the survivors to the end of the schedule and keep the best
@@ -19,8 +20,11 @@ command line's draws bars; the default only logs).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +45,9 @@ EASY_RENDER = {
 
 #: The stage-3 result inside the run folder
 COMPARISON_FILE = "comparison.json"
+#: The teacher's probe set (the validation images) inside the run folder: the probe of any
+#: later teacher built for searches on the demo's data (``tgsage teacher build --probe``)
+PROBE_FILE = "probe.npz"
 
 
 class DemoConfig(BaseModel):
@@ -157,6 +164,27 @@ class DemoConfig(BaseModel):
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def demo_threads(cfg: DemoConfig) -> int:
+    """Torch threads of the demo's in-process training (teacher, comparison): what one of the
+    search's workers gets, ``cpu_count // workers``. Not torch's default of every core: on a
+    2-core machine shared with other work, the teacher's steps ran 25x slower with two OpenMP
+    threads than with one (BENCHMARKS section 8)."""
+    workers = int(cfg.search.get("workers", 1) or 1)
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _data(cfg: DemoConfig) -> Any:
     from tgsage.data.registry import get_dataset
 
@@ -179,6 +207,8 @@ def build_teacher(cfg: DemoConfig, observer: Observer | None = None) -> Path:
     if path.exists():
         cached = Teacher.load(path)
         if cached.provenance.get("demo_key") == key:
+            if cached.probe is not None and not (cfg.run_dir / PROBE_FILE).exists():
+                cached.probe.save(cfg.run_dir / PROBE_FILE)
             observer.message(
                 f"[1/4] teacher: reusing {path} "
                 f"(val accuracy {cached.provenance.get('val_accuracy', float('nan')):.3f})"
@@ -196,9 +226,11 @@ def build_teacher(cfg: DemoConfig, observer: Observer | None = None) -> Path:
     with observer.training(f"[1/4] teacher ResNet-{6 * cfg.teacher_n + 2}", total) as cb:
         trainer.progress = cb
         result = trainer.train_until(cfg.teacher_budget, raise_on_failure=True)
+    probe = ProbeSet.from_images(splits.val)
+    probe.save(cfg.run_dir / PROBE_FILE)
     teacher = teacher_from_network(
         model,
-        ProbeSet.from_images(splits.val),
+        probe,
         grouping=cfg.grouping,
         subsamples=cfg.subsamples,
         seed=cfg.seed,
@@ -348,7 +380,9 @@ def run_demo(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any
 
     observer = observer or Observer()
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    teacher = build_teacher(cfg, observer)
+    threads = demo_threads(cfg)
+    with _torch_threads(threads):
+        teacher = build_teacher(cfg, observer)
     search = load_config(search_config(cfg, teacher))
     c = search.cascade
     what = (
@@ -369,7 +403,8 @@ def run_demo(cfg: DemoConfig, observer: Observer | None = None) -> dict[str, Any
         f"[3/4] compare: the chosen network and {cfg.baselines} random architectures, "
         "trained the same way, tested on held-out images"
     )
-    comparison = compare_stage(cfg, observer)
+    with _torch_threads(threads):
+        comparison = compare_stage(cfg, observer)
     observer.message(f"[3/4] {comparison_line(comparison)}")
     observer.message("[4/4] report")
     report = report_search_run(resolve_run(str(cfg.run_dir)), observer=observer)

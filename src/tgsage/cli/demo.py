@@ -30,7 +30,8 @@ def demo(
     short training, then the survivors trained longer), the chosen network against random
     architectures trained the same way, report.
 
-    A few minutes on a 2-core CPU; re-running reuses what is cached in the run folder.
+    About 4 CPU-minutes (6 minutes of wall time on a busy 2-core machine); re-running reuses
+    what is cached in the run folder.
     """
     from tgsage.demo import DemoConfig, comparison_line, run_demo
 
