@@ -35,3 +35,14 @@ def test_paper_sample_counts_and_budgets() -> None:
 
 def test_demo_yaml_equals_builtin_defaults() -> None:
     assert DemoConfig.load(CONFIGS / "demo.yaml") == DemoConfig()
+
+
+def test_bootstrap_demo_searches_the_demos_data() -> None:
+    """Round 1 of the CPU bootstrapping loop must draw the demo's images: its teacher's probe
+    is the demo's probe.npz, which a search on other images would refuse."""
+    from tgsage.demo import search_config
+
+    round1 = load_config(CONFIGS / "bootstrap_demo.yaml")
+    demo = load_config(search_config(DemoConfig(), Path("teacher.npz")))
+    assert round1.data == demo.data and round1.seed == demo.seed
+    assert round1.cascade == demo.cascade and round1.train_config == demo.train_config
