@@ -227,6 +227,7 @@ def build_teacher(cfg: DemoConfig, observer: Observer | None = None) -> Path:
         trainer.progress = cb
         result = trainer.train_until(cfg.teacher_budget, raise_on_failure=True)
     probe = ProbeSet.from_images(splits.val)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
     probe.save(cfg.run_dir / PROBE_FILE)
     teacher = teacher_from_network(
         model,
