@@ -350,6 +350,50 @@ def test_fisher_matches_per_image_jacobians(tensors: int):
     assert model.training  # mode restored
 
 
+def _fisher_per_sample_backward(model: nn.Module, x: torch.Tensor, tensors: int) -> np.ndarray:
+    """The slow definition: one backward per (image, class) logit with respect to every
+    parameter, the first element of the first ``tensors`` gradients, then
+    ``mean_n J_n^T (diag p_n - p_n p_n^T) J_n`` in float64."""
+    model.eval()
+    params = [p for _, p in model.named_parameters()][:tensors]
+    logits = model(x)
+    n, k = logits.shape
+    j = np.zeros((n, k, len(params)))
+    for i in range(n):
+        for c in range(k):
+            grads = torch.autograd.grad(logits[i, c], params, retain_graph=True, allow_unused=True)
+            j[i, c] = [0.0 if g is None else float(g.flatten()[0]) for g in grads]
+    p = torch.softmax(logits.detach().double(), dim=1).numpy()
+    model.train()
+    p = p * (1 - VKDNW_SMOOTHING) + VKDNW_SMOOTHING / k
+    sigma = np.einsum("nk,kl->nkl", p, np.eye(k)) - p[:, :, None] * p[:, None, :]
+    return np.einsum("nkp,nkl,nlq->pq", j, sigma, j) / n
+
+
+@pytest.mark.parametrize("net", ["fisher_net", "nb201"])
+def test_fast_fisher_equals_the_per_sample_backward_definition(net: str):
+    if net == "nb201":
+        torch.manual_seed(0)
+        spec = get_space("nb201").random_spec(np.random.default_rng(3))
+        model = build_model(spec, 4, (3, 8, 8), width_mult=0.25)
+        with torch.no_grad():  # running statistics away from (0, 1): eval BN is not a no-op
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.3, 0.3)
+                    m.running_var.uniform_(0.5, 2.0)
+        x, _ = _batch(n=6, size=8)
+        tensors = 40
+    else:
+        model = FisherNet()
+        x, _ = _batch(n=5, c=2, size=6)
+        tensors = 128
+    slow = _fisher_per_sample_backward(model, x, tensors)
+    fast = fisher_information(model, x, tensors=tensors).numpy()
+    assert fast.shape == slow.shape and np.abs(slow).max() > 0
+    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-6 * np.abs(slow).max())
+    assert model.training  # mode restored
+
+
 def test_vkdnw_is_the_entropy_of_normalised_eigenvalue_deciles():
     model = FisherNet()
     x, _ = _batch(n=5, c=2, size=6)
