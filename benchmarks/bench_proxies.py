@@ -10,7 +10,7 @@ ratio is the median over rounds and candidates of (item / SGD step of the same r
 
 - each proxy alone (what a user pays for that one score);
 - every proxy in one call (the data-based ones share one train-mode forward and its backward
-  passes; VKDNW runs its own eval pass with one backward per class);
+  passes; VKDNW runs its own eval pass with K - 1 backward passes for K classes);
 - every proxy but VKDNW in one call (one forward, three backward passes), without
   az_trainability too (two backward passes), and the sum of the single calls (the cost without
   the shared pass).

@@ -30,7 +30,7 @@ Proxies (registry :data:`PROXIES`, all "higher is better"):
 proxy leaves the model exactly as it found it (parameters, ``.grad``, train/eval modes,
 BatchNorm statistics). The data-based proxies of one ``compute_proxies`` call share one
 train-mode forward and its backward passes (``tgsage.proxies.onepass``); VKDNW runs its own
-eval-mode pass with one backward per class.
+eval-mode pass with K - 1 backward passes (K classes).
 """
 
 from __future__ import annotations
