@@ -134,7 +134,7 @@ def test_sigterm_to_one_worker_gives_its_candidate_back(
 def test_sigint_to_the_process_group_stops_everything_and_resumes(
     sim_config: Factory, request: pytest.FixtureRequest, storage: str, tmp_path: Path
 ) -> None:
-    n = 4
+    n = 6  # candidates left after the one interrupted: the search cannot end first
     cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
     code = "import sys; from tgsage.cli import app; app(['search', sys.argv[1], '-q'])"
     path, parent = _start_parent(cfg, tmp_path, code)
@@ -157,7 +157,7 @@ def test_sigint_to_the_process_group_stops_everything_and_resumes(
 def test_sigkill_of_the_search_process_stops_its_workers(
     sim_config: Factory, request: pytest.FixtureRequest, storage: str, tmp_path: Path
 ) -> None:
-    n = 4
+    n = 6  # candidates left after the one interrupted: the search cannot end first
     cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
     code = "import sys; from tgsage.search import run_search; run_search(sys.argv[1])"
     path, parent = _start_parent(cfg, tmp_path, code)
