@@ -53,8 +53,13 @@ def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
 
 
 def backend(storage: BaseStorage) -> BaseStorage:
-    """The storage under Optuna's ``_CachedStorage`` wrapper (RDB storages are wrapped)."""
-    return getattr(storage, "_backend", storage)
+    """The storage under Optuna's ``_CachedStorage`` wrapper (RDB storages are wrapped).
+
+    Only a wrapped *storage* is unwrapped: a ``JournalStorage``'s ``_backend`` is its log file
+    (not a storage), and taking it for the storage sent every journal write down the slow path
+    of one append and one fsync per choice."""
+    inner = getattr(storage, "_backend", None)
+    return inner if isinstance(inner, BaseStorage) else storage
 
 
 def uses_rdb_heartbeat(storage: BaseStorage) -> bool:

@@ -130,3 +130,26 @@ def test_choices_and_attributes_in_one_operation(study: optuna.Study) -> None:
     assert got.user_attrs == {"worker": "w", "spec": "{}", "spec_hash": "h"}
     study.tell(number, 2.0)
     assert [t.params["a"] for t in study.get_trials()] == [first.params["a"], 3]
+
+
+def test_journal_writes_are_one_append(tmp_path: Path) -> None:
+    """On the journal, a candidate's choices and its attributes each cost one append (one lock,
+    one fsync), not one per choice: counted on the file backend itself."""
+    from optuna.distributions import CategoricalDistribution
+    from optuna.storages import JournalStorage
+
+    storage = open_storage(f"journal:{tmp_path / 's.journal'}")
+    assert isinstance(api.backend(storage), JournalStorage)  # its log file is not a storage
+    study = optuna.create_study(storage=storage, direction="maximize")
+    tid = api.trial_id(study.ask())
+    file_backend = storage._backend  # type: ignore[attr-defined]
+    calls: list[int] = []
+    append = file_backend.append_logs
+    file_backend.append_logs = lambda logs: (calls.append(len(logs)), append(logs))[1]
+    dists = {f"c{i}": CategoricalDistribution([0, 1, 2]) for i in range(20)}
+    api.set_params(study, tid, {k: i % 3 for i, k in enumerate(dists)}, dists, {"spec": "{}"})
+    api.set_user_attrs(study, tid, {"P": 0.5, "TG": 0.25, "examples": 10})
+    assert calls == [21, 3]  # two appends, holding 20 + 1 and 3 records
+    got = api.get_trial(study, tid)
+    assert got.params == {k: i % 3 for i, k in enumerate(dists)}
+    assert got.user_attrs == {"spec": "{}", "P": 0.5, "TG": 0.25, "examples": 10}
