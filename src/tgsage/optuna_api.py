@@ -132,10 +132,19 @@ def _journal_write(
     internal: Mapping[str, Any],
     distributions: Mapping[str, Any],
     attrs: Mapping[str, Any],
+    finish: tuple[TrialState, list[float] | None] | None = None,
 ) -> None:
     """One append (one lock, one write, one fsync) of the journal records Optuna would write one
-    by one (SET_TRIAL_PARAM, SET_TRIAL_USER_ATTR); the journal replays them exactly so."""
+    by one (SET_TRIAL_PARAM, SET_TRIAL_USER_ATTR, then SET_TRIAL_STATE_VALUES for ``finish``);
+    the journal replays them exactly so.
+
+    If another process finished the trial first, replaying each record of ours raises
+    ``UpdateFinishedTrialError`` and consumes it; all of them are consumed here and the error
+    raised once, so no later read of the journal trips over the rest of the batch."""
+    import datetime
+
     from optuna.distributions import distribution_to_json
+    from optuna.exceptions import UpdateFinishedTrialError
     from optuna.storages.journal._storage import JournalOperation
 
     with _need(storage, "_thread_lock", "journal thread lock"):
@@ -154,8 +163,57 @@ def _journal_write(
             head | {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "user_attr": {key: value}}
             for key, value in attrs.items()
         ]
+        if finish is not None:
+            now = datetime.datetime.now(tz=datetime.UTC)
+            logs.append(
+                head
+                | {
+                    "op_code": JournalOperation.SET_TRIAL_STATE_VALUES,
+                    "state": finish[0],
+                    "values": finish[1],
+                    "datetime_complete": now.isoformat(timespec="microseconds"),
+                }
+            )
         _need(storage, "_backend", "journal backend").append_logs(logs)
-        _need(storage, "_sync_with_backend", "journal sync")()
+        sync = _need(storage, "_sync_with_backend", "journal sync")
+        finished_first: UpdateFinishedTrialError | None = None
+        for _ in range(len(logs) + 1):
+            try:
+                sync()
+                break
+            except UpdateFinishedTrialError as exc:
+                finished_first = finished_first or exc
+        if finished_first is not None:
+            raise finished_first
+
+
+def finish_trial(
+    study: optuna.Study,
+    tid: int,
+    state: TrialState,
+    value: float | None,
+    attrs: Mapping[str, Any],
+) -> None:
+    """Store user ``attrs`` (None values skipped) and finish trial ``tid`` in ``state`` (with
+    ``value`` when COMPLETE) in one storage operation where the storage allows (one RDB
+    transaction, one journal append): ``set_user_attrs`` then ``Study.tell``'s state write,
+    without ``tell`` reading the trial back. ``UpdateFinishedTrialError`` when another process
+    finished the trial first (it keeps that state); the sampler's ``after_trial`` is the
+    caller's to run."""
+    attrs = {k: v for k, v in attrs.items() if v is not None}
+    values = None if value is None else [float(value)]
+    storage = storage_of(study)
+    b = backend(storage)
+    if isinstance(b, JournalStorage):
+        _journal_write(b, tid, {}, {}, attrs, finish=(state, values))
+    elif isinstance(b, RDBStorage):
+        _rdb_write(storage, b, study, tid, {}, {}, attrs, finish=(state, values))
+    else:
+        set_user_attrs(study, tid, attrs)
+        if not storage.set_trial_state_values(tid, state, values):
+            from optuna.exceptions import UpdateFinishedTrialError
+
+            raise UpdateFinishedTrialError(f"trial id {tid} was finished by another process")
 
 
 def _rdb_write(
@@ -166,26 +224,114 @@ def _rdb_write(
     internal: Mapping[str, Any],
     distributions: Mapping[str, Any],
     attrs: Mapping[str, Any],
+    finish: tuple[TrialState, list[float] | None] | None = None,
 ) -> None:
-    """The inserts and upserts Optuna does per choice and per attribute, in one session and one
-    commit; the caching wrapper's record of each parameter's distribution is kept up to date as
-    its own ``set_trial_param`` does."""
+    """What Optuna's ``set_trial_param`` and ``set_trial_user_attr`` write (and, for
+    ``finish``, ``set_trial_state_values``: the trial is then locked as Optuna locks it there), in one session and
+    one commit: the trial is read and checked updatable once (Optuna reads it again for every
+    choice and attribute), the choices are one multi-row insert and the attributes one
+    multi-row upsert on PostgreSQL, SQLite and MySQL (other dialects: Optuna's per-attribute
+    path, same session). A choice's distribution is checked against the study's earlier one as
+    Optuna does; the caching wrapper's record of each parameter's distribution (which spares
+    that query) is kept up to date as its own ``set_trial_param`` does."""
+    import json
+
+    from optuna.distributions import (
+        check_distribution_compatibility,
+        distribution_to_json,
+        json_to_distribution,
+    )
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
     known: dict[str, Any] = {}
+    seen: Any = {}  # the wrapper's cached trials: their distributions spare the query below
     cache = getattr(storage, "_studies", None)  # _CachedStorage: distributions seen per study
     if cache is not None and study_id(study) in cache:
         known = cache[study_id(study)].param_distribution
-    set_param = _need(rdb, "_set_trial_param_without_commit", "RDB parameter insert")
-    set_attr = _need(rdb, "_set_trial_attr_without_commit", "RDB attribute upsert")
+        seen = getattr(cache[study_id(study)], "trials", {})
+    find = _need(models.TrialModel, "find_or_raise_by_id", "RDB trial lookup")
+    check = _need(rdb, "check_trial_is_updatable", "RDB updatable check")
     with _create_scoped_session(rdb.scoped_session, True) as session:
-        for name, value in internal.items():
-            set_param(session, tid, name, value, distributions[name], known.get(name))
-        for key, value in attrs.items():
-            set_attr(session, models.TrialUserAttributeModel, tid, key, value)
+        trial = find(tid, session, for_update=finish is not None)
+        check(tid, trial.state)
+        for name in internal:
+            previous = known.get(name)
+            if previous is None:  # a stored trial's (all were checked against the first)
+                previous = next(
+                    (t.distributions[name] for t in seen.values() if name in t.distributions),
+                    None,
+                )
+            if previous is None:  # a name this process has not seen: the study's first record
+                row = (
+                    session.query(models.TrialParamModel.distribution_json)
+                    .join(models.TrialModel)
+                    .filter(models.TrialModel.study_id == trial.study_id)
+                    .filter(models.TrialParamModel.param_name == name)
+                    .first()
+                )
+                previous = json_to_distribution(row[0]) if row is not None else None
+            if previous is not None:
+                check_distribution_compatibility(previous, distributions[name])
+        if internal:
+            session.execute(
+                models.TrialParamModel.__table__.insert(),
+                [
+                    {
+                        "trial_id": tid,
+                        "param_name": name,
+                        "param_value": value,
+                        "distribution_json": distribution_to_json(distributions[name]),
+                    }
+                    for name, value in internal.items()
+                ],
+            )
+        if attrs:
+            model = models.TrialUserAttributeModel
+            rows = [
+                {"trial_id": tid, "key": k, "value_json": json.dumps(v)} for k, v in attrs.items()
+            ]
+            upsert = _upsert(rdb.engine.name, model, rows)
+            if upsert is not None:
+                session.execute(upsert)
+            else:
+                set_attr = _need(rdb, "_set_trial_attr_without_commit", "RDB attribute upsert")
+                for key, value in attrs.items():
+                    set_attr(session, model, tid, key, value)
+        if finish is not None:
+            import datetime
+
+            state, values = finish
+            set_value = _need(rdb, "_set_trial_value_without_commit", "RDB value write")
+            for objective, v in enumerate(values or []):
+                set_value(session, trial, objective, v)
+            trial.state = state
+            trial.datetime_complete = datetime.datetime.now()
     for name in internal:
         known.setdefault(name, distributions[name])
+
+
+def _upsert(dialect: str, model: Any, rows: list[dict[str, Any]]) -> Any:
+    """One multi-row insert-or-update of attribute ``rows`` (keyed by trial and key), as
+    Optuna's per-attribute statement for the dialect; None where the dialect has none."""
+    import sqlite3
+
+    if dialect == "postgresql" or (dialect == "sqlite" and sqlite3.sqlite_version_info >= (3, 24)):
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        stmt = insert(model).values(rows)
+        return stmt.on_conflict_do_update(
+            index_elements=[model.trial_id, model.key],
+            set_={"value_json": stmt.excluded.value_json},
+        )
+    if dialect == "mysql":
+        from sqlalchemy.dialects.mysql import insert as mysql_insert
+
+        stmt = mysql_insert(model).values(rows)
+        return stmt.on_duplicate_key_update(value_json=stmt.inserted.value_json)
+    return None
 
 
 def set_system_attr(study: optuna.Study, tid: int, key: str, value: Any) -> None:
@@ -278,6 +424,7 @@ __all__ = [
     "OptunaAPIChanged",
     "backend",
     "create_trial",
+    "finish_trial",
     "get_trial",
     "journal_lock_base",
     "record_heartbeat",

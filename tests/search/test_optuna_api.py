@@ -21,13 +21,15 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(params=["memory", "journal", "sqlite", "sqlite-heartbeat"])
+@pytest.fixture(params=["memory", "journal", "sqlite", "sqlite-heartbeat", "postgres"])
 def study(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[optuna.Study]:
     kind = request.param
     if kind == "memory":
         storage = None
     elif kind == "journal":
         storage = open_storage(f"journal:{tmp_path / 's.journal'}")
+    elif kind == "postgres":  # skipped when no server answers
+        storage = open_storage(request.getfixturevalue("postgres_url"))
     else:
         beat = {"heartbeat_interval": 60, "grace_period": 120} if "heartbeat" in kind else {}
         storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", **beat)
@@ -153,3 +155,41 @@ def test_journal_writes_are_one_append(tmp_path: Path) -> None:
     got = api.get_trial(study, tid)
     assert got.params == {k: i % 3 for i, k in enumerate(dists)}
     assert got.user_attrs == {"spec": "{}", "P": 0.5, "TG": 0.25, "examples": 10}
+
+
+def test_finish_trial_stores_record_and_state_once(study: optuna.Study) -> None:
+    """finish_trial = set_user_attrs + tell's state write; a second finisher is refused and the
+    first result stays."""
+    trial = study.ask()
+    tid = api.trial_id(trial)
+    api.finish_trial(study, tid, TrialState.COMPLETE, 0.75, {"P": 0.5, "none": None})
+    got = api.get_trial(study, tid)
+    assert (got.state, got.value, got.user_attrs) == (TrialState.COMPLETE, 0.75, {"P": 0.5})
+    assert got.datetime_complete is not None
+    with pytest.raises(UpdateFinishedTrialError):
+        api.finish_trial(study, tid, TrialState.FAIL, None, {"P": 0.1})
+    again = study.get_trials()[0]  # the journal's later reads do not trip over the refusal
+    assert (again.state, again.value, again.user_attrs) == (TrialState.COMPLETE, 0.75, {"P": 0.5})
+    failed = api.trial_id(study.ask())
+    api.finish_trial(study, failed, TrialState.FAIL, None, {"failure_reason": "diverged"})
+    assert api.get_trial(study, failed).state == TrialState.FAIL
+    assert api.get_trial(study, failed).values is None
+
+
+def test_journal_batch_on_a_trial_finished_elsewhere_raises_once(tmp_path: Path) -> None:
+    """Two processes on one journal: B finishes A's trial (a sweep), then A writes a batch of
+    records to it. A gets UpdateFinishedTrialError once, and its next reads work (the journal
+    replays each refused record of A's as an error; all of them are consumed there)."""
+    path = f"journal:{tmp_path / 's.journal'}"
+    a = optuna.create_study(storage=open_storage(path), study_name="s", direction="maximize")
+    b = optuna.load_study(storage=open_storage(path), study_name="s")
+    tid = api.trial_id(a.ask())
+    assert api.set_state(b, tid, TrialState.FAIL)
+    with pytest.raises(UpdateFinishedTrialError):
+        api.set_user_attrs(a, tid, {"P": 0.5, "TG": 0.25, "score": 0.75})
+    assert [t.state for t in a.get_trials()] == [TrialState.FAIL]
+    with pytest.raises(UpdateFinishedTrialError):
+        api.finish_trial(a, tid, TrialState.COMPLETE, 1.0, {"P": 0.5, "TG": 0.25})
+    assert [(t.state, t.user_attrs) for t in a.get_trials()] == [(TrialState.FAIL, {})]
+    a.ask()  # and it goes on writing
+    assert len(b.get_trials()) == 2

@@ -24,6 +24,7 @@ claimed in a race and handed back before any evaluation (no cost).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,14 +41,34 @@ HEARTBEAT_ATTR = "tgsage:heartbeat"
 def write_result(
     study: optuna.Study, number: int, trial_id: int, ok: bool, score: Any, record: Any
 ) -> None:
-    """Store a candidate's ``record`` (:mod:`tgsage.candidate_record` names) in its trial (one
-    storage operation) and finish it: COMPLETE with ``score``, or FAIL. A trial another worker
-    already finished (it was declared lost meanwhile) keeps that state."""
-    api.set_user_attrs(study, trial_id, record)
-    if ok:
-        study.tell(number, score, skip_if_finished=True)
-    else:
-        study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+    """Store a candidate's ``record`` (:mod:`tgsage.candidate_record` names) in its trial and
+    finish it, COMPLETE with ``score`` or FAIL, in one storage operation (what
+    ``set_user_attrs`` + ``Study.tell`` write, without ``tell`` reading the trial back; a NaN
+    score is a FAIL, as ``tell`` makes it). The sampler's ``after_trial`` runs first, as in
+    ``tell``, with the trial's number, id and record (tgsage's samplers read no more).
+    ``UpdateFinishedTrialError`` when another worker finished the trial first (it was declared
+    lost meanwhile); the trial keeps that state."""
+    value = float(score) if ok and score is not None else None
+    state = TrialState.COMPLETE if value is not None and not math.isnan(value) else TrialState.FAIL
+    if state == TrialState.FAIL:
+        value = None
+    frozen = FrozenTrial(
+        number=number,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=None,
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs=dict(record),
+        system_attrs={},
+        intermediate_values={},
+        trial_id=trial_id,
+    )
+    try:
+        study.sampler.after_trial(study, frozen, state, None if value is None else [value])
+    finally:
+        api.finish_trial(study, trial_id, state, value, record)
 
 
 def read_result(t: FrozenTrial) -> dict[str, Any]:
