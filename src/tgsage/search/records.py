@@ -24,6 +24,7 @@ claimed in a race and handed back before any evaluation (no cost).
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -119,38 +120,124 @@ class Counts:
     reasons: dict[str, int] = field(default_factory=dict)
 
 
+def _tally(c: Counts, t: FrozenTrial) -> None:
+    c.cost += trial_cost(t)
+    if "retry_of" in t.user_attrs and not is_surplus(t):
+        c.retried += 1
+    if t.state == TrialState.COMPLETE:
+        c.complete += 1
+        c.reused += "reused_from" in t.user_attrs
+    elif t.state == TrialState.RUNNING:
+        c.running += 1
+    elif t.state == TrialState.WAITING:
+        c.waiting += 1
+    elif t.state == TrialState.PRUNED:
+        c.surplus += is_surplus(t)
+    elif t.state == TrialState.FAIL:
+        if is_lost(t):
+            c.lost += 1
+            c.interrupted += is_interrupted(t)
+        else:
+            c.failed += 1
+            reason = str(t.user_attrs["failure_reason"])
+            c.reasons[reason] = c.reasons.get(reason, 0) + 1
+
+
 def count_trials(trials: Iterable[FrozenTrial]) -> Counts:
     c = Counts()
     for t in trials:
-        c.cost += trial_cost(t)
-        if "retry_of" in t.user_attrs and not is_surplus(t):
-            c.retried += 1
-        if t.state == TrialState.COMPLETE:
-            c.complete += 1
-            c.reused += "reused_from" in t.user_attrs
-        elif t.state == TrialState.RUNNING:
-            c.running += 1
-        elif t.state == TrialState.WAITING:
-            c.waiting += 1
-        elif t.state == TrialState.PRUNED:
-            c.surplus += is_surplus(t)
-        elif t.state == TrialState.FAIL:
-            if is_lost(t):
-                c.lost += 1
-                c.interrupted += is_interrupted(t)
-            else:
-                c.failed += 1
-                reason = str(t.user_attrs["failure_reason"])
-                c.reasons[reason] = c.reasons.get(reason, 0) + 1
+        _tally(c, t)
     return c
 
 
 ACTIVE = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
 
 
+def holds_slot(t: FrozenTrial) -> bool:
+    return t.state in ACTIVE and not is_surplus(t)
+
+
 def slots_ahead(trials: Sequence[FrozenTrial], number: int) -> int:
     """Trials numbered before ``number`` that hold (or will hold) a candidate slot."""
-    return sum(1 for t in trials if t.number < number and t.state in ACTIVE and not is_surplus(t))
+    return sum(1 for t in trials if t.number < number and holds_slot(t))
+
+
+def find_done(trials: Iterable[FrozenTrial], spec_hash: str, exclude: int) -> FrozenTrial | None:
+    """The original COMPLETE trial of ``spec_hash`` (follows reuse chains), if any: the first
+    by number that is not itself a reuse, else the first reuse."""
+    found = None
+    for t in trials:
+        if (
+            t.state == TrialState.COMPLETE
+            and t.number != exclude
+            and t.user_attrs.get("spec_hash") == spec_hash
+        ):
+            if "reused_from" not in t.user_attrs:
+                return t
+            found = found or t
+    return found
+
+
+class TrialIndex:
+    """:func:`count_trials`, :func:`slots_ahead` and :func:`find_done` over a study's trials,
+    kept up to date from one read per call of :meth:`update` instead of a full pass each.
+
+    A finished trial (COMPLETE, FAIL, PRUNED) never changes again in any Optuna storage (its
+    attributes, state and value are refused), so each is tallied once, when it is first seen
+    finished; RUNNING and WAITING trials are re-read every time. The answers equal the full
+    passes over the same trials (tests/search/test_trial_index.py checks them against those,
+    across processes).
+    """
+
+    def __init__(self) -> None:
+        self._finished: set[int] = set()  # numbers tallied
+        self._base = Counts()  # of the finished trials
+        self._complete_slots: list[int] = []  # sorted numbers of finished slot holders
+        self._originals: dict[str, list[int]] = {}  # spec hash -> sorted numbers, not reuses
+        self._reuses: dict[str, list[int]] = {}  # spec hash -> sorted numbers of reuses
+        self._trials: dict[int, FrozenTrial] = {}  # the COMPLETE ones the maps point to
+        self.unfinished: list[FrozenTrial] = []
+
+    def update(self, trials: Iterable[FrozenTrial]) -> None:
+        """Take in a fresh read of all the study's trials."""
+        unfinished = []
+        for t in trials:
+            if t.number in self._finished:
+                continue
+            if t.state.is_finished():
+                self._add(t)
+            else:
+                unfinished.append(t)
+        self.unfinished = unfinished
+
+    def _add(self, t: FrozenTrial) -> None:
+        self._finished.add(t.number)
+        _tally(self._base, t)
+        if holds_slot(t):
+            bisect.insort(self._complete_slots, t.number)
+        h = t.user_attrs.get("spec_hash")
+        if t.state == TrialState.COMPLETE and h is not None:
+            kind = self._reuses if "reused_from" in t.user_attrs else self._originals
+            bisect.insort(kind.setdefault(h, []), t.number)
+            self._trials[t.number] = t
+
+    def counts(self) -> Counts:
+        c = Counts(**{k: v for k, v in vars(self._base).items() if k != "reasons"})
+        c.reasons = dict(self._base.reasons)
+        for t in self.unfinished:
+            _tally(c, t)
+        return c
+
+    def slots_ahead(self, number: int) -> int:
+        done = bisect.bisect_left(self._complete_slots, number)
+        return done + sum(1 for t in self.unfinished if t.number < number and holds_slot(t))
+
+    def find_done(self, spec_hash: str, exclude: int) -> FrozenTrial | None:
+        for kind in (self._originals, self._reuses):
+            for number in kind.get(spec_hash, ())[:2]:
+                if number != exclude:
+                    return self._trials[number]
+        return None
 
 
 @dataclass

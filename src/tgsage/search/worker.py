@@ -58,7 +58,7 @@ from tgsage.search.faults import (
     worker_name,
 )
 from tgsage.search.objective import Objective, Outcome, guarded, make_objective
-from tgsage.search.records import Counts, count_trials, is_surplus, slots_ahead, write_result
+from tgsage.search.records import Counts, TrialIndex, find_done, is_surplus, write_result
 from tgsage.search.stop import StopRequest, StopWorker
 from tgsage.search.storage import load_study, open_storage, storage_kind
 from tgsage.search.strategy import make_sampler
@@ -123,21 +123,6 @@ def spec_attrs(spec: Any) -> dict[str, Any]:
     return {"spec": spec.to_json(), "spec_hash": spec.spec_hash}
 
 
-def find_done(trials: list[FrozenTrial], spec_hash: str, exclude: int) -> FrozenTrial | None:
-    """The original COMPLETE trial of ``spec_hash`` (follows reuse chains), if any."""
-    found = None
-    for t in trials:
-        if (
-            t.state == TrialState.COMPLETE
-            and t.number != exclude
-            and t.user_attrs.get("spec_hash") == spec_hash
-        ):
-            if "reused_from" not in t.user_attrs:
-                return t
-            found = found or t
-    return found
-
-
 class Worker:
     """One worker process's loop over candidates (see the module docstring)."""
 
@@ -166,6 +151,11 @@ class Worker:
         self.objective: Objective | None = None
         self.summary = WorkerSummary(self.name)
         self._last_rdb_sweep = 0.0
+        self.index = TrialIndex()  # counts, slots and dedup without a full pass per candidate
+
+    def _read(self) -> None:
+        """One read of the study's trials into the index."""
+        self.index.update(self.study.get_trials(deepcopy=False))
 
     # ------------------------------------------------------------------ helpers
     def _sweep(self, trials: list[FrozenTrial]) -> None:
@@ -246,7 +236,7 @@ class Worker:
 
     def _evaluate(self, claim: Claim) -> str:
         spec, h, trial = claim.spec, claim.spec.spec_hash, claim
-        done = find_done(self.study.get_trials(deepcopy=False), h, trial.number)
+        done = self.index.find_done(h, trial.number)  # as of the slot check, just before
         if done is not None:
             self._record(
                 trial, Outcome(True, done.value, reused_record(done.user_attrs, done.number))
@@ -297,9 +287,9 @@ class Worker:
             if self.stop.requested:
                 self._stopped(str(self.stop.reason))
                 break
-            trials = self.study.get_trials(deepcopy=False)
-            self._sweep(trials)
-            counts = count_trials(trials)
+            self._read()
+            self._sweep(self.index.unfinished)  # only RUNNING trials can be lost
+            counts = self.index.counts()
             if counts.complete >= n:
                 break
             if counts.failed > c.failure_limit:
@@ -317,7 +307,8 @@ class Worker:
             trial = self._claim(counts)
             try:
                 with heartbeat(self.study, trial.trial_id, c.heartbeat_interval) as hb:
-                    if slots_ahead(self.study.get_trials(deepcopy=False), trial.number) >= n:
+                    self._read()  # after the claim: every trial numbered before it
+                    if self.index.slots_ahead(trial.number) >= n:
                         self._surplus(trial)
                         time.sleep(self.poll)
                         continue
@@ -420,4 +411,12 @@ def run_worker(
         return worker.run()
 
 
-__all__ = ["StopWorker", "Worker", "WorkerSummary", "is_surplus", "open_study", "run_worker"]
+__all__ = [
+    "StopWorker",
+    "Worker",
+    "WorkerSummary",
+    "find_done",
+    "is_surplus",
+    "open_study",
+    "run_worker",
+]
