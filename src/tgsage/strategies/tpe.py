@@ -33,6 +33,7 @@ FutureWarnings are silenced here because relying on them is deliberate.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections import defaultdict, deque
@@ -100,10 +101,40 @@ def resolve_gamma(gamma: str | Callable[[int], int]) -> Callable[[int], int]:
 
 
 class _Proposal:
-    """The history one proposal samples from: split once, read per parameter."""
+    """The history one proposal samples from: split once, read per parameter (the trials'
+    numbers as arrays, to gather each parameter's observations in one step)."""
 
     def __init__(self, number: int, n_finished: int, below: list, above: list) -> None:
         self.number, self.n_finished, self.below, self.above = number, n_finished, below, above
+        self.numbers = {
+            "below": np.fromiter((t.number for t in below), dtype=np.int64, count=len(below)),
+            "above": np.fromiter((t.number for t in above), dtype=np.int64, count=len(above)),
+        }
+
+
+class _Column:
+    """One parameter's internal values by trial number (NaN: the trial lacks it) and whether
+    each is settled: read from a finished trial, whose params never change. Running trials
+    (the constant liar's) are read again at every proposal, as they may gain the parameter."""
+
+    def __init__(self) -> None:
+        self.values = np.full(0, np.nan)
+        self.settled = np.zeros(0, dtype=bool)
+
+    def grow(self, size: int) -> None:
+        if size > len(self.values):
+            size = max(size, 2 * len(self.values))
+            old = len(self.values)
+            self.values = np.concatenate([self.values, np.full(size - old, np.nan)])
+            self.settled = np.concatenate([self.settled, np.zeros(size - old, dtype=bool)])
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_weights(n: int, lf: int) -> np.ndarray:
+    """linear_forgetting_weights, computed once per ``n`` (read-only; Optuna copies it)."""
+    w = linear_forgetting_weights(n, lf)
+    w.setflags(write=False)
+    return w
 
 
 class PaperTPESampler(TPESampler):
@@ -149,7 +180,7 @@ class PaperTPESampler(TPESampler):
                 n_startup_trials=n_startup_trials,
                 n_ei_candidates=n_ei_candidates,
                 gamma=resolve_gamma(gamma),
-                weights=partial(linear_forgetting_weights, lf=linear_forgetting),
+                weights=partial(_cached_weights, lf=linear_forgetting),
                 seed=trial_seed(seed, -1),
                 multivariate=s["multivariate"],
                 constant_liar=bool(constant_liar),
@@ -158,7 +189,7 @@ class PaperTPESampler(TPESampler):
         self.next_seed: int | None = None
         self.split_per_parameter = bool(split_per_parameter)
         self._proposal: _Proposal | None = None
-        self._values: dict[tuple[str, tuple[Any, ...]], dict[int, float]] = {}
+        self._columns: dict[tuple[str, tuple[Any, ...]], _Column] = {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
         s = trial_seed(self.base_seed, trial.number) if self.next_seed is None else self.next_seed
@@ -178,8 +209,8 @@ class PaperTPESampler(TPESampler):
             return api.tpe_startup_sampler(self).sample_independent(
                 study, trial, param_name, param_distribution
             )
-        below = self._observations(p.below, param_name, param_distribution)
-        above = self._observations(p.above, param_name, param_distribution)
+        below = self._observations(p, "below", param_name, param_distribution)
+        above = self._observations(p, "above", param_name, param_distribution)
         return api.tpe_sample_one(self, param_name, param_distribution, below, above)
 
     def _history(self, study: Study, trial: FrozenTrial) -> _Proposal:
@@ -196,19 +227,24 @@ class PaperTPESampler(TPESampler):
         self._proposal = _Proposal(trial.number, len(finished), below, above)
         return self._proposal
 
-    def _observations(self, trials: list[FrozenTrial], name: str, dist: Any) -> np.ndarray:
-        """Internal values of ``name`` over ``trials`` that have it, in their order (a trial's
-        value never changes once set, so each is converted once)."""
-        known = self._values.setdefault((name, tuple(dist.choices)), {})
-        out = []
-        for t in trials:
-            v = known.get(t.number)
-            if v is None:
-                if name not in t.params:
-                    continue
-                v = known[t.number] = dist.to_internal_repr(t.params[name])
-            out.append(v)
-        return np.asarray(out)
+    def _observations(self, p: _Proposal, part: str, name: str, dist: Any) -> np.ndarray:
+        """Internal values of ``name`` over the ``part`` ("below"/"above") trials that have it,
+        in their order: one gather from the parameter's column; only trials not yet settled
+        there (new ones, running ones) are read."""
+        trials, numbers = getattr(p, part), p.numbers[part]
+        key = (name, tuple(dist.choices))
+        col = self._columns.get(key)
+        if col is None:
+            col = self._columns[key] = _Column()
+        if len(numbers):
+            col.grow(int(numbers.max()) + 1)
+            for i in np.flatnonzero(~col.settled[numbers]):
+                t = trials[i]
+                if name in t.params:
+                    col.values[t.number] = dist.to_internal_repr(t.params[name])
+                col.settled[t.number] = t.state.is_finished()
+        out = col.values[numbers]
+        return out[~np.isnan(out)]
 
 
 def _key(params: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
