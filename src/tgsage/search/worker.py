@@ -18,7 +18,12 @@ Exactly ``n_candidates`` COMPLETE trials, however many workers race:
    storage operation - not one per choice (:func:`tgsage.optuna_api.set_params`).
 5. *Evaluate and record* (below), the result in one operation and then ``tell``.
 
-Dedup: before evaluating, the worker looks for a COMPLETE trial with the same spec hash; its
+Reads: two per candidate (the pre-check, and the slot check after the claim), taken into a
+:class:`~tgsage.search.records.TrialIndex` that tallies each finished trial once, so counting,
+the slot check and the dedup lookup cost no pass over the study's history.
+
+Dedup: before evaluating, the worker looks for a COMPLETE trial with the same spec hash (in
+the slot check's read, taken just before the candidate was drawn); its
 result is copied (value and attributes, ``reused_from`` = the original's number, cost 0
 examples). Two workers that sample the same new spec at the same moment both evaluate it (the
 race is not worth a lock); both results are recorded, and later duplicates reuse the first.
