@@ -89,3 +89,16 @@ def test_status_errors(app: typer.Typer, tmp_path: Path) -> None:
         app, ["worker", "--storage", f"journal:{tmp_path}/x.journal", "--study", "nope"]
     )
     assert res.exit_code == 2 and "no journal file" in res.output
+
+
+def test_cascade_search_line_counts_rungs_against_their_sizes(
+    app: typer.Typer, tmp_path: Path, sim_config: Factory
+) -> None:
+    """A cascade's summary counts rung trials against the planned rung sizes (eta 3: 12
+    screened, 4 trained, 1 continued = 17), not against n_candidates ("17/12 completed")."""
+    cfg = sim_config(space="nb201", n_candidates=12, cascade={"budgets": ["100ex", "300ex"]})
+    res = CliRunner().invoke(app, ["search", str(_write(tmp_path, cfg)), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "17/17 completed over 3 rungs" in res.output, res.output
+    assert "cost 600" in res.output  # 4 x 100 + 1 x (300 - 100) examples
+    assert "/12 completed" not in res.output

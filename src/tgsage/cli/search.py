@@ -70,9 +70,7 @@ def search(
         typer.echo(json.dumps(summary.as_dict(), indent=2, default=str))
     else:
         console.print(
-            f"{summary.study}: {summary.complete}/{summary.n_candidates} completed "
-            f"({summary.reused} reused), {summary.failed} failed, {summary.lost} lost and "
-            f"retried, cost {summary.cost_examples:,} examples, {summary.seconds:.0f} s"
+            f"{summary.study}: {summary.line}, {summary.seconds:.0f} s"
             f"{' (resumed)' if summary.resumed else ''}; logs in {summary.run_dir}"
         )
         if summary.best is not None:

@@ -64,6 +64,9 @@ class SearchSummary:
     best: Row | None = None
     worker_exit_codes: list[int] = field(default_factory=list)
     message: str = ""
+    #: the counts in one line (:func:`tgsage.search.status.summary_line`); a cascade's counts
+    #: rung trials against its planned rung sizes, not against ``n_candidates``
+    line: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -375,4 +378,5 @@ def _summary(
         best=s.leaderboard[0] if s.leaderboard else None,
         worker_exit_codes=[p.returncode for p in procs],
         message=message,
+        line=summary_line(s),
     )
