@@ -41,7 +41,7 @@ from tgsage.search.cascade import (
 )
 from tgsage.search.cascade_eval import CascadeEvaluator, make_cascade_evaluator
 from tgsage.search.config import SearchConfig
-from tgsage.search.draft import DraftTrial
+from tgsage.search.draft import draw_and_store, spec_attrs
 from tgsage.search.faults import enqueue_retry, heartbeat, sweep_stale
 from tgsage.search.objective import Outcome, guarded
 from tgsage.search.records import write_result
@@ -189,17 +189,9 @@ class CascadeWorker:
         rung = self.plan.rung(*role)
         if trial.params:  # a promotion or a retry: its choices are stored already
             spec = self.space.sample(trial)
-            self._attrs(trial._trial_id, {"spec": spec.to_json(), "spec_hash": spec.spec_hash})
+            self._attrs(trial._trial_id, spec_attrs(spec))
         else:  # a new proposal: drawn in memory, stored with its spec in one operation
-            draft = DraftTrial(self.study, trial.number)
-            spec = self.space.sample(draft)
-            api.set_params(
-                self.study,
-                trial._trial_id,
-                draft.params,
-                draft.distributions,
-                {"spec": spec.to_json(), "spec_hash": spec.spec_hash},
-            )
+            spec = draw_and_store(self.study, self.space, trial.number, trial._trial_id)
         h = spec.spec_hash
         while True:
             other = twin(self.study.get_trials(deepcopy=False), trial.number, h, rung.budget)

@@ -20,6 +20,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution, check_distribution_compatibility
 from optuna.trial import FrozenTrial, TrialState
 
+from tgsage import optuna_api as api
+
 
 class DraftTrial:
     """Answers ``suggest_categorical`` from ``study.sampler`` for trial number ``number``."""
@@ -68,4 +70,18 @@ class DraftTrial:
         return value
 
 
-__all__ = ["DraftTrial"]
+def spec_attrs(spec: Any) -> dict[str, Any]:
+    """The attributes that name a candidate's architecture in its trial."""
+    return {"spec": spec.to_json(), "spec_hash": spec.spec_hash}
+
+
+def draw_and_store(study: optuna.Study, space: Any, number: int, trial_id: int) -> Any:
+    """A new candidate for trial ``number``: its choices drawn in memory (:class:`DraftTrial`)
+    and stored with its spec in one storage operation; returns the spec."""
+    draft = DraftTrial(study, number)
+    spec = space.sample(draft)
+    api.set_params(study, trial_id, draft.params, draft.distributions, spec_attrs(spec))
+    return spec
+
+
+__all__ = ["DraftTrial", "draw_and_store", "spec_attrs"]

@@ -54,7 +54,7 @@ from tgsage import optuna_api as api
 from tgsage.candidate_record import reused_record
 from tgsage.errors import TgsageError
 from tgsage.search.config import SearchConfig
-from tgsage.search.draft import DraftTrial
+from tgsage.search.draft import draw_and_store, spec_attrs
 from tgsage.search.faults import (
     enqueue_retry,
     heartbeat,
@@ -122,10 +122,6 @@ class Claim:
     @property
     def attrs(self) -> dict[str, Any]:
         return spec_attrs(self.spec)
-
-
-def spec_attrs(spec: Any) -> dict[str, Any]:
-    return {"spec": spec.to_json(), "spec_hash": spec.spec_hash}
 
 
 class Worker:
@@ -207,14 +203,10 @@ class Worker:
 
     def _draw(self, claim: Claim) -> Claim:
         """The candidate of a new claim: its choices drawn by the sampler with the trial's
-        number (:class:`DraftTrial`), then stored with its spec in one operation."""
+        number (:func:`~tgsage.search.draft.draw_and_store`), stored with its spec in one operation."""
         if claim.spec is not None:
             return claim
-        draft = DraftTrial(self.study, claim.number)
-        spec = self.space.sample(draft)
-        api.set_params(
-            self.study, claim.trial_id, draft.params, draft.distributions, spec_attrs(spec)
-        )
+        spec = draw_and_store(self.study, self.space, claim.number, claim.trial_id)
         return Claim(claim.number, claim.trial_id, spec)
 
     def _surplus(self, claim: Claim, why: str = "slot lost in a race") -> None:
