@@ -50,7 +50,7 @@ def _config(
         objective="train",
         score="p",
         train="cpu_demo",
-        budget="6000ex",  # about 3 s of training per candidate on an idle core
+        budget="6000ex",  # about 1 s of training per candidate on an idle core
         train_options={"epochs": 30},
         space_options={"max_layers": 3},
         width_mult=0.25,
@@ -96,6 +96,13 @@ def _check_resumed(cfg: dict[str, Any], n: int, stopped: list[Any]) -> None:
     assert count_trials(trials).failed == 0
 
 
+def _why(cfg: dict[str, Any], out: bytes, err: bytes) -> str:
+    """What the search process said and logged: why it exited as it did."""
+    logs = sorted(Path(cfg["run_dir"]).glob("*.log"))
+    tails = "".join(f"--- {p.name}\n" + "".join(p.read_text().splitlines(True)[-15:]) for p in logs)
+    return f"stdout: {out.decode()!r}\nstderr: {err.decode()!r}\n{tails}"
+
+
 def _start_parent(cfg: dict[str, Any], tmp_path: Path, code: str) -> tuple[Path, Any]:
     path = tmp_path / "search.json"
     path.write_text(json.dumps(cfg))
@@ -136,14 +143,21 @@ def test_sigint_to_the_process_group_stops_everything_and_resumes(
 ) -> None:
     n = 6  # candidates left after the one interrupted: the search cannot end first
     cfg = _config(sim_config, request, storage, n_candidates=n, workers=2)
-    code = "import sys; from tgsage.cli import app; app(['search', sys.argv[1], '-q'])"
+    # A foreground job in a terminal takes Ctrl-C. A test run started in the background of a
+    # non-interactive shell (`pytest ... &`, nohup) passes SIGINT down ignored, and ignored it
+    # stays in every child, as it should: the search then rightly runs to its end. So the
+    # search process here takes SIGINT as a terminal's foreground job would.
+    code = (
+        "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "from tgsage.cli import app; app(['search', sys.argv[1], '-q'])"
+    )
     path, parent = _start_parent(cfg, tmp_path, code)
     pids = wait_for(lambda: _both_workers(cfg), timeout=120)
     wait_for(CandidateInTraining(cfg), timeout=300, every=0.05)
     os.killpg(parent.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole foreground group
-    _, err = parent.communicate(timeout=30)
+    out, err = parent.communicate(timeout=30)
     wait_for(lambda: not any(alive(p) for p in pids), timeout=10)
-    assert parent.returncode == 130, err.decode()
+    assert parent.returncode == 130, _why(cfg, out, err)
     lines = [line for line in err.decode().splitlines() if line.strip()]  # one console line
     assert len(lines) == 1 and "interrupted" in lines[0] and "resume" in lines[0], lines
     stopped = _given_back(trials_of(cfg), "SIGINT")
@@ -173,3 +187,26 @@ def test_sigkill_of_the_search_process_stops_its_workers(
     summary = run_search(path)
     assert summary.resumed and summary.finished and summary.complete == n
     _check_resumed(cfg, n, stopped)
+
+
+def test_an_ignored_sigint_stays_ignored_while_a_worker_handles_stops() -> None:
+    """`nohup tgsage search ... &` ignores Ctrl-C on purpose: the worker's handlers keep it so,
+    while SIGTERM still stops the worker."""
+    from tgsage.search.stop import StopRequest
+
+    before_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    before_term = signal.getsignal(signal.SIGTERM)
+    try:
+        stop = StopRequest()
+        with stop.installed():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)
+            assert not stop.requested
+            os.kill(os.getpid(), signal.SIGTERM)
+            wait_for(lambda: stop.requested, timeout=5, every=0.01)
+            assert stop.reason == "SIGTERM" and stop.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        assert signal.getsignal(signal.SIGTERM) == before_term
+    finally:
+        signal.signal(signal.SIGINT, before_int)
