@@ -92,3 +92,39 @@ def test_mismatched_image_counts_exit_2(tmp_path) -> None:
     res = runner.invoke(app, ["compare", str(tmp_path / "t.npz"), str(tmp_path / "c.npz")])
     assert res.exit_code == 2
     assert "10 vs 12" in res.output
+
+
+def _command_params(path: list[str]) -> set[str]:
+    import typer.main
+
+    cmd = typer.main.get_command(app)
+    for name in path:
+        cmd = cmd.commands[name]  # type: ignore[attr-defined]
+    return {p.name for p in cmd.params}
+
+
+def test_every_command_that_runs_networks_takes_threads() -> None:
+    for path in (["train"], ["evaluate"], ["predictivity"], ["rerank"], ["teacher", "build"]):
+        assert "threads" in _command_params(path), path
+
+
+def test_threads_option_and_env_set_torch_threads(monkeypatch) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    args = ["evaluate", "random:layer:1", "--score", "p", "--budget", "2steps"]
+    args += ["--preset", "cpu_demo", "--width-mult", "0.25", "--device", "cpu", "--json"]
+    args += ["--train-size", "64", "--val-size", "32", "--resolution", "16"]
+    try:
+        n = before + 1  # differs from torch's current number on any machine
+        res = runner.invoke(app, [*args, "--threads", str(n)])
+        assert res.exit_code == 0, res.output
+        assert torch.get_num_threads() == n
+        monkeypatch.setenv("TGSAGE_THREADS", "1")
+        res = runner.invoke(app, args)
+        assert res.exit_code == 0, res.output
+        assert torch.get_num_threads() == 1
+        res = runner.invoke(app, [*args, "--threads", "0"])
+        assert res.exit_code == 2 and "--threads" in res.output
+    finally:
+        torch.set_num_threads(before)

@@ -18,6 +18,26 @@ if TYPE_CHECKING:  # the commands import the library lazily: `tgsage --version` 
     from tgsage.data.base import DataSplits
 
 DATA_HELP = "Dataset: synthetic (no download), cifar10, cifar100, folder."
+THREADS_HELP = (
+    "CPU threads for torch (default: torch's, one per core). Use 1 on a machine busy with "
+    "other work: there torch's default ran many times slower (BENCHMARKS section 8)."
+)
+
+
+def threads_option() -> Any:
+    """``--threads N`` (or ``TGSAGE_THREADS``), shared by the commands that train or run
+    networks in this process."""
+    return typer.Option(None, "--threads", min=1, envvar="TGSAGE_THREADS", help=THREADS_HELP)
+
+
+def use_threads(n: int | None) -> None:
+    """Set torch's CPU threads for this process when the user chose a number."""
+    if n is not None:
+        import torch
+
+        torch.set_num_threads(n)
+
+
 console = Console()
 err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])

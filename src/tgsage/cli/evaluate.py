@@ -16,6 +16,8 @@ from tgsage.cli.common import (
     friendly_errors,
     load_data,
     read_spec,
+    threads_option,
+    use_threads,
 )
 from tgsage.cli.display import training_progress
 
@@ -46,11 +48,13 @@ def evaluate(
     alpha: float = typer.Option(1.0, help="Weight of TG."),
     width_mult: float = typer.Option(1.0, help="Width multiplier for CPU runs."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    threads: int | None = threads_option(),
     seed: int = typer.Option(0, help="Seed."),
     as_json: bool = typer.Option(False, "--json", help="Print the full result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train one candidate briefly and report P, per-layer S_i, TG, score and cost."""
+    use_threads(threads)
     from tgsage.evaluate import evaluate_candidate
     from tgsage.teacher import Teacher
 

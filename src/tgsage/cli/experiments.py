@@ -24,6 +24,8 @@ from tgsage.cli.common import (
     expected_examples,
     friendly_errors,
     load_data,
+    threads_option,
+    use_threads,
 )
 from tgsage.cli.display import LazyProgress, RichObserver
 from tgsage.errors import InputError
@@ -96,12 +98,14 @@ def rerank_cmd(
     preset: str | None = typer.Option(None, help="Training preset (default: the search's)."),
     width_mult: float | None = typer.Option(None, help="Width multiplier (default: the search's)."),
     device: str | None = typer.Option(None, help="auto, cpu, cuda, ... (default: the search's)."),
+    threads: int | None = threads_option(),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Result file (default: <run_dir>/rerank.json)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train the search's top-k longer, keep the best, print the cost M1*E1 + M2*E2."""
+    use_threads(threads)
     from tgsage.experiments import RERANK_FILE, rerank_search
 
     if k < 1:
@@ -270,12 +274,14 @@ def predictivity(
     k: int = typer.Option(5, "--k", "-k", help="precision@k."),
     width_mult: float = typer.Option(1.0, help="Width multiplier for CPU runs."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    threads: int | None = threads_option(),
     seed: int = typer.Option(0, help="Seed (data, weights, random pool, bootstrap)."),
     out: Path = typer.Option(Path("runs/predictivity"), "--out", "-o", help="Output folder."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """How well P, TG, P+TG, each S_i and zero-cost proxies predict mature accuracy
     (resumable)."""
+    use_threads(threads)
     from tgsage.experiments import (
         alpha_sweep,
         pool_from_string,

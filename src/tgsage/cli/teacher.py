@@ -13,6 +13,8 @@ from tgsage.cli.common import (
     console,
     friendly_errors,
     load_data,
+    threads_option,
+    use_threads,
 )
 from tgsage.cli.display import training_progress
 
@@ -65,10 +67,12 @@ def teacher_build(
     method: str = typer.Option("correlation", help="RDM distance."),
     comparison: str = typer.Option("pearson", help="RDM comparison used when scoring."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, ..."),
+    threads: int | None = threads_option(),
     seed: int = typer.Option(0, help="Seed for data, training and subsampling."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Build a teacher file from a trained network, any module, recordings or saved RDMs."""
+    use_threads(threads)
     import importlib
 
     import torch

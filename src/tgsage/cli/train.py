@@ -10,7 +10,14 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from tgsage.cli.common import DATA_HELP, console, friendly_errors, load_data
+from tgsage.cli.common import (
+    DATA_HELP,
+    console,
+    friendly_errors,
+    load_data,
+    threads_option,
+    use_threads,
+)
 from tgsage.cli.display import training_progress
 
 
@@ -89,11 +96,13 @@ def train(
         False, "--restart", help="Ignore a checkpoint in the output folder and start over."
     ),
     device: str = typer.Option("auto", help="auto, cpu, cuda, ..."),
+    threads: int | None = threads_option(),
     seed: int = typer.Option(0, help="Seed of weights, data order and augmentation."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train a found architecture with the paper's final recipe; resumes after a kill."""
+    use_threads(threads)
     from tgsage.experiments import best_candidate
     from tgsage.train import parse_train_options
     from tgsage.train.final import get_final_preset, resolve_spec, train_final
