@@ -46,13 +46,14 @@ def _wait_for(pred: Callable[[], Any], timeout: float = 300.0) -> Any:
 
 
 def _training_worker(cfg: dict[str, Any], max_age: float = 1.5) -> tuple[int, int] | None:
-    """(pid, trial number) of a worker that has just started training a survivor (within
-    half of a simulated training's 3 s, so the kill lands mid-training even under load)."""
+    """(pid, trial number) of a worker that has just started training a survivor: at most
+    ``max_age`` seconds before this poll began to read (a slow read on a loaded machine must not
+    make a trial look younger than it is), so the kill lands mid-training."""
+    now = datetime.datetime.now()
     try:
         trials = _trials(cfg)
     except Exception:
         return None
-    now = datetime.datetime.now()
 
     def first_holder(t: optuna.trial.FrozenTrial) -> bool:
         """Not a duplicate promotion (those are closed as surplus when claimed)."""
@@ -105,15 +106,17 @@ def _kill_mid_rung(sim_config: Factory, **storage: Any) -> None:
         space="nb201",
         n_candidates=24,
         workers=3,
-        simulate={"sleep": 3.0, "examples": 1000},
+        simulate={"sleep": 5.0, "examples": 1000},
         local_pid_check=False,  # exercise heartbeats, not pid checks
+        grace_period=10,  # a live worker's heartbeat may lag seconds on a loaded machine
         cascade={"budgets": BUDGETS, "keep": [6, 3, 2]},
         **storage,
     )
     result: list[SearchSummary] = []
     thread = threading.Thread(target=lambda: result.append(run_search(cfg)))
     thread.start()
-    pid, number = _wait_for(lambda: _training_worker(cfg))
+    # within half of a simulated training's 5 s: the kill lands mid-training even under load
+    pid, number = _wait_for(lambda: _training_worker(cfg, max_age=2.5))
     os.kill(pid, signal.SIGKILL)
     thread.join(timeout=300)
     assert result and sorted(result[0].worker_exit_codes) == [-9, 0, 0]
