@@ -22,7 +22,7 @@ Commands (all resumable; results append to ``--searches``)::
 
     python benchmarks/studies/cascade_nb201.py screen  --data-root DATA --table TABLE ...
     python benchmarks/studies/cascade_nb201.py run     --methods cascade-p,cascade-ptg ...
-    python benchmarks/studies/cascade_nb201.py report  --out FIGURE.png
+    python benchmarks/studies/cascade_nb201.py report  --out FIGURE.png [--table TABLE]
     python benchmarks/studies/cascade_nb201.py bounds  --data-root DATA --table TABLE
 """
 
@@ -521,22 +521,41 @@ def cmd_report(args: argparse.Namespace) -> None:
             f"{int((d > 0).sum())}, equal on {int((d == 0).sum())}, worse on {int((d < 0).sum())}"
         )
     if args.out is not None:
-        plot(runs, args.out)
+        bound = None
+        if args.table is not None:  # the oracle-fitness evolution of `bounds`, as a reference
+            seeds = _parse_seeds(args.seeds)
+            curves = oracle_evolution(
+                load_truth(args), seeds, args.oracle_evaluations, args.re_population,
+                args.re_sample,
+            )  # fmt: skip
+            bound = (_budget_examples(args.baseline_budget), curves * 100)
+        plot(runs, args.out, bound)
 
 
-def plot(runs: dict[str, list[dict[str, Any]]], out: Path) -> None:
+def plot(
+    runs: dict[str, list[dict[str, Any]]],
+    out: Path,
+    bound: tuple[int, np.ndarray] | None = None,
+) -> None:
+    """Best found against cost, the paper's Fig. 4 form: mean over seeds with a 95% band (of
+    the mean), in examples and in CPU seconds; one colour per method in both panels.
+    ``bound``: (examples per evaluation, seeds x evaluations best-so-far) of regularised
+    evolution with the true accuracy as fitness, drawn in the examples panel."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = dict(zip(METHODS, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for ax, unit, label in ((axes[0], 0, "examples"), (axes[1], 1, "CPU seconds")):
         ends = [np.sum([e[unit] for e in r["events"]]) for rs in runs.values() for r in rs]
         hi = max(ends) if ends else 1.0
-        grid = np.geomspace(max(hi * 1e-4, 1.0), hi, 300)
+        if unit == 0 and bound is not None:
+            hi = max(hi, bound[0] * bound[1].shape[1])
+        grid = np.geomspace(max(hi * 1e-4, 1.0), hi, 400)
         for m in METHODS:
-            if m not in runs or (unit == 0 and m == "screen"):
+            if m not in runs or (unit == 0 and m == "screen"):  # the screen costs no examples
                 continue
             ys = np.vstack([curve(r["events"], unit, grid) for r in runs[m]]) * 100
             n = np.isfinite(ys).sum(axis=0)
@@ -544,22 +563,30 @@ def plot(runs: dict[str, list[dict[str, Any]]], out: Path) -> None:
                 mean = np.nanmean(ys, axis=0)
                 sem = np.nanstd(ys, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
             ok = n >= max(2, 0.5 * len(runs[m]))
-            (line,) = ax.plot(grid[ok], mean[ok], label=f"{m} ({len(runs[m])} seeds)")
-            ax.fill_between(
-                grid[ok],
-                (mean - 1.96 * sem)[ok],
-                (mean + 1.96 * sem)[ok],
-                color=line.get_color(),
-                alpha=0.2,
-            )
+            c = colours.get(m)
+            ax.plot(grid[ok], mean[ok], color=c, label=f"{m} ({len(runs[m])} seeds)")
+            lo, up = (mean - 1.96 * sem)[ok], (mean + 1.96 * sem)[ok]
+            ax.fill_between(grid[ok], lo, up, color=c, alpha=0.2)
+        if unit == 0 and bound is not None:
+            per, curves = bound
+            x = per * np.arange(1, curves.shape[1] + 1)
+            mean = curves.mean(axis=0)
+            sem = curves.std(axis=0, ddof=1) / np.sqrt(curves.shape[0])
+            ax.plot(x, mean, color="k", ls="--", lw=1,
+                    label=f"RE, true accuracy as fitness ({curves.shape[0]} seeds; a bound)")  # fmt: skip
+            ax.fill_between(x, mean - 1.96 * sem, mean + 1.96 * sem, color="k", alpha=0.1)
         ax.axhline(94.37, color="k", lw=0.6, ls=":")
         ax.set_xscale("log")
         ax.set_xlabel(f"search cost ({label})")
         ax.set_ylabel("test accuracy of the answer (%)")
         ax.set_ylim(90, 94.6)
-    axes[0].legend(fontsize=7, loc="lower right")
-    fig.suptitle("NAS-Bench-201 CIFAR-10: best found vs cost (mean, 95% band)")
-    fig.tight_layout()
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(lab, h)
+    fig.legend(handles.values(), handles.keys(), fontsize=7, loc="lower center", ncol=4)
+    fig.suptitle("NAS-Bench-201 CIFAR-10: best found vs cost (mean over seeds, 95% band)")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(out, dpi=120)
     print(f"figure: {out}")
 
