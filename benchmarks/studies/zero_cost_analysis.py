@@ -41,7 +41,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from zero_cost_nb201 import read_records
+from zero_cost_nb201 import SUPERSEDING, read_records
 
 from tgsage.experiments.stats import correlation_estimates, paired_difference, spearman
 from tgsage.proxies import AGGREGATIONS
@@ -80,10 +80,11 @@ METRIC_NAMES = {
 def load_records(paths: list[Path], dataset: str, seed: int) -> dict[str, dict[str, float]]:
     """``{arch: {score: value}}`` merging the score sets of ``seed``."""
     out: dict[str, dict[str, float]] = {}
-    for path in paths:
-        for r in read_records(path):
-            if r["dataset"] == dataset and r["seed"] == seed:
-                out.setdefault(r["arch"], {}).update(r["scores"])
+    records = [r for path in paths for r in read_records(path)]
+    records.sort(key=lambda r: r["score_set"] in SUPERSEDING)  # stable: corrections last
+    for r in records:
+        if r["dataset"] == dataset and r["seed"] == seed:
+            out.setdefault(r["arch"], {}).update(r["scores"])
     return out
 
 

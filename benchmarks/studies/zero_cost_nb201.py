@@ -43,7 +43,11 @@ ORDER_SEED = 201  # the fixed order in which cells are scored
 SCORE_SETS: dict[str, tuple[list[str], str | None]] = {
     "zc1": ([n for n in list_proxies() if not n.startswith("vkdnw")], None),
     "fisher1": (["vkdnw", "vkdnw_single"], "kaiming_normal"),
+    # AZ-NAS's three terms again, after the block-input fix (zc1 records made before it paired
+    # a cell with itself when a later cell read it through skip_connect); they supersede zc1's
+    "az2": (["az_expressivity", "az_progressivity", "az_trainability"], None),
 }
+SUPERSEDING = ("az2",)  # score sets whose values replace earlier sets' of the same names
 
 
 def read_table(data_dir: Path) -> list[dict[str, str]]:

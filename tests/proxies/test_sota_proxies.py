@@ -20,6 +20,7 @@ from tgsage.proxies import compute_proxies, get_proxy
 from tgsage.proxies.onepass import block_trainability, train_pass
 from tgsage.proxies.vkdnw import VKDNW_SMOOTHING, fisher_information, vkdnw_entropy
 from tgsage.spaces import build_model, get_space
+from tgsage.spaces.nb201 import NB201Spec
 
 
 def _batch(n: int = 8, c: int = 3, size: int = 6, classes: int = 4, seed: int = 0):
@@ -214,8 +215,19 @@ def test_expressivity_and_progressivity_over_the_childrens_maps():
     )
 
 
-def test_a_feature_net_adds_the_stem_output_before_its_first_block():
-    spec = get_space("nb201").random_spec(4)
+@pytest.mark.parametrize(
+    "arch",
+    [
+        None,  # a random cell (seed 4)
+        # a skip_connect from node 0: every later cell's nn.Identity returns the previous
+        # block's output object, which once made that block its own input
+        "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|",
+        "|avg_pool_3x3~0|+|skip_connect~0|none~1|+|nor_conv_3x3~0|avg_pool_3x3~1|nor_conv_3x3~2|",
+    ],
+)
+def test_a_feature_net_adds_the_stem_output_before_its_first_block(arch):
+    space = get_space("nb201")
+    spec = space.random_spec(4) if arch is None else NB201Spec.from_arch_string(arch)
     torch.manual_seed(0)
     model = build_model(spec, 3, (3, 8, 8), width_mult=0.25)
     x, _ = _batch(n=6, size=8)
@@ -271,6 +283,25 @@ def test_random_signs_are_balanced_and_seeded():
     assert a.shape == like.shape and set(a.unique().tolist()) == {-1.0, 1.0}
     assert abs(float(a.mean())) < 0.05  # 8192 fair signs: sd of the mean ~0.011
     assert torch.equal(a, random_signs(like, torch.Generator().manual_seed(3)))
+
+
+def test_trainability_pairs_each_block_with_its_real_input():
+    """Cells with skip_connect edges are not identities: every block pair scores finitely, and
+    the first pair is (stem output, first cell) - not (first cell, first cell)."""
+    from tgsage.proxies.onepass import shared_train_pass
+
+    arch = "|nor_conv_1x1~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+    torch.manual_seed(0)
+    model = build_model(NB201Spec.from_arch_string(arch), 3, (3, 8, 8), width_mult=0.25)
+    x, _ = _batch(n=6, size=8)
+    result = shared_train_pass(model, x, None, {"trainability", "blocks"})
+    assert result.trainability is not None and result.expressivity is not None
+    assert len(result.trainability) == len(model.feature_names)  # stem output + every block
+    assert all(math.isfinite(v) for v in result.trainability), result.trainability
+    assert math.isfinite(get_proxy("az_trainability")(model, x))
+    with torch.no_grad():
+        stem = model.train().stem(x)
+    assert result.expressivity[0] == pytest.approx(_entropy_oracle(stem), rel=1e-5)
 
 
 def test_identity_and_zero_blocks():

@@ -368,10 +368,13 @@ class _BlockInputs:
                 self._prune_at = max(64, 2 * len(self.calls))
 
     def input_of(self, feature: torch.Tensor) -> torch.Tensor | None:
-        """The input of the outermost module whose output is ``feature`` (hooks of outer
-        modules fire last)."""
+        """The input of the outermost module that produced ``feature`` (hooks of outer modules
+        fire last). Pass-through calls (output is input: ``nn.Identity``, e.g. a later NB201
+        cell's ``skip_connect`` reading ``feature``) produced nothing and are skipped; taking
+        one made ``feature`` its own input, a duplicate first block that zeroed AZ-NAS's
+        progressivity and made its trainability -inf for every cell with such an edge."""
         for out, inp in reversed(self.calls):
-            if out() is feature:
+            if out() is feature and inp is not feature:
                 return inp
         return None
 
