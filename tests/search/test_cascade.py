@@ -92,6 +92,8 @@ def test_successive_halving_sizes() -> None:
         ({"budgets": ["1ex", "2ex"], "rung_scores": ["P", "P + rank(synflow)"]}, "own"),
         ({"budgets": ["1ex", "2ex"], "rung_scores": ["P", "P-slope"]}, "from the start"),
         ({"budgets": ["1ex", "2ex"], "screen": "synfloww"}, "registered zero-cost"),
+        ({"budgets": ["1ex", "2ex"], "screen": "logrank(synflow, P)"}, "not zero-cost proxies"),
+        ({"budgets": ["1ex", "2ex"], "screen": "forest(synflow, naswot, ops)"}, "ground_truth"),
         ({"budgets": ["1ex", "2ex"], "eta": 1}, "greater than 1"),
         ({"budgets": ["1ex", "2ex"], "speed": 1}, "unknown field"),
     ],
@@ -108,6 +110,8 @@ def test_cascade_config_rules(sim_config: Factory) -> None:
         load_config(sim_config(score="proxy", proxy="synflow", cascade={"budgets": ["1ex"]}))
     with pytest.raises(ConfigError, match="keeps 30 of only 20"):
         make_plan(CascadeConfig(budgets=["1ex"], keep=30), 20)
+    screen = "1*logrank(meco) + 0.2*logrank(synflow)"  # an expression over proxies
+    assert load_config(sim_config(cascade={"budgets": ["1ex"], "screen": screen})).cascade
     cfg = load_config(sim_config(cascade={"budgets": ["1ex", "2ex"]}))
     assert cfg.budget == "2ex"  # the answer's budget
     assert load_config(cfg).cascade == cfg.cascade  # stored in the study and read back

@@ -3,6 +3,7 @@ from the start, costs the difference, and cached evaluations are charged as if r
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,37 @@ def test_cache_skips_torn_lines_and_other_settings(tmp_path: Path) -> None:
     assert fresh.get("h1", "10ex")["P"] == 0.5
     assert fresh.get("h2", "10ex") is None
     assert len(fresh) == 1
+
+
+def test_an_expression_screen_ranks_against_the_reference_architectures(
+    tmp_path: Path, teacher_file: Path
+) -> None:
+    """logrank of two proxies: each proxy's mid-rank percentile of the candidate among the
+    search's seeded reference architectures (scipy ranks of the pooled values), logs summed;
+    both proxies from one call; the reference is cached in the run folder and shared."""
+    import json
+
+    import numpy as np
+    from scipy.stats import rankdata
+
+    screen = "logrank(synflow, naswot)"
+    rungs = _evaluator(tmp_path, teacher_file, screen=screen)
+    rungs.config.proxy_reference = 8  # a small reference keeps the test fast
+    out = rungs.screen(SPEC)
+    assert out.ok, out.attrs
+    files = list(tmp_path.glob("reference_*screen*.jsonl"))
+    assert len(files) == 1
+    ref = [json.loads(line)["values"] for line in files[0].read_text().splitlines()]
+    assert len(ref) == 8
+    mine = out.attrs["proxies"]
+    expect = 0.0
+    for name in ("synflow", "naswot"):
+        pooled = np.array([r[name] for r in ref] + [mine[name]])
+        expect += math.log((rankdata(pooled)[-1] - 0.5) / pooled.size)
+    assert out.score == pytest.approx(expect, rel=1e-9)
+    single = _evaluator(tmp_path / "single", teacher_file, screen="naswot").screen(SPEC)
+    assert mine["naswot"] == pytest.approx(single.score, rel=1e-6)  # same seeded network
+    again = _evaluator(tmp_path, teacher_file, screen=screen)
+    again.config.proxy_reference = 8
+    assert again.screen(SPEC).score == out.score  # the cached reference, the same ranks
+    assert out.attrs["cpu_seconds"] > again.screen(SPEC).attrs["cpu_seconds"]  # built once

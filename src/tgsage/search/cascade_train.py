@@ -113,6 +113,7 @@ class TrainingCascade:
                 cache_path, fingerprint(setting_of(config, self.data, screen=True))
             )
         self.checkpoints = Checkpoints(checkpoint_root(config))
+        self._screen_ref: Any = None
 
     # ------------------------------------------------------------------ helpers
     def _examples(self, budget: str) -> int:
@@ -196,8 +197,9 @@ class TrainingCascade:
     def measure_screen(self, spec: Any, names: list[str]) -> dict[str, Any]:
         """Zero-cost proxies ``names`` of the seeded untrained network merged into its screen
         record (cached when the search has a cache): ``proxies`` {name: value}, ``cpu``
-        {"build": CPU seconds to build the network, name: CPU seconds of that proxy alone},
-        ``seconds`` {same keys: wall seconds}."""
+        {"build": CPU seconds to build the network, name: CPU seconds of the call that
+        measured it, charged to the first name of that call}, ``seconds`` {same keys: wall
+        seconds}."""
         from tgsage.data.pipeline import resolve_device
         from tgsage.evaluate import build_candidate, measure_proxies
 
@@ -213,45 +215,113 @@ class TrainingCascade:
         model, _ = build_candidate(spec, self.data, c.width_mult, seed=c.seed)
         model = model.to(device)
         wall["build"], cpu["build"] = time.perf_counter() - t0, time.process_time() - c0
-        for name in todo:
-            t0, c0 = time.perf_counter(), time.process_time()
-            value = measure_proxies(
-                model, self.data, [name], device=device, normalize=self._normalize(), seed=c.seed
-            )[name]
-            wall[name], cpu[name] = time.perf_counter() - t0, time.process_time() - c0
-            rec["proxies"] = dict(rec["proxies"]) | {name: value}
+        # one call for all: the proxies share their forward and backward passes; the time is
+        # charged to the first (the others' 0 s, as the one-pass code itself does)
+        t0, c0 = time.perf_counter(), time.process_time()
+        values = measure_proxies(
+            model, self.data, todo, device=device, normalize=self._normalize(), seed=c.seed
+        )
+        wall_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+        for i, name in enumerate(todo):
+            wall[name], cpu[name] = (wall_s, cpu_s) if i == 0 else (0.0, 0.0)
+        rec["proxies"] = dict(rec["proxies"]) | {n: values[n] for n in todo}
         rec["cpu"], rec["seconds"] = cpu, wall
         if self.screen_cache is not None:
             rec = self.screen_cache.put(h, None, rec)
         return rec
 
     def screen(self, spec: Any) -> Outcome:
-        name = self.config.cascade.screen  # type: ignore[union-attr]
-        had = self.screen_cache.get(spec.spec_hash, None) if self.screen_cache else None
-        cached = had is not None and name in (had.get("proxies") or {})
-        rec = self.measure_screen(spec, [name])
-        z = rec["proxies"].get(name)
+        """Rung 0: the screen's score of the seeded untrained network. A proxy name is that
+        proxy's value; an expression over proxies (``logrank(meco, synflow)``,
+        ``1*logrank(meco) + 0.2*logrank(zico)``) is evaluated with its ranks taken against the
+        search's reference architectures (:meth:`screen_reference`), so every candidate's
+        value is fixed when it is measured and the rung ranks them like any proxy. All the
+        expression's proxies come from one shared pass."""
+        from tgsage.scores import parse_score, score_one
 
-        def cost(key: str) -> float:  # building the network + this proxy
+        text = self.config.cascade.screen  # type: ignore[union-attr]
+        expr = parse_score(text)
+        names = list(expr.names)
+        had = self.screen_cache.get(spec.spec_hash, None) if self.screen_cache else None
+        cached = had is not None and all(n in (had.get("proxies") or {}) for n in names)
+        w0, c0 = time.perf_counter(), time.process_time()
+        ref = self.screen_reference(expr)
+        ref_wall, ref_cpu = time.perf_counter() - w0, time.process_time() - c0
+        rec = self.measure_screen(spec, names)
+        values = {n: rec["proxies"].get(n) for n in names}
+
+        def cost(key: str) -> float:  # building the network + these proxies
             times = rec.get(key) or {}
-            return float(times.get("build") or 0.0) + float(times.get(name) or 0.0)
+            return float(times.get("build") or 0.0) + sum(float(times.get(n) or 0.0) for n in names)
 
         attrs: dict[str, Any] = {
             "examples": 0,
             "train_seconds": 0.0,
-            "score_seconds": cost("seconds"),
-            "cpu_seconds": cost("cpu"),
-            "proxies": {name: z},
+            # the reference, measured once per worker process, is charged where it was built
+            "score_seconds": cost("seconds") + (ref_wall if ref is not None else 0.0),
+            "cpu_seconds": cost("cpu") + (ref_cpu if ref is not None else 0.0),
+            "proxies": values,
         }
         if cached:
             attrs["cached"] = True
+        bad = [n for n, v in values.items() if v is None or math.isnan(float(v))]
+        if text in values:
+            z = values[text]
+        elif bad:
+            z = None
+        else:
+            fit = self._screen_fit()
+            z = score_one(expr, {n: float(v) for n, v in values.items()}, ref, fit, spec=spec)
         if z is None or not math.isfinite(float(z)):
+            what = f"{', '.join(bad)} undefined" if bad else f"{text} is {z}"
             return Outcome(
-                False,
-                None,
-                attrs | {"failure_reason": "proxy_undefined", "message": f"{name} is {z}"},
+                False, None, attrs | {"failure_reason": "proxy_undefined", "message": what}
             )
         return Outcome(True, float(z), attrs | {"score": float(z)})
+
+    def _screen_fit(self) -> Any:
+        from tgsage.scores import FitOptions
+
+        return FitOptions(labels=self.config.proxy_reference, seed=self.config.seed)
+
+    def screen_reference(self, expr: Any) -> Any:
+        """The architectures a screen expression's ranks (and fitted terms) compare a
+        candidate with: ``proxy_reference`` seeded random architectures of the space (drawn
+        from ``ground_truth`` with their accuracies when set), screened like candidates and
+        cached in the run folder, so every worker ranks against the same reference
+        (:mod:`tgsage.scores.reference`). None when the expression needs none."""
+        if not expr.population:
+            return None
+        if self._screen_ref is None:
+            from tgsage.scores.reference import build_reference, reference_path, reference_specs
+            from tgsage.spaces import get_space
+
+            c = self.config
+            names = tuple(expr.names)
+            tag = ("screen", "labelled") if c.ground_truth is not None else ("screen",)
+            cache: Any = reference_path(c.resolved_run_dir, names + tag, c.proxy_reference, c.seed)
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                cache = None  # a worker on another machine without the run folder
+            targets = None
+            if c.ground_truth is not None:
+                from tgsage.spaces.ground_truth import load_nb201_table
+
+                truth = load_nb201_table(c.ground_truth, dataset=c.ground_truth_dataset)
+                specs = truth.sample(min(c.proxy_reference, len(truth)), seed=c.seed)
+                targets = [truth.lookup(s) for s in specs]
+            else:
+                space = get_space(c.space, **c.space_options)
+                specs = reference_specs(space, c.proxy_reference, c.seed)
+            self._screen_ref = build_reference(
+                specs,
+                lambda _i, s: self.measure_screen(s, list(names))["proxies"],
+                names,
+                cache=cache,
+                targets=targets,
+            )
+        return self._screen_ref
 
     # ------------------------------------------------------------------ train
     def train(self, spec: Any, budget: str, score: str, previous: str | None = None) -> Outcome:

@@ -211,10 +211,30 @@ class SearchConfig(BaseModel):
         from tgsage.scores import parse_name, parse_score
 
         if cascade.screen not in PROXIES:
-            raise ValueError(
-                f"cascade.screen: {cascade.screen!r} is not a registered zero-cost proxy "
-                f"{sorted(PROXIES)}"
-            )
+            try:
+                screen = parse_score(cascade.screen)
+            except Exception as exc:
+                raise ValueError(
+                    f"cascade.screen: {cascade.screen!r} is neither a registered zero-cost "
+                    f"proxy {sorted(PROXIES)} nor a score expression over them ({exc})"
+                ) from None
+            others = [n for n in screen.names if n not in PROXIES]
+            if screen.names == (cascade.screen.strip(),):
+                raise ValueError(
+                    f"cascade.screen: {cascade.screen!r} is not a registered zero-cost proxy "
+                    f"{sorted(PROXIES)}"
+                )
+            if others:
+                raise ValueError(
+                    f"cascade.screen {cascade.screen!r} reads {others}, which are not zero-cost "
+                    f"proxies {sorted(PROXIES)}: the screen scores untrained networks (trained "
+                    "scores belong in score / cascade.rung_scores)"
+                )
+            if screen.fitted and self.ground_truth is None:
+                raise ValueError(
+                    f"cascade.screen {cascade.screen!r} has a fitted combiner; it learns from "
+                    "labelled architectures: set ground_truth (a NAS-Bench-201 table)"
+                )
         for text in cascade.rung_scores or [self.score]:
             if text == "proxy":
                 raise ValueError(
