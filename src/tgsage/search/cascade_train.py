@@ -293,33 +293,14 @@ class TrainingCascade:
         if not expr.population:
             return None
         if self._screen_ref is None:
-            from tgsage.scores.reference import build_reference, reference_path, reference_specs
-            from tgsage.spaces import get_space
+            from tgsage.search.objective import search_reference
 
-            c = self.config
             names = tuple(expr.names)
-            tag = ("screen", "labelled") if c.ground_truth is not None else ("screen",)
-            cache: Any = reference_path(c.resolved_run_dir, names + tag, c.proxy_reference, c.seed)
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-            except OSError:
-                cache = None  # a worker on another machine without the run folder
-            targets = None
-            if c.ground_truth is not None:
-                from tgsage.spaces.ground_truth import load_nb201_table
-
-                truth = load_nb201_table(c.ground_truth, dataset=c.ground_truth_dataset)
-                specs = truth.sample(min(c.proxy_reference, len(truth)), seed=c.seed)
-                targets = [truth.lookup(s) for s in specs]
-            else:
-                space = get_space(c.space, **c.space_options)
-                specs = reference_specs(space, c.proxy_reference, c.seed)
-            self._screen_ref = build_reference(
-                specs,
-                lambda _i, s: self.measure_screen(s, list(names))["proxies"],
+            self._screen_ref = search_reference(
+                self.config,
                 names,
-                cache=cache,
-                targets=targets,
+                lambda _i, s: self.measure_screen(s, list(names))["proxies"],
+                tag=("screen",),
             )
         return self._screen_ref
 

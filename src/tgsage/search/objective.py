@@ -12,8 +12,9 @@ import hashlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from tgsage.candidate_record import to_record
@@ -123,6 +124,39 @@ class SimulatedObjective:
         return Outcome(True, score, attrs)
 
 
+def search_reference(
+    config: SearchConfig,
+    names: tuple[str, ...],
+    measure: Callable[[int, Any], Mapping[str, float]],
+    tag: tuple[str, ...] = (),
+) -> Any:
+    """A search's reference population for ``names`` (:mod:`tgsage.scores.reference`):
+    ``proxy_reference`` seeded random architectures of the space, or drawn from
+    ``ground_truth`` with their accuracies (so a fitted score learns from them), measured with
+    ``measure(i, spec)`` and cached in the run folder (``tag`` keeps apart references of the
+    same names measured differently, e.g. a cascade's screen)."""
+    from tgsage.scores.reference import build_reference, reference_path, reference_specs
+    from tgsage.spaces import get_space
+
+    c = config
+    tag = tag + (("labelled",) if c.ground_truth is not None else ())
+    cache: Path | None = reference_path(c.resolved_run_dir, names + tag, c.proxy_reference, c.seed)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)  # type: ignore[union-attr]
+    except OSError:
+        cache = None  # a worker on another machine without the run folder
+    targets = None
+    if c.ground_truth is not None:  # a labelled reference, drawn from the table
+        from tgsage.spaces.ground_truth import load_nb201_table
+
+        truth = load_nb201_table(c.ground_truth, dataset=c.ground_truth_dataset)
+        specs = truth.sample(min(c.proxy_reference, len(truth)), seed=c.seed)
+        targets = [truth.lookup(s) for s in specs]
+    else:
+        specs = reference_specs(get_space(c.space, **c.space_options), c.proxy_reference, c.seed)
+    return build_reference(specs, measure, names, cache=cache, targets=targets)
+
+
 class TrainObjective:
     """Premature training and scoring with :func:`tgsage.evaluate.evaluate_candidate`."""
 
@@ -148,33 +182,9 @@ class TrainObjective:
         if not expr.population:
             return None
         if self._reference is None:
-            from tgsage.scores.reference import build_reference, reference_path, reference_specs
-            from tgsage.spaces import get_space
-
-            c = self.config
-            names = expr.population_names
-            tag = ("labelled",) if c.ground_truth is not None else ()
-            cache = reference_path(c.resolved_run_dir, names + tag, c.proxy_reference, c.seed)
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-            except OSError:
-                cache = None  # a worker on another machine without the run folder
-            targets = None
-            if c.ground_truth is not None:  # a labelled reference, drawn from the table
-                from tgsage.spaces.ground_truth import load_nb201_table
-
-                truth = load_nb201_table(c.ground_truth, dataset=c.ground_truth_dataset)
-                specs = truth.sample(min(c.proxy_reference, len(truth)), seed=c.seed)
-                targets = [truth.lookup(s) for s in specs]
-            else:
-                space = get_space(c.space, **c.space_options)
-                specs = reference_specs(space, c.proxy_reference, c.seed)
-            self._reference = build_reference(
-                specs,
-                lambda i, s: self._measure(s, names, c.seed + i),
-                names,
-                cache=cache,
-                targets=targets,
+            c, names = self.config, expr.population_names
+            self._reference = search_reference(
+                c, names, lambda i, s: self._measure(s, names, c.seed + i)
             )
         return self._reference
 
