@@ -33,6 +33,7 @@ import json
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -559,10 +560,12 @@ def plot(
                 continue
             ys = np.vstack([curve(r["events"], unit, grid) for r in runs[m]]) * 100
             n = np.isfinite(ys).sum(axis=0)
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # grid points before any answer
                 mean = np.nanmean(ys, axis=0)
                 sem = np.nanstd(ys, axis=0, ddof=1) / np.sqrt(np.maximum(n, 1))
-            ok = n >= max(2, 0.5 * len(runs[m]))
+            end = max(np.sum([e[unit] for e in r["events"]]) for r in runs[m])
+            ok = (n >= max(2, 0.5 * len(runs[m]))) & (grid <= end)  # drawn up to its cost
             c = colours.get(m)
             ax.plot(grid[ok], mean[ok], color=c, label=f"{m} ({len(runs[m])} seeds)")
             lo, up = (mean - 1.96 * sem)[ok], (mean + 1.96 * sem)[ok]
