@@ -3,7 +3,8 @@
 A cascade is successive halving with a free first rung:
 
 - **rung 0, the screen**: ``n_candidates`` proposals of the strategy are scored by a
-  training-free score (a zero-cost proxy; no training, cost 0 examples) and the best
+  training-free score (a zero-cost proxy, or an expression over proxies ranked against a
+  fixed reference of random architectures; no training, cost 0 examples) and the best
   ``keep`` distinct architectures go on;
 - **rungs 1..R**: the survivors are trained to growing budgets (``budgets``), scored by the
   search's score (P, TG, P + alpha*TG, ...) and the top ``1/eta`` go on; training at rung r
@@ -77,7 +78,10 @@ class CascadeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     screen: str = Field(
-        "synflow", description="Training-free score of rung 0 (a zero-cost proxy name)."
+        "synflow",
+        description="Training-free score of rung 0: a zero-cost proxy name, or an expression "
+        "over proxies (e.g. 'logrank(meco, synflow)'; ranks against proxy_reference random "
+        "architectures).",
     )
     budgets: list[str] = Field(
         ..., min_length=1, description="Training budgets of rungs 1..R, increasing."
