@@ -3,7 +3,8 @@ training, teacher guidance and labels - chosen on one half of the cells, reporte
 
     python benchmarks/studies/trained_analysis.py --data-dir ../shared/data \\
         --trained benchmarks/results/trained_nb201_c10.jsonl \\
-        --zero-cost benchmarks/results/zero_cost_nb201_cifar10.jsonl --out analysis.json
+        --zero-cost benchmarks/results/zero_cost_nb201_cifar10.jsonl \\
+        --zero-cost benchmarks/results/zero_cost_nb201_cifar10_az2.jsonl --out analysis.json
 
 **Split:** the zero-cost analysis's (``split_of``: seeded permutation 2012 of the table's rows,
 even positions = selection half, odd = report half). Every expression, feature set and model

@@ -3,7 +3,8 @@
 combinations chosen on one half of the cells and reported on the other.
 
     python benchmarks/studies/zero_cost_analysis.py --data-dir ../shared/data \\
-        --records benchmarks/results/zero_cost_nb201_cifar10.jsonl --dataset cifar10
+        --records benchmarks/results/zero_cost_nb201_cifar10.jsonl \\
+        benchmarks/results/zero_cost_nb201_cifar10_az2.jsonl --dataset cifar10
 
 ``--target cifar100`` ranks the same scores against the CIFAR-100 column (scores computed on
 CIFAR-10 images, as NAS-Bench-Suite-Zero's). Single scores and the published aggregations
