@@ -258,8 +258,8 @@ class TrainingCascade:
             "examples": 0,
             "train_seconds": 0.0,
             # the reference, measured once per worker process, is charged where it was built
-            "score_seconds": cost("seconds") + (ref_wall if ref is not None else 0.0),
-            "cpu_seconds": cost("cpu") + (ref_cpu if ref is not None else 0.0),
+            "score_seconds": cost("seconds") + ref_wall,
+            "cpu_seconds": cost("cpu") + ref_cpu,
             "proxies": values,
         }
         if cached:
@@ -270,7 +270,9 @@ class TrainingCascade:
         elif bad:
             z = None
         else:
-            fit = self._screen_fit()
+            from tgsage.search.objective import reference_fit
+
+            fit = reference_fit(self.config)
             z = score_one(expr, {n: float(v) for n, v in values.items()}, ref, fit, spec=spec)
         if z is None or not math.isfinite(float(z)):
             what = f"{', '.join(bad)} undefined" if bad else f"{text} is {z}"
@@ -278,11 +280,6 @@ class TrainingCascade:
                 False, None, attrs | {"failure_reason": "proxy_undefined", "message": what}
             )
         return Outcome(True, float(z), attrs | {"score": float(z)})
-
-    def _screen_fit(self) -> Any:
-        from tgsage.scores import FitOptions
-
-        return FitOptions(labels=self.config.proxy_reference, seed=self.config.seed)
 
     def screen_reference(self, expr: Any) -> Any:
         """The architectures a screen expression's ranks (and fitted terms) compare a
@@ -295,7 +292,7 @@ class TrainingCascade:
         if self._screen_ref is None:
             from tgsage.search.objective import search_reference
 
-            names = tuple(expr.names)
+            names = expr.population_names  # what the ranks read, as for a flat search
             self._screen_ref = search_reference(
                 self.config,
                 names,

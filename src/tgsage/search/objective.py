@@ -157,6 +157,13 @@ def search_reference(
     return build_reference(specs, measure, names, cache=cache, targets=targets)
 
 
+def reference_fit(config: SearchConfig) -> Any:
+    """Fitted scores learn from every labelled reference architecture."""
+    from tgsage.scores import FitOptions
+
+    return FitOptions(labels=config.proxy_reference, seed=config.seed)
+
+
 class TrainObjective:
     """Premature training and scoring with :func:`tgsage.evaluate.evaluate_candidate`."""
 
@@ -187,12 +194,6 @@ class TrainObjective:
                 c, names, lambda i, s: self._measure(s, names, c.seed + i)
             )
         return self._reference
-
-    def _fit(self) -> Any:
-        """Fitted scores learn from every labelled reference architecture."""
-        from tgsage.scores import FitOptions
-
-        return FitOptions(labels=self.config.proxy_reference, seed=self.config.seed)
 
     def _measure(self, spec: Any, names: tuple[str, ...], seed: int) -> dict[str, float]:
         """Base scores ``names`` of one architecture: proxies of the untrained network (built
@@ -252,7 +253,7 @@ class TrainObjective:
 
         t0 = time.perf_counter()
         values, params = self._proxies(spec, expr.names, self.config.seed)
-        z = score_one(expr, values, self.reference(expr), self._fit(), spec=spec)
+        z = score_one(expr, values, self.reference(expr), reference_fit(self.config), spec=spec)
         attrs: dict[str, Any] = {
             "examples": 0,
             "steps": 0,
@@ -278,7 +279,7 @@ class TrainObjective:
         if all(parse_name(n).is_proxy for n in expr.names):
             return self._proxy_only(spec, expr)
         reference = self.reference(expr)
-        r = self._evaluate(spec, str(expr), reference=reference, fit=self._fit())
+        r = self._evaluate(spec, str(expr), reference=reference, fit=reference_fit(self.config))
         attrs = to_record(r)
         if not r.ok:
             return Outcome(False, None, attrs)
