@@ -13,7 +13,9 @@ Methods (each over ``--seeds``; a search seed changes the proposals, never the t
   in-memory storage) with rungs ranked by P or by P + TG;
 - ``random-p``, ``re-p``, ``tpe-p`` and the ``-ptg`` twins: random search, regularised
   evolution and TPE training every proposal to ``--baseline-budget`` and guided by P or P + TG,
-  until ``--baseline-cost`` examples.
+  until ``--baseline-cost`` examples; with ``--shared-startup N`` the first N distinct cells of
+  ``re-*`` and ``tpe-*`` come from ``random-p``'s random stream (RE's initial population and TPE's
+  start-up are random anyway: common random numbers, shared trainings).
 
 Cells missing from the table (933 of 15,625 in the dev table) are treated as outside the
 space: a cascade's screen fails them at no cost, a baseline re-proposes.
@@ -86,6 +88,8 @@ def search_config(args: argparse.Namespace, **over: Any) -> Any:
             "checkpoints": str(args.work / "checkpoints"),
         },
     }
+    if args.prescreen is not None:
+        cfg["cascade"] |= {"prescreen": args.prescreen, "prescreen_keep": args.prescreen_keep}
     cfg.update(over)
     return load_config(cfg)
 
@@ -110,10 +114,10 @@ class StudyEvaluator:
             {"examples": 0, "cpu_seconds": 0.0, "failure_reason": "not_in_table", "message": ""},
         )
 
-    def screen(self, spec: Any) -> Any:
+    def screen(self, spec: Any, score: str | None = None) -> Any:
         if spec.spec_hash not in self.truth:
             return self._outside()
-        return self.inner.screen(spec)
+        return self.inner.screen(spec, score)
 
     def train(self, spec: Any, budget: str, score: str, previous: str | None = None) -> Any:
         if spec.spec_hash not in self.truth:
@@ -166,7 +170,8 @@ def cascade_events(trials: Sequence[Any], budgets: Sequence[str], acc: dict[str,
     """[examples, cpu seconds, incumbent's true accuracy] after each finished trial, in order.
 
     The incumbent is what the cascade would answer at that moment: the best-scored cell of
-    the deepest budget with any result (the screen before any training)."""
+    the deepest rung with any result (the screen before any training; with a prescreen, the
+    prescreen before the screen)."""
     from optuna.trial import TrialState
 
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.FAIL)]
@@ -177,7 +182,7 @@ def cascade_events(trials: Sequence[Any], budgets: Sequence[str], acc: dict[str,
     for t in done:
         a = t.user_attrs
         if t.state == TrialState.COMPLETE and t.value is not None:
-            lv = level[a.get("budget")]
+            lv = int(a["rung"]) if "rung" in a else level[a.get("budget")]  # deeper: later
             key = (float(t.value), -t.number, a["spec_hash"])
             if lv not in best or key[:2] > best[lv][:2]:
                 best[lv] = key
@@ -239,17 +244,25 @@ def run_baseline(args: argparse.Namespace, seed: int, method: str, truth: Any) -
     opts: dict[str, Any] = {}
     if name == "evolution":
         opts = {"population": args.re_population, "sample_size": args.re_sample}
+    if name == "tpe":
+        opts = {"n_startup_trials": args.tpe_startup}
     cfg = search_config(args)
     ev = StudyEvaluator(cfg, truth)
     acc = _truth_by_hash(truth)
     space = get_space("nb201")
     strategy = get_strategy(name, space, seed=seed, **opts)
+    # RE's initial population and TPE's start-up trials are uniform random proposals; drawn
+    # from one shared random stream (random-p's), the same seed's RE and TPE runs start from
+    # the same cells: common random numbers, and their trainings are reused from the cache
+    starter = get_strategy("random", space, seed=seed) if name != "random" else strategy
+    startup = args.shared_startup if name != "random" else 0
     seen: dict[str, float | None] = {}
     events, spent, asked, best = [], 0, 0, None
     while spent < args.baseline_cost:
         if args.max_new is not None and ev.trained >= args.max_new:
             return {"events": events, "trained": ev.trained, "incomplete": True}
-        params = strategy.ask(trial_seed(seed, asked))
+        ask = starter if len(seen) < startup else strategy
+        params = ask.ask(trial_seed(seed, asked))
         asked += 1
         spec = space.params_to_spec(params)
         h = spec.spec_hash
@@ -315,11 +328,17 @@ def method_key(args: argparse.Namespace, method: str) -> str:
         return json.dumps({"screen": args.screen, "n": args.screen_n}, sort_keys=True)
     if method.startswith("cascade"):
         plan = {"screen": args.screen, "n": args.screen_n, "budgets": args.budgets}
+        if args.prescreen is not None:
+            plan |= {"prescreen": args.prescreen, "prescreen_keep": args.prescreen_keep}
         plan |= {"keep": args.keep, "eta": args.eta}
         return json.dumps(common | plan, sort_keys=True)
     base = {"budget": args.baseline_budget, "cost": args.baseline_cost}
     if method.startswith("re"):
         base |= {"population": args.re_population, "sample": args.re_sample}
+    if method.startswith("tpe"):
+        base |= {"tpe_startup": args.tpe_startup}
+    if method.startswith(("re", "tpe")) and args.shared_startup:
+        base |= {"shared_startup": args.shared_startup}
     return json.dumps(common | base, sort_keys=True)
 
 
@@ -613,6 +632,8 @@ def main(argv: Iterable[str] | None = None) -> None:
         "--proxies", default="synflow,params", help="screen command: proxies to measure"
     )
     ap.add_argument("--screen-n", type=int, default=3000)
+    ap.add_argument("--prescreen", help="cascades: a cheaper score before --screen")
+    ap.add_argument("--prescreen-keep", type=int, default=300)
     ap.add_argument("--budgets", type=lambda s: s.split(","), default=["5000ex", "20000ex"])
     ap.add_argument("--keep", type=lambda s: [int(k) for k in s.split(",")], default=[9, 3])
     ap.add_argument("--eta", type=float, default=3.0)
@@ -620,6 +641,13 @@ def main(argv: Iterable[str] | None = None) -> None:
     ap.add_argument("--baseline-cost", type=int, default=400_000)
     ap.add_argument("--re-population", type=int, default=10)
     ap.add_argument("--re-sample", type=int, default=3)
+    ap.add_argument("--tpe-startup", type=int, default=20, help="TPE's random start-up trials")
+    ap.add_argument(
+        "--shared-startup",
+        type=int,
+        default=0,
+        help="re/tpe: the first N distinct cells from random-p's stream (common random numbers)",
+    )
     ap.add_argument("--methods", default="screen,cascade-p,cascade-ptg")
     ap.add_argument("--seeds", default="0-19")
     ap.add_argument("--max-new", type=int, help="stop a run after this many trainings")

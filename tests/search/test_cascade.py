@@ -38,6 +38,10 @@ def screen_value(h: str) -> float:
     return _u(h, "Q") + 0.5 * (_u(h, "Z") - 0.5)
 
 
+def prescreen_value(h: str, name: str) -> float:
+    return _u(h, "Q") + 1.0 * (_u(h, f"Z{name}") - 0.5)
+
+
 def rung_value(h: str, budget: str, level: int, alpha: float = 1.0) -> float:
     p = _u(h, "Q") + 0.3 * (_u(h, f"P{budget}") - 0.5) / level
     tg = _u(h, "Q") + 0.3 * (_u(h, f"T{budget}") - 0.5) / level
@@ -78,9 +82,37 @@ def test_successive_halving_sizes() -> None:
     assert plan.nominal_examples(ex, continued=False) == 27 * 1000 + 9 * 3000 + 3 * 9000
 
 
+def test_prescreen_plan() -> None:
+    cfg = CascadeConfig(budgets=BUDGETS, prescreen="synflow", prescreen_keep=30, keep=9)
+    plan = make_plan(cfg, 200)
+    assert [r.size for r in plan.rungs[0]] == [200, 30, 9, 3, 1]
+    assert [r.stage for r in plan.rungs[0]] == ["prescreen", "screen", *BUDGETS]
+    assert [r.budget for r in plan.rungs[0][:2]] == [None, None]
+    assert [r.score for r in plan.rungs[0][:2]] == ["synflow", "synflow"]
+    assert [r.index for r in plan.rungs[0]] == [0, 1, 2, 3, 4]
+    ex = {"1000ex": 1000, "3000ex": 3000, "9000ex": 9000}
+    assert plan.nominal_examples(ex) == 9 * 1000 + 3 * 2000 + 1 * 6000  # untrained rungs: free
+    default = make_plan(CascadeConfig(budgets=BUDGETS, prescreen="params", eta=4, keep=9), 200)
+    assert [r.size for r in default.rungs[0]][:3] == [200, 50, 9]  # default: n / eta
+    hb = make_plan(CascadeConfig(budgets=BUDGETS, hyperband=True, prescreen="params"), 90)
+    assert all([r.stage for r in b[:2]] == ["prescreen", "screen"] for b in hb.rungs)
+    assert all(b[1].size == 30 and b[0].size == 90 for b in hb.rungs)
+    assert [[r.size for r in b[2:]] for b in hb.rungs] == [[9, 3, 1], [5, 1], [3]]
+    with pytest.raises(ConfigError, match="the prescreen keeps 300 of only 200"):
+        make_plan(CascadeConfig(budgets=BUDGETS, prescreen="params", prescreen_keep=300), 200)
+    with pytest.raises(ConfigError, match="keeps 40 of only 30 prescreen survivors"):
+        make_plan(
+            CascadeConfig(budgets=BUDGETS, prescreen="params", prescreen_keep=30, keep=40), 200
+        )
+
+
 @pytest.mark.parametrize(
     ("cascade", "message"),
     [
+        ({"budgets": ["1ex", "2ex"], "prescreen_keep": 5}, "needs a prescreen"),
+        ({"budgets": ["1ex", "2ex"], "prescreen": "synfloww"}, "cascade.prescreen"),
+        ({"budgets": ["1ex", "2ex"], "prescreen": "logrank(params, P)"}, "not zero-cost"),
+        ({"budgets": ["1ex", "2ex"], "prescreen": "params", "prescreen_keep": 0}, "prescreen_keep"),
         ({"budgets": ["2000ex", "1000ex"]}, "increase"),
         ({"budgets": ["1ep", "2000ex"]}, "one unit"),
         ({"budgets": ["0ex", "10ex"]}, "positive"),
@@ -163,7 +195,10 @@ def _check_no_double_training(trials: list[Any]) -> None:
             or (t.state == TrialState.FAIL and "failure_reason" in t.user_attrs)
         )
     ]
-    trained = Counter((t.user_attrs["spec_hash"], t.user_attrs.get("budget")) for t in evaluated)
+    trained = Counter(
+        (t.user_attrs["spec_hash"], t.user_attrs.get("budget"), t.user_attrs.get("screen"))
+        for t in evaluated
+    )
     assert max(trained.values()) == 1, [k for k, v in trained.items() if v > 1]
 
 
@@ -208,6 +243,51 @@ def test_rungs_promote_exactly_the_top_and_cost_adds_up(sim_config: Factory, wor
         + sorted(screened - set(expect1), key=lambda h: -screen_value(h))
     )
     assert [h for h, _, _ in state.ranked] == expect
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_a_prescreen_passes_its_best_to_the_screen(sim_config: Factory, workers: int) -> None:
+    n, pre, keep = 60, 20, 6
+    trials, cfg = _run(
+        sim_config(
+            space="nb201",
+            n_candidates=n,
+            workers=workers,
+            cascade={
+                "prescreen": "params",
+                "prescreen_keep": pre,
+                "budgets": BUDGETS[:2],
+                "keep": keep,
+            },
+        ),
+        workers,
+    )
+    rungs = _by_rung(trials)
+    assert {k: len(v) for k, v in rungs.items()} == {(0, 0): n, (0, 1): pre, (0, 2): 6, (0, 3): 2}
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    # values recomputed from the simulated objective's formulas: the prescreen's own noise
+    proposed = {t.user_attrs["spec_hash"] for t in rungs[(0, 0)]}
+    for t in rungs[(0, 0)]:
+        assert t.value == pytest.approx(prescreen_value(t.user_attrs["spec_hash"], "params"))
+    expect1 = top(proposed, lambda h: prescreen_value(h, "params"), pre)
+    assert sorted(t.user_attrs["spec_hash"] for t in rungs[(0, 1)]) == sorted(expect1)
+    for t in rungs[(0, 1)]:  # the screen's own value, not the prescreen's reused
+        assert t.value == pytest.approx(screen_value(t.user_attrs["spec_hash"]))
+        assert "reused_from" not in t.user_attrs and t.user_attrs["screen"] == "synflow"
+    expect2 = top(set(expect1), screen_value, keep)
+    assert sorted(t.user_attrs["spec_hash"] for t in rungs[(0, 2)]) == sorted(expect2)
+    expect3 = top(set(expect2), lambda h: rung_value(h, "1000ex", 1), 2)
+    assert sorted(t.user_attrs["spec_hash"] for t in rungs[(0, 3)]) == sorted(expect3)
+    _check_no_double_training(trials)
+    assert sum(int(t.user_attrs.get("examples", 0)) for t in trials) == 6 * 1000 + 2 * 2000
+    state = cascade_state(trials, make_plan(cfg.cascade, n, cfg.score))
+    assert state.finished
+    assert state.answer[0] == top(set(expect3), lambda h: rung_value(h, "3000ex", 2), 1)[0]
+    assert [state.rung(0, i).as_dict()["stage"] for i in range(4)] == [
+        "prescreen",
+        "screen",
+        *BUDGETS[:2],
+    ]
 
 
 def test_without_continuation_every_rung_pays_its_whole_budget(sim_config: Factory) -> None:

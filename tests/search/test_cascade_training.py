@@ -99,6 +99,10 @@ def test_screen_is_the_proxy_of_the_seeded_untrained_network(
     )["synflow"]
     assert out.ok and out.attrs["examples"] == 0
     assert out.score == pytest.approx(expect, rel=1e-6)
+    # a prescreen passes its own score: the trainable parameter count, counted here
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    pre = rungs.screen(SPEC, "params")
+    assert pre.ok and pre.score == trainable and pre.attrs["proxies"] == {"params": trainable}
 
 
 def test_cached_evaluations_are_charged_as_if_run(tmp_path: Path, teacher_file: Path) -> None:

@@ -102,3 +102,27 @@ def test_cascade_search_line_counts_rungs_against_their_sizes(
     assert "17/17 completed over 3 rungs" in res.output, res.output
     assert "cost 600" in res.output  # 4 x 100 + 1 x (300 - 100) examples
     assert "/12 completed" not in res.output
+
+
+def test_prescreen_cascade_status_names_its_stages(
+    app: typer.Typer, tmp_path: Path, sim_config: Factory
+) -> None:
+    """A prescreen adds an untrained rung: 12 prescreened, 6 screened, 2 trained, 1 continued."""
+    cascade = {"prescreen": "params", "prescreen_keep": 6, "budgets": ["100ex", "300ex"]}
+    cfg = sim_config(space="nb201", n_candidates=12, cascade=cascade | {"keep": 2})
+    path = _write(tmp_path, cfg)
+    runner = CliRunner()
+    res = runner.invoke(app, ["search", str(path), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "21/21 completed over 4 rungs" in res.output, res.output
+    assert "cost 400" in res.output  # 2 x 100 + 1 x (300 - 100) examples
+    res = runner.invoke(app, ["status", str(path), "--json"])
+    rungs = json.loads(res.output)["rungs"]
+    assert [(r["stage"], r["size"], r["score"]) for r in rungs] == [
+        ("prescreen", 12, "params"),
+        ("screen", 6, "synflow"),
+        ("100ex", 2, cfg.get("score", "p+tg")),
+        ("300ex", 1, cfg.get("score", "p+tg")),
+    ]
+    res = runner.invoke(app, ["status", str(path)])
+    assert res.exit_code == 0 and "prescreen" in res.output, res.output

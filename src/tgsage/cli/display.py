@@ -151,7 +151,7 @@ def rung_table(rungs: list[dict[str, Any]], title: str = "cascade rungs") -> Tab
         table.add_row(
             str(r["bracket"]),
             str(r["rung"]),
-            r["budget"] or "screen",
+            r.get("stage") or r["budget"] or "screen",
             r["score"],
             str(r["size"]),
             str(min(r["complete"], r["size"])),

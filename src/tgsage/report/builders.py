@@ -137,7 +137,7 @@ def _rung_row(r: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "bracket": r["bracket"],
         "rung": r["rung"],
-        "budget": r["budget"] or "screen",
+        "budget": r.get("stage") or r["budget"] or "screen",
         "score": r["score"],
         "size": r["size"],
         "completed": min(r["complete"], r["size"]),

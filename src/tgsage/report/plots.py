@@ -374,6 +374,11 @@ def plot_alpha_sweep(rows: Sequence[Any], path: str | Path, metric: str = "pears
     return save(fig, path)
 
 
+def _stage(r: Any) -> str:
+    """A rung's label: its budget, or "prescreen" / "screen" for the untrained rungs."""
+    return str(r.get("stage") or r["budget"] or "screen")
+
+
 def plot_cascade(
     rungs: Sequence[Mapping[str, Any]],
     trajectories: Mapping[str, Sequence[tuple[int, float]]],
@@ -388,7 +393,7 @@ def plot_cascade(
     hash to ``[(i, score), ...]`` with ``i`` the index of the budget in ``budgets``."""
     fig = new_figure(11.0, 4.2)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    labels = [f"b{r['bracket']} r{r['rung']}\n{r['budget'] or 'screen'}" for r in rungs]
+    labels = [f"b{r['bracket']} r{r['rung']}\n{_stage(r)}" for r in rungs]
     x = np.arange(len(rungs))
     done = [min(r["complete"], r["size"]) for r in rungs]
     left.bar(x, done, color=COLORS[0])

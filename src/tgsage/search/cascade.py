@@ -6,6 +6,10 @@ A cascade is successive halving with a free first rung:
   training-free score (a zero-cost proxy, or an expression over proxies ranked against a
   fixed reference of random architectures; no training, cost 0 examples) and the best
   ``keep`` distinct architectures go on;
+- **an optional prescreen** before it: with ``prescreen`` set, rung 0 scores every proposal
+  with that (cheaper) training-free score and only its best ``prescreen_keep`` are scored by
+  ``screen`` (rung 1), e.g. synflow on 3,000 proposals, then a stronger but costlier
+  combination on synflow's top 300; the trained rungs follow;
 - **rungs 1..R**: the survivors are trained to growing budgets (``budgets``), scored by the
   search's score (P, TG, P + alpha*TG, ...) and the top ``1/eta`` go on; training at rung r
   continues the run of rung r-1 from its checkpoint when there is one, so a survivor of every
@@ -77,6 +81,16 @@ class CascadeConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    prescreen: str | None = Field(
+        None,
+        description="Optional cheaper training-free score run on every proposal before "
+        "screen; only its best prescreen_keep are scored by screen.",
+    )
+    prescreen_keep: int | None = Field(
+        None,
+        ge=1,
+        description="Survivors of the prescreen (default: n_candidates / eta).",
+    )
     screen: str = Field(
         "synflow",
         description="Training-free score of rung 0: a zero-cost proxy name, or an expression "
@@ -145,7 +159,14 @@ class CascadeConfig(BaseModel):
             raise ValueError("hyperband sizes its brackets itself: leave keep out")
         if self.rung_scores is not None and len(self.rung_scores) != r:
             raise ValueError(f"rung_scores lists one score per budget ({r})")
+        if self.prescreen_keep is not None and self.prescreen is None:
+            raise ValueError("prescreen_keep needs a prescreen (a training-free score)")
         return self
+
+    @property
+    def screens(self) -> int:
+        """How many untrained rungs lead each bracket (1, or 2 with a prescreen)."""
+        return 1 if self.prescreen is None else 2
 
 
 @dataclass(frozen=True)
@@ -154,19 +175,25 @@ class Rung:
     budget (None for the screen)."""
 
     bracket: int
-    index: int  # 0 = screen; i > 0 trains to budgets[i - 1]
+    index: int  # untrained rungs first (the screen, or a prescreen and the screen), then trained
     size: int
     budget: str | None
     score: str
+    stage: str = ""  # "prescreen", "screen" or the budget: what status and reports show
 
     @property
     def role(self) -> tuple[int, int]:
         return (self.bracket, self.index)
 
+    @property
+    def trained(self) -> bool:
+        return self.budget is not None
+
 
 @dataclass(frozen=True)
 class CascadePlan:
-    """Every bracket's rungs; ``rungs[b][0]`` is bracket b's screen."""
+    """Every bracket's rungs; ``rungs[b][0]`` is bracket b's first untrained rung (its screen,
+    or its prescreen)."""
 
     rungs: tuple[tuple[Rung, ...], ...]
     budgets: tuple[str, ...]
@@ -191,8 +218,10 @@ class CascadePlan:
         total = 0
         for b in self.rungs:
             prev = 0
-            for r in b[1:]:
-                e = examples[r.budget]  # type: ignore[index]
+            for r in b:
+                if r.budget is None:
+                    continue  # untrained rungs cost no examples
+                e = examples[r.budget]
                 total += r.size * (e - prev if continued else e)
                 prev = e if continued else 0
         return total
@@ -225,13 +254,33 @@ def make_plan(config: CascadeConfig, n_candidates: int, score: str = "p+tg") -> 
     for _ in range(config.rounds):
         for shape in shapes:
             b = len(rungs)
-            if shape[0][1] > n_candidates:
-                raise ConfigError(
-                    f"cascade: the screen keeps {shape[0][1]} of only {n_candidates} proposals; "
-                    "raise n_candidates or lower keep"
+            screened = n_candidates
+            row = []
+            if config.prescreen is not None:
+                screened = (
+                    config.prescreen_keep
+                    if config.prescreen_keep is not None
+                    else max(1, int(n_candidates // eta))
                 )
-            row = [Rung(b, 0, n_candidates, None, config.screen)]
-            row += [Rung(b, i + 1, k, budgets[bi], scores[bi]) for i, (bi, k) in enumerate(shape)]
+                if screened > n_candidates:
+                    raise ConfigError(
+                        f"cascade: the prescreen keeps {screened} of only {n_candidates} "
+                        "proposals; raise n_candidates or lower prescreen_keep"
+                    )
+                row.append(Rung(b, 0, n_candidates, None, config.prescreen, "prescreen"))
+            if shape[0][1] > screened:
+                what = "proposals" if config.prescreen is None else "prescreen survivors"
+                fix = "n_candidates" if config.prescreen is None else "prescreen_keep"
+                raise ConfigError(
+                    f"cascade: the screen keeps {shape[0][1]} of only {screened} {what}; "
+                    f"raise {fix} or lower keep"
+                )
+            row.append(Rung(b, len(row), screened, None, config.screen, "screen"))
+            first = len(row)
+            row += [
+                Rung(b, first + i, k, budgets[bi], scores[bi], budgets[bi])
+                for i, (bi, k) in enumerate(shape)
+            ]
             rungs.append(tuple(row))
     return CascadePlan(tuple(rungs), tuple(budgets))
 
@@ -305,6 +354,7 @@ class RungState:
             "bracket": self.rung.bracket,
             "rung": self.rung.index,
             "budget": self.rung.budget,
+            "stage": self.rung.stage or self.rung.budget or "screen",
             "score": self.rung.score,
             "size": self.rung.size,
             "complete": self.complete,
@@ -584,15 +634,23 @@ TRANSIENT = frozenset({"interrupted", "error"})  # failures worth another attemp
 
 
 def twin(
-    trials: Sequence[FrozenTrial], number: int, spec_hash: str, budget: str | None
+    trials: Sequence[FrozenTrial],
+    number: int,
+    spec_hash: str,
+    budget: str | None,
+    screen: str | None = None,
 ) -> FrozenTrial | None:
     """Another trial that evaluated the same architecture at the same budget (an original:
     COMPLETE, or FAIL for a reason of the candidate itself), or is evaluating it now (RUNNING,
-    lower number): reuse its result, or wait for it."""
+    lower number): reuse its result, or wait for it. Untrained rungs (``budget`` None) match
+    by their training-free score too (``screen``; a trial recorded without one, from a
+    cascade without a prescreen, matches any)."""
     found = None
     for t in trials:
         a = t.user_attrs
         if t.number == number or a.get("spec_hash") != spec_hash or a.get("budget") != budget:
+            continue
+        if budget is None and screen is not None and a.get("screen", screen) != screen:
             continue
         if "reused_from" in a:
             continue

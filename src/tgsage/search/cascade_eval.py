@@ -1,6 +1,7 @@
 """What a cascade worker does with one (candidate, rung): screen it, or train it further.
 
-``screen(spec)`` scores an untrained network with the training-free score of rung 0;
+``screen(spec, score)`` scores an untrained network with a training-free score (the
+prescreen's or the screen's; default ``cascade.screen``);
 ``train(spec, budget, score)`` trains it to ``budget`` examples in total and scores it. With
 ``continue_training`` the run resumes the candidate's checkpoint at the largest smaller budget
 (``<run_dir>/checkpoints/<spec hash>/<examples>.pt``), so its cost is the difference; a worker
@@ -30,7 +31,7 @@ log = logging.getLogger("tgsage.search")
 
 
 class CascadeEvaluator(Protocol):
-    def screen(self, spec: Any) -> Outcome: ...
+    def screen(self, spec: Any, score: str | None = None) -> Outcome: ...
 
     def train(self, spec: Any, budget: str, score: str, previous: str | None = None) -> Outcome: ...
 
@@ -128,7 +129,9 @@ class SimulatedCascade:
     def _failed(self, h: str, where: str) -> bool:
         return _unit(h + where, "fail") < self.config.simulate.fail_fraction
 
-    def screen(self, spec: Any) -> Outcome:
+    def screen(self, spec: Any, score: str | None = None) -> Outcome:
+        """The screen sees ``q + noise``; a prescreen (a score other than ``cascade.screen``)
+        a noisier view with noise of its own."""
         h = spec.spec_hash
         seconds = self._sleep()
         base = {"examples": 0, "train_seconds": 0.0, "score_seconds": seconds}
@@ -136,8 +139,12 @@ class SimulatedCascade:
             return Outcome(
                 False, None, base | {"failure_reason": "simulated_failure", "message": "simulated"}
             )
-        z = _unit(h, "Q") + 0.5 * (_unit(h, "Z") - 0.5)
-        name = self.config.cascade.screen  # type: ignore[union-attr]
+        main = self.config.cascade.screen  # type: ignore[union-attr]
+        name = main if score is None else score
+        if name == main:
+            z = _unit(h, "Q") + 0.5 * (_unit(h, "Z") - 0.5)
+        else:
+            z = _unit(h, "Q") + 1.0 * (_unit(h, f"Z{name}") - 0.5)
         return Outcome(True, z, base | {"proxies": {name: z}, "score": z})
 
     def train(self, spec: Any, budget: str, score: str, previous: str | None = None) -> Outcome:

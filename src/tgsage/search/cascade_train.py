@@ -113,7 +113,7 @@ class TrainingCascade:
                 cache_path, fingerprint(setting_of(config, self.data, screen=True))
             )
         self.checkpoints = Checkpoints(checkpoint_root(config))
-        self._screen_ref: Any = None
+        self._screen_refs: dict[tuple[str, ...], Any] = {}
 
     # ------------------------------------------------------------------ helpers
     def _examples(self, budget: str) -> int:
@@ -230,8 +230,9 @@ class TrainingCascade:
             rec = self.screen_cache.put(h, None, rec)
         return rec
 
-    def screen(self, spec: Any) -> Outcome:
-        """Rung 0: the screen's score of the seeded untrained network. A proxy name is that
+    def screen(self, spec: Any, score: str | None = None) -> Outcome:
+        """An untrained rung: ``score`` (default ``cascade.screen``; a prescreen passes its
+        own) of the seeded untrained network. A proxy name is that
         proxy's value; an expression over proxies (``logrank(meco, synflow)``,
         ``1*logrank(meco) + 0.2*logrank(zico)``) is evaluated with its ranks taken against the
         search's reference architectures (:meth:`screen_reference`), so every candidate's
@@ -239,7 +240,7 @@ class TrainingCascade:
         expression's proxies come from one shared pass."""
         from tgsage.scores import parse_score, score_one
 
-        text = self.config.cascade.screen  # type: ignore[union-attr]
+        text = score if score is not None else self.config.cascade.screen  # type: ignore[union-attr]
         expr = parse_score(text)
         names = list(expr.names)
         had = self.screen_cache.get(spec.spec_hash, None) if self.screen_cache else None
@@ -289,17 +290,17 @@ class TrainingCascade:
         (:mod:`tgsage.scores.reference`). None when the expression needs none."""
         if not expr.population:
             return None
-        if self._screen_ref is None:
+        names = expr.population_names  # what the ranks read, as for a flat search
+        if names not in self._screen_refs:  # one per screen (a prescreen may need its own)
             from tgsage.search.objective import search_reference
 
-            names = expr.population_names  # what the ranks read, as for a flat search
-            self._screen_ref = search_reference(
+            self._screen_refs[names] = search_reference(
                 self.config,
                 names,
                 lambda _i, s: self.measure_screen(s, list(names))["proxies"],
                 tag=("screen",),
             )
-        return self._screen_ref
+        return self._screen_refs[names]
 
     # ------------------------------------------------------------------ train
     def train(self, spec: Any, budget: str, score: str, previous: str | None = None) -> Outcome:

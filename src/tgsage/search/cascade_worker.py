@@ -132,7 +132,8 @@ class CascadeWorker:
                         "spec": src.user_attrs.get("spec"),
                         "spec_hash": p.spec_hash,
                         "promoted_from": p.source,
-                    },
+                    }
+                    | ({} if rung.trained else {"screen": rung.score}),
                 )
             )
             log.info(
@@ -140,7 +141,7 @@ class CascadeWorker:
                 p.bracket,
                 p.spec_hash,
                 p.rung,
-                rung.budget,
+                rung.stage or rung.budget,
             )
 
     def _surplus(self, trial: optuna.Trial) -> None:
@@ -182,7 +183,10 @@ class CascadeWorker:
             return None
         assert role is not None
         rung = self.plan.rung(*role)
-        self._attrs(trial._trial_id, {"bracket": role[0], "rung": role[1], "budget": rung.budget})
+        attrs = {"bracket": role[0], "rung": role[1], "budget": rung.budget}
+        if not rung.trained:  # untrained rungs differ by their score (prescreen, screen)
+            attrs["screen"] = rung.score
+        self._attrs(trial._trial_id, attrs)
         return role
 
     def _evaluate(self, trial: optuna.Trial, role: tuple[int, int]) -> str:
@@ -194,7 +198,13 @@ class CascadeWorker:
             spec = draw_and_store(self.study, self.space, trial.number, trial._trial_id)
         h = spec.spec_hash
         while True:
-            other = twin(self.study.get_trials(deepcopy=False), trial.number, h, rung.budget)
+            other = twin(
+                self.study.get_trials(deepcopy=False),
+                trial.number,
+                h,
+                rung.budget,
+                None if rung.trained else rung.score,
+            )
             if other is None or other.state != TrialState.RUNNING:
                 break
             time.sleep(self.poll)  # a lower-numbered trial is training it: wait, then reuse
@@ -221,7 +231,7 @@ class CascadeWorker:
             prev = previous_budget(trials, h, rung.budget, self.plan.budgets)
         with self.stop.interruptible():  # pure computation: a stop may cut it short
             if rung.budget is None:
-                outcome = guarded(trial.number, lambda: self.evaluator.screen(spec))
+                outcome = guarded(trial.number, lambda: self.evaluator.screen(spec, rung.score))
             else:
                 outcome = guarded(
                     trial.number,
@@ -233,7 +243,7 @@ class CascadeWorker:
             trial.number,
             role[0],
             role[1],
-            rung.budget or "screen",
+            rung.stage or rung.budget or "screen",
             h,
             f"{outcome.score:.4f}" if outcome.ok else outcome.attrs.get("failure_reason"),
         )

@@ -199,6 +199,36 @@ class SearchConfig(BaseModel):
             )
         return self
 
+    def _check_screen(self, field: str, text: str) -> None:
+        """A training-free rung's score: a zero-cost proxy or an expression over them."""
+        from tgsage.proxies import PROXIES
+        from tgsage.scores import parse_score
+
+        if text not in PROXIES:
+            try:
+                screen = parse_score(text)
+            except Exception as exc:
+                raise ValueError(
+                    f"{field}: {text!r} is neither a registered zero-cost "
+                    f"proxy {sorted(PROXIES)} nor a score expression over them ({exc})"
+                ) from None
+            others = [n for n in screen.names if n not in PROXIES]
+            if screen.names == (text.strip(),):
+                raise ValueError(
+                    f"{field}: {text!r} is not a registered zero-cost proxy {sorted(PROXIES)}"
+                )
+            if others:
+                raise ValueError(
+                    f"{field} {text!r} reads {others}, which are not zero-cost "
+                    f"proxies {sorted(PROXIES)}: the screen scores untrained networks (trained "
+                    "scores belong in score / cascade.rung_scores)"
+                )
+            if screen.fitted and self.ground_truth is None:
+                raise ValueError(
+                    f"{field} {text!r} has a fitted combiner; it learns from "
+                    "labelled architectures: set ground_truth (a NAS-Bench-201 table)"
+                )
+
     def _check_cascade(self, cascade: CascadeConfig) -> None:
         if "budget" in self.model_fields_set and self.budget != cascade.budgets[-1]:
             raise ValueError(
@@ -207,34 +237,11 @@ class SearchConfig(BaseModel):
             )
         if self.beta != 0:
             raise ValueError("beta * rank(proxy) does not apply to a cascade; use cascade.screen")
-        from tgsage.proxies import PROXIES
         from tgsage.scores import parse_name, parse_score
 
-        if cascade.screen not in PROXIES:
-            try:
-                screen = parse_score(cascade.screen)
-            except Exception as exc:
-                raise ValueError(
-                    f"cascade.screen: {cascade.screen!r} is neither a registered zero-cost "
-                    f"proxy {sorted(PROXIES)} nor a score expression over them ({exc})"
-                ) from None
-            others = [n for n in screen.names if n not in PROXIES]
-            if screen.names == (cascade.screen.strip(),):
-                raise ValueError(
-                    f"cascade.screen: {cascade.screen!r} is not a registered zero-cost proxy "
-                    f"{sorted(PROXIES)}"
-                )
-            if others:
-                raise ValueError(
-                    f"cascade.screen {cascade.screen!r} reads {others}, which are not zero-cost "
-                    f"proxies {sorted(PROXIES)}: the screen scores untrained networks (trained "
-                    "scores belong in score / cascade.rung_scores)"
-                )
-            if screen.fitted and self.ground_truth is None:
-                raise ValueError(
-                    f"cascade.screen {cascade.screen!r} has a fitted combiner; it learns from "
-                    "labelled architectures: set ground_truth (a NAS-Bench-201 table)"
-                )
+        for field, text in (("screen", cascade.screen), ("prescreen", cascade.prescreen)):
+            if text is not None:
+                self._check_screen(f"cascade.{field}", text)
         for text in cascade.rung_scores or [self.score]:
             if text == "proxy":
                 raise ValueError(

@@ -124,9 +124,7 @@ def rung_lines(s: SearchStatus) -> list[str]:
     promoted, 45,000 examples, best 0.7312"."""
     out = []
     for r in s.rungs:
-        where = r["budget"] or f"screen, {r['score']}"
-        if r["budget"]:
-            where += f", {r['score']}"
+        where = f"{r.get('stage') or r['budget'] or 'screen'}, {r['score']}"
         best = f", best {r['best']['value']:.4g}" if r["best"] else ""
         out.append(
             f"bracket {r['bracket']} rung {r['rung']} ({where}): "
