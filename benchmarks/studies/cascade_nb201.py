@@ -529,15 +529,21 @@ def cmd_report(args: argparse.Namespace) -> None:
             f"| {m} | {a.size} | {a.mean():.2f} +- {a.std(ddof=1) if a.size > 1 else 0:.2f} | "
             f"[{lo:.2f}, {hi:.2f}] | {np.mean(total[m]):,.0f} | {np.mean(cpu[m]):,.0f} |"
         )
-    if "cascade-p" in runs and "cascade-ptg" in runs:
-        a = {r["seed"]: r["events"][-1][2] for r in runs["cascade-p"]}
-        b = {r["seed"]: r["events"][-1][2] for r in runs["cascade-ptg"]}
+    pairs = [(f"{k}-p", f"{k}-ptg") for k in ("cascade", "random", "re", "tpe")]
+    pairs += [(m, "cascade-ptg") for m in METHODS if m not in ("cascade-p", "cascade-ptg")]
+    for a_m, b_m in pairs:  # teacher guidance on/off, then the cascade against each method
+        if a_m not in runs or b_m not in runs:
+            continue
+        a = {r["seed"]: r["events"][-1][2] for r in runs[a_m]}
+        b = {r["seed"]: r["events"][-1][2] for r in runs[b_m]}
         seeds = sorted(set(a) & set(b))
+        if len(seeds) < 2:
+            continue
         d = np.array([b[s] - a[s] for s in seeds]) * 100
         lo, hi = bootstrap_ci(d)
         print(
-            f"\npaired over {len(seeds)} seeds, cascade-ptg minus cascade-p: mean {d.mean():+.3f} "
-            f"points, 95% bootstrap CI [{lo:+.3f}, {hi:+.3f}]; ptg better on "
+            f"paired over {len(seeds)} seeds, {b_m} minus {a_m}: mean {d.mean():+.3f} "
+            f"points, 95% bootstrap CI [{lo:+.3f}, {hi:+.3f}]; {b_m} better on "
             f"{int((d > 0).sum())}, equal on {int((d == 0).sum())}, worse on {int((d < 0).sum())}"
         )
     if args.out is not None:
