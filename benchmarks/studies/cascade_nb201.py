@@ -233,6 +233,36 @@ def run_screen_only(args: argparse.Namespace, seed: int, truth: Any) -> dict[str
     return {"events": events, "trained": 0}
 
 
+def random_stream(seed: int, truth: Any, k: int) -> list[Any]:
+    """The first ``k`` distinct table cells of ``random-p``'s proposal stream for ``seed``
+    (also the shared start-up of ``re-*`` and ``tpe-*``): uniform random cells of the table,
+    trained by those searches at their budget, so the evaluation cache holds their P, TG and
+    SoTL (``cells`` command)."""
+    from tgsage.spaces import get_space
+    from tgsage.strategies import get_strategy
+    from tgsage.strategies.base import trial_seed
+
+    space = get_space("nb201")
+    stream = get_strategy("random", space, seed=seed)
+    acc = _truth_by_hash(truth)
+    out: dict[str, Any] = {}
+    asked = 0
+    while len(out) < k:
+        spec = space.params_to_spec(stream.ask(trial_seed(seed, asked)))
+        asked += 1
+        if spec.spec_hash in acc:
+            out.setdefault(spec.spec_hash, spec)
+    return list(out.values())
+
+
+def cmd_cells(args: argparse.Namespace) -> None:
+    """Print the arch strings of ``random_stream`` (``--random-n`` cells per seed)."""
+    truth = load_truth(args)
+    for seed in _parse_seeds(args.seeds):
+        for spec in random_stream(seed, truth, args.random_n):
+            print(spec.to_arch_string())
+
+
 def run_baseline(args: argparse.Namespace, seed: int, method: str, truth: Any) -> dict[str, Any]:
     """A flat search: every proposal trained to ``baseline_budget`` and scored by P or P+TG."""
     from tgsage.spaces import get_space
@@ -459,6 +489,28 @@ def cmd_bounds(args: argparse.Namespace) -> None:
         )
     else:
         print(f"mean best-so-far never reached {args.target:.2f} in {curves.shape[1]} evaluations")
+    if args.p_spearman is not None:
+        model = oracle_evolution(
+            truth, seeds, args.oracle_evaluations, args.re_population, args.re_sample,
+            spearman=args.p_spearman,
+        ) * 100  # fmt: skip
+        m = model.mean(axis=0)
+        print(
+            f"\nthe same evolution guided by a MODEL of P with Spearman {args.p_spearman} "
+            f"(Gaussian copula; {examples:,} examples per evaluation):"
+        )
+        print("| evaluations | examples | mean best-so-far | 95% CI of the mean |")
+        print("|---|---|---|---|")
+        for n in (5, 10, 18, 20, 50, 100, 200, 500, 1000, 2000):
+            if n <= model.shape[1]:
+                lo, hi = bootstrap_ci(model[:, n - 1])
+                print(f"| {n} | {n * examples:,} | {m[n - 1]:.2f} | [{lo:.2f}, {hi:.2f}] |")
+        hit = np.flatnonzero(m >= args.target)
+        print(
+            f"model mean first >= {args.target:.2f} after {int(hit[0]) + 1} evaluations"
+            if hit.size
+            else f"model mean never reached {args.target:.2f} in {m.size} evaluations"
+        )
     all_acc = np.array(list(acc.values())) * 100
     print(
         f"table: {all_acc.size} cells, mean {all_acc.mean():.2f}, median {np.median(all_acc):.2f}, "
@@ -483,29 +535,54 @@ def _budget_examples(budget: str) -> int:
 
 
 def oracle_evolution(
-    truth: Any, seeds: Sequence[int], evaluations: int, population: int, sample: int
+    truth: Any,
+    seeds: Sequence[int],
+    evaluations: int,
+    population: int,
+    sample: int,
+    spearman: float | None = None,
 ) -> np.ndarray:
     """Best-so-far true accuracy (seeds x evaluations) of tgsage's regularised evolution when
     each candidate's fitness is its true 200-epoch accuracy, with no noise: what RE guided by
     P could reach if P ranked perfectly. Cells outside the table are proposed again at no
-    cost, as in the ``re-p`` baseline."""
+    cost, as in the ``re-p`` baseline.
+
+    With ``spearman``, a model of a noisy P instead (a Gaussian copula): fitness = r z + sqrt(1
+    - r^2) e, z the normal score of the cell's rank in the table, e a standard normal fixed
+    per cell and seed (P is one training's value), r the Pearson correlation of normal scores
+    that gives this Spearman (2 sin(pi rho / 6)); the incumbent is the best cell by fitness,
+    judged by its true accuracy. Its noise is the same across the range, while a real P may
+    tell apart the top cells less well than the bad ones: optimistic for the modelled RE."""
+    from scipy.stats import norm, rankdata
+
     from tgsage.spaces import get_space
     from tgsage.strategies.evolution import EvolutionStrategy
 
     space = get_space("nb201")
+    hashes = list(_truth_by_hash(truth))
+    accs = np.array([_truth_by_hash(truth)[h] for h in hashes])
+    z = dict(zip(hashes, norm.ppf((rankdata(accs) - 0.5) / accs.size), strict=True))
+    r = None if spearman is None else 2 * np.sin(np.pi * spearman / 6)
     curves = np.zeros((len(seeds), evaluations))
     for row, seed in enumerate(seeds):
         strategy = EvolutionStrategy(space, seed, population=population, sample_size=sample)
         rng = np.random.default_rng(20_000 + seed)
-        best, done = -np.inf, 0
+        noise: dict[str, float] = {}
+        best, best_acc, done = -np.inf, -np.inf, 0
         while done < evaluations:
             params = strategy.ask(int(rng.integers(2**31)))
-            acc = truth.lookup(strategy.to_spec(params))
+            spec = strategy.to_spec(params)
+            acc = truth.lookup(spec)
             if acc is None:
                 continue
-            strategy.tell(params, acc)
-            best = max(best, acc)
-            curves[row, done] = best
+            fit = acc
+            if r is not None:
+                e = noise.setdefault(spec.spec_hash, float(rng.standard_normal()))
+                fit = r * z[spec.spec_hash] + np.sqrt(1 - r * r) * e
+            strategy.tell(params, fit)
+            if fit > best:
+                best, best_acc = fit, acc
+            curves[row, done] = best_acc
             done += 1
     return curves
 
@@ -622,7 +699,7 @@ def plot(
 # ---------------------------------------------------------------------------- CLI
 def main(argv: Iterable[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("command", choices=("screen", "run", "report", "bounds"))
+    ap.add_argument("command", choices=("screen", "run", "report", "bounds", "cells"))
     ap.add_argument("--data-root", help="extracted CIFAR-10 folder (the study's 20,000 images)")
     ap.add_argument("--table", help="NATS-Bench table (e.g. ../shared/data/nats-bench-tss-dev.csv)")
     ap.add_argument("--teacher", help="teacher file of the trained study's setting")
@@ -663,6 +740,9 @@ def main(argv: Iterable[str] | None = None) -> None:
         "--oracle-evaluations", type=int, default=1000, help="bounds: RE with true fitness"
     )
     ap.add_argument("--target", type=float, default=94.0, help="bounds: accuracy to reach (%%)")
+    ap.add_argument(
+        "--p-spearman", type=float, help="bounds: also RE guided by a model of P (its Spearman)"
+    )
     ap.add_argument("--out", type=Path, help="report: the figure")
     args = ap.parse_args(list(argv) if argv is not None else None)
     if args.command in ("screen", "run") and (
@@ -674,6 +754,7 @@ def main(argv: Iterable[str] | None = None) -> None:
     if args.work is not None:
         args.work.mkdir(parents=True, exist_ok=True)
     commands = {"screen": cmd_screen, "run": cmd_run, "report": cmd_report, "bounds": cmd_bounds}
+    commands["cells"] = cmd_cells
     commands[args.command](args)
 
 

@@ -110,6 +110,11 @@ def main() -> None:
     parser.add_argument("--dataset", choices=sorted(ARCHIVES), default="cifar10")
     parser.add_argument("--cells", type=int, default=1000, help="first N cells of the order")
     parser.add_argument("--start", type=int, default=0, help="skip the first N of the order")
+    parser.add_argument(
+        "--archs",
+        type=Path,
+        help="score these cells instead (a file of NB201 arch strings, one per line)",
+    )
     parser.add_argument("--seeds", default="0", help="comma-separated seeds")
     parser.add_argument("--score-sets", default="zc1,fisher1", help=f"of {sorted(SCORE_SETS)}")
     parser.add_argument("--batch", type=int, default=64)
@@ -124,6 +129,13 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     sets = [s.strip() for s in args.score_sets.split(",") if s.strip()]
     rows = cell_order(read_table(args.data_dir))[args.start : args.start + args.cells]
+    if args.archs is not None:
+        wanted = [a.strip() for a in args.archs.read_text().splitlines() if a.strip()]
+        by_arch = {r["ArchitectureString"]: r for r in read_table(args.data_dir)}
+        missing = [a for a in wanted if a not in by_arch]
+        if missing:
+            raise SystemExit(f"--archs: {len(missing)} cells not in the table, e.g. {missing[0]}")
+        rows = [by_arch[a] for a in dict.fromkeys(wanted)]
     done = done_keys(args.out)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     batches = {

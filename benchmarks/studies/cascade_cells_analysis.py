@@ -1,0 +1,216 @@
+"""Issue 12 (b) with trained scores, and the teacher-guidance ablation, on uniform random cells.
+
+The cascade study's baselines (``cascade_nb201.py``) train uniform random cells of the
+NATS-Bench table: ``random-p`` the first 5 cells of each seed's random stream for 20,000
+examples, ``re-*`` / ``tpe-*`` the first 10 (their shared random start-up) for 5,000 examples;
+every training is in the evaluation cache with its P (1,000 validation images), TG and TG-deep
+(the whitened teacher, 0.84), SoTL and SoTL-E. Those cells (``random_stream``; 10 per seed,
+200 over seeds 0-19) are a random sample of the space with trained scores at two budgets, at
+no extra training cost. Their training-free scores come from the zero-cost study's records
+(``zero_cost_nb201.py --archs``: full width, CIFAR-10 images, the same definitions as
+BENCHMARKS 18), so every score of the zero-cost study is a feature here.
+
+**Split:** the zero-cost analysis's (``split_of``: a seeded permutation of the table's rows), so
+the label-free prior - the combination chosen on the zero-cost study's selection half - never
+saw a report cell. Which teacher-guidance score and weight joins the prior is chosen on the
+selection-half cells here; fitted combiners learn from the selection-half cells (at most
+``--labels``) and are reported on the report-half cells, paired.
+
+    python benchmarks/studies/cascade_cells_analysis.py --data-dir ../shared/data \\
+        --cache benchmarks/results/cascade_nb201_evals.jsonl \\
+        --zero-cost benchmarks/results/zero_cost_nb201_cifar10.jsonl \\
+        --zero-cost benchmarks/results/zero_cost_nb201_cifar10_az2.jsonl \\
+        --zero-cost benchmarks/results/zero_cost_nb201_cifar10_cascade_cells.jsonl \\
+        --seeds 0-19 --out analysis.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cascade_nb201 import _parse_seeds, random_stream
+from trained_analysis import N_BOOT, WEIGHTS_TG, estimates, fmt, nan_last
+from zero_cost_analysis import TABLE, load_records, load_table, split_of
+
+from tgsage.experiments import correlation_estimates, load_nb201_table, paired_difference
+from tgsage.scores import FitOptions, Population, evaluate, parse_score
+from tgsage.spaces.nb201 import NB201Spec
+
+PRIOR = (
+    "1*logrank(zc_meco) + 0.2*logrank(zc_az_trainability) + 0.2*logrank(zc_synflow) "
+    "+ 0.1*logrank(zc_az_progressivity) + 0.1*logrank(zc_jacob_cov)"
+)  # README "Which score to use when", chosen on the zero-cost study's selection half
+TRAINED = ["P", "TG", "TG-deep", "SoTL", "SoTL-E"]
+GUIDANCE = ["TG", "TG-deep"]
+
+
+def trained_scores(cache: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """``{(spec hash, budget): scores}`` of the cache's completed trainings."""
+    out: dict[tuple[str, str], dict[str, float]] = {}
+    for line in cache.read_text().splitlines():
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if r.get("budget") and r.get("status") == "ok" and r.get("scores"):
+            out[(r["spec_hash"], r["budget"])] = {
+                k: float(v) for k, v in r["scores"].items() if v is not None
+            }
+    return out
+
+
+def singles(cells: list[str], trained: dict, zc: dict, acc: dict, budget: str) -> dict:
+    """Every score's predictivity over every cell with it (descriptive: nothing chosen)."""
+    out = {}
+    hashes = {a: NB201Spec.from_arch_string(a).spec_hash for a in cells}
+    for name in [*TRAINED, "P+TG"]:
+        xs, ys = [], []
+        for a in cells:
+            s = trained.get((hashes[a], budget))
+            if s is None:
+                continue
+            v = s["P"] + s["TG"] if name == "P+TG" else s.get(name, np.nan)
+            if np.isfinite(v):
+                xs.append(v)
+                ys.append(acc[a])
+        if len(xs) >= 10:
+            out[f"{name}@{budget}"] = estimates(np.array(xs), np.array(ys)) | {"n": len(xs)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", required=True, type=Path, help=f"holds {TABLE}")
+    ap.add_argument("--cache", required=True, type=Path, help="the cascade study's evaluations")
+    ap.add_argument("--zero-cost", type=Path, action="append", required=True)
+    ap.add_argument("--seeds", default="0-19")
+    ap.add_argument("--per-seed", type=int, default=10, help="cells of each seed's stream")
+    ap.add_argument("--budget", default="5000ex", help="the trained scores' budget")
+    ap.add_argument("--labels", type=int, default=100)
+    ap.add_argument("--prior", default=PRIOR)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+
+    rows = load_table(args.data_dir)
+    half = split_of(rows)
+    acc = {r["ArchitectureString"]: float(r["CIFAR10TestAccuracy200Epochs"]) / 100 for r in rows}
+    truth = load_nb201_table(args.data_dir / TABLE, dataset="cifar10")
+    cells = list(
+        dict.fromkeys(
+            spec.to_arch_string()
+            for seed in _parse_seeds(args.seeds)
+            for spec in random_stream(seed, truth, args.per_seed)
+        )
+    )
+    trained = trained_scores(args.cache)
+    zc = load_records(args.zero_cost, "cifar10", 0)
+    result: dict[str, Any] = {"cells": len(cells), "budget": args.budget, "labels": args.labels}
+    print(f"{len(cells)} random cells (seeds {args.seeds}, {args.per_seed} each)")
+
+    # ---- single scores, every cell with them (20,000 examples: random-p's 5 per seed)
+    result["single"] = singles(cells, trained, zc, acc, args.budget)
+    result["single"] |= singles(cells, trained, zc, acc, "20000ex")
+    for key, e in result["single"].items():
+        print(f"  {key} (n={e['n']}): {fmt(e['spearman'])}")
+
+    # ---- combined, selection half -> report half
+    hashes = {a: NB201Spec.from_arch_string(a).spec_hash for a in cells}
+    usable = [a for a in cells if (hashes[a], args.budget) in trained and a in zc]
+    zc_names = sorted(set.intersection(*(set(zc[a]) for a in usable)))
+    table_rows, specs, split, target = [], [], [], []
+    for a in usable:
+        v = {f"zc_{k}": nan_last(zc[a][k]) for k in zc_names}
+        s = trained[(hashes[a], args.budget)]
+        v |= {k: s[k] for k in TRAINED}
+        table_rows.append(v)
+        specs.append(NB201Spec.from_arch_string(a))
+        split.append(half[a])
+        target.append(acc[a])
+    idx = {h: np.flatnonzero(np.array(split) == h) for h in ("selection", "report")}
+    result["n"] = {h: int(i.size) for h, i in idx.items()}
+    print(f"{len(usable)} cells with trained and zero-cost scores: {result['n']}")
+    pop = Population.from_rows(table_rows, specs=specs, target=target)
+    sel, rep = pop.subset(idx["selection"]), pop.subset(idx["report"])
+    prior = args.prior
+    free = ", ".join(f"zc_{k}" for k in zc_names)
+    tg = ", ".join(GUIDANCE)
+    train_only = "P, SoTL, SoTL-E"
+
+    def rho(expr: str, on: Population) -> float:
+        est = correlation_estimates(evaluate(expr, on), on.target, n_boot=0)
+        return float(est["spearman"].value)
+
+    # the label-free prior plus one trained score: which one and its weight, chosen on the
+    # selection half (as BENCHMARKS 18 chose the prior's own weights on its selection half)
+    choices = {}
+    for extra in (GUIDANCE, ["P"], ["SoTL"]):
+        grid = {(n, w): f"({prior}) + {w:g}*logrank({n})" for n in extra for w in WEIGHTS_TG}
+        best = max(grid, key=lambda k: rho(grid[k], sel))
+        choices[extra[0] if extra != GUIDANCE else "TG"] = (grid[best], best, rho(grid[best], sel))
+    result["chosen on the selection half"] = {
+        k: {"expression": e, "score": b[0], "weight": b[1], "selection_spearman": r}
+        for k, (e, b, r) in choices.items()
+    }
+    for k, (e, _, r) in choices.items():
+        print(f"  chosen (+{k}): {e} (selection {r:.3f})")
+
+    def ensemble(features: str) -> str:
+        forest = f"forest({prior}, {features}, ops)"
+        gbm = f"gbm({prior}, {features}, ops)"
+        return f"meanrank({forest}, {gbm}, {prior})"
+
+    variants = {
+        "label-free prior": prior,
+        "prior + TG (chosen)": choices["TG"][0],
+        "prior + P (chosen)": choices["P"][0],
+        "prior + SoTL (chosen)": choices["SoTL"][0],
+        "ensemble, training-free": ensemble(free),
+        "ensemble + TG": ensemble(f"{free}, {tg}"),
+        "ensemble + P, SoTL (no TG)": ensemble(f"{free}, {train_only}"),
+        "ensemble + P, SoTL, TG": ensemble(f"{free}, {train_only}, {tg}"),
+        "P": "P",
+        "TG": "TG",
+        "P + TG": "P + TG",
+        "SoTL": "SoTL",
+    }
+    preds, result["report"] = {}, {}
+    for name, expr in variants.items():
+        parse_score(expr)
+        preds[name] = evaluate(expr, rep, sel, FitOptions(labels=args.labels, seed=0))
+        result["report"][name] = {"expression": expr, **estimates(preds[name], rep.target)}
+        print(f"  report {name}: {fmt(result['report'][name]['spearman'])}", flush=True)
+    pairs = [
+        ("prior + TG (chosen)", "label-free prior"),
+        ("prior + P (chosen)", "label-free prior"),
+        ("prior + SoTL (chosen)", "label-free prior"),
+        ("ensemble + TG", "ensemble, training-free"),
+        ("ensemble + P, SoTL, TG", "ensemble, training-free"),
+        ("ensemble + P, SoTL, TG", "ensemble + P, SoTL (no TG)"),
+        ("ensemble, training-free", "label-free prior"),
+        ("P + TG", "P"),
+    ]
+    result["paired"] = {}
+    for a, b in pairs:
+        d = {
+            m: paired_difference(
+                preds[a], preds[b], rep.target, metric=m, k=10, n_boot=N_BOOT, seed=1
+            )
+            for m in ("spearman", "ndcg_at_k")
+        }
+        result["paired"][f"{a} - {b}"] = {m: v.as_dict() for m, v in d.items()}
+        s = d["spearman"]
+        print(f"  paired {a} - {b}: {s.difference:+.3f} [{s.low:+.3f}, {s.high:+.3f}]")
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
