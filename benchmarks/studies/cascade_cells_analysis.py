@@ -83,6 +83,24 @@ def singles(cells: list[str], trained: dict, zc: dict, acc: dict, budget: str) -
                 ys.append(acc[a])
         if len(xs) >= 10:
             out[f"{name}@{budget}"] = estimates(np.array(xs), np.array(ys)) | {"n": len(xs)}
+    # paired against P on the same cells: does guidance rank them better than accuracy does?
+    have = [a for a in cells if (hashes[a], budget) in trained]
+    if len(have) >= 10:
+        col = {
+            n: np.array(
+                [
+                    trained[(hashes[a], budget)]["P"] + trained[(hashes[a], budget)]["TG"]
+                    if n == "P+TG"
+                    else trained[(hashes[a], budget)][n]
+                    for a in have
+                ]
+            )
+            for n in [*TRAINED, "P+TG"]
+        }
+        y = np.array([acc[a] for a in have])
+        for n in ("TG", "TG-deep", "P+TG", "SoTL"):
+            d = paired_difference(col[n], col["P"], y, n_boot=N_BOOT, seed=1)
+            out[f"{n} - P @{budget}"] = d.as_dict() | {"n": len(have)}
     return out
 
 
@@ -119,7 +137,12 @@ def main() -> None:
     result["single"] = singles(cells, trained, zc, acc, args.budget)
     result["single"] |= singles(cells, trained, zc, acc, "20000ex")
     for key, e in result["single"].items():
-        print(f"  {key} (n={e['n']}): {fmt(e['spearman'])}")
+        if "spearman" in e:
+            print(f"  {key} (n={e['n']}): {fmt(e['spearman'])}")
+        else:
+            print(
+                f"  paired {key} (n={e['n']}): {e['difference']:+.3f} [{e['low']:+.3f}, {e['high']:+.3f}]"
+            )
 
     # ---- combined, selection half -> report half
     hashes = {a: NB201Spec.from_arch_string(a).spec_hash for a in cells}

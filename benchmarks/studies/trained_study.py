@@ -104,6 +104,11 @@ def main() -> None:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--ckpt-dir", type=Path, default=None)
     ap.add_argument("--cells", type=int, default=200)
+    ap.add_argument(
+        "--archs",
+        type=Path,
+        help="score these cells instead of the order's first --cells (arch strings, one a line)",
+    )
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--teachers", default="", help="comma-separated names (default: all)")
     ap.add_argument(
@@ -120,6 +125,10 @@ def main() -> None:
         teachers = {k: teachers[k] for k in args.teachers.split(",")}
     truth = load_nb201_table(args.table, dataset="cifar10")
     pool = study_cells(args.table, args.cells)
+    if args.archs is not None:  # e.g. the cascade study's random cells (cascade_nb201.py cells)
+        pool = list(
+            dict.fromkeys(a.strip() for a in args.archs.read_text().splitlines() if a.strip())
+        )
     print(f"{len(pool)} cells, teachers {list(teachers)}", flush=True)
     t0 = time.time()
 
