@@ -50,6 +50,23 @@ PRIOR = (
 )  # README "Which score to use when", chosen on the zero-cost study's selection half
 TRAINED = ["P", "TG", "TG-deep", "SoTL", "SoTL-E"]
 GUIDANCE = ["TG", "TG-deep"]
+INIT = ["TG", "TG-deep", "TG-cka", "TG-cka-deep", "TG-rel", "TG-rel-deep"]  # of the untrained net
+TEACHER = "whitened32-10ep"  # the cascade study's teacher (test accuracy 0.84)
+
+
+def init_scores(path: Path | None) -> dict[str, dict[str, float]]:
+    """``{spec hash: {"init_<name>": value}}`` from ``trained_study.py --init-only --archs``
+    records: teacher guidance of the untrained network (the same teacher as the cascade)."""
+    if path is None:
+        return {}
+    from tgsage.experiments import read_pool_records
+
+    out = {}
+    for r in read_pool_records(path):
+        if r.ok:
+            s = r.scores_at("0ex", TEACHER)
+            out[r.spec_hash] = {f"init_{n}": float(s[n]) for n in INIT if n in s}
+    return out
 
 
 def trained_scores(cache: Path) -> dict[tuple[str, str], dict[str, float]]:
@@ -113,6 +130,7 @@ def main() -> None:
     ap.add_argument("--per-seed", type=int, default=10, help="cells of each seed's stream")
     ap.add_argument("--budget", default="5000ex", help="the trained scores' budget")
     ap.add_argument("--labels", type=int, default=100)
+    ap.add_argument("--init", type=Path, help="trained_study.py --init-only records of the cells")
     ap.add_argument("--prior", default=PRIOR)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -130,12 +148,22 @@ def main() -> None:
     )
     trained = trained_scores(args.cache)
     zc = load_records(args.zero_cost, "cifar10", 0)
+    init = init_scores(args.init)
     result: dict[str, Any] = {"cells": len(cells), "budget": args.budget, "labels": args.labels}
     print(f"{len(cells)} random cells (seeds {args.seeds}, {args.per_seed} each)")
 
     # ---- single scores, every cell with them (20,000 examples: random-p's 5 per seed)
     result["single"] = singles(cells, trained, zc, acc, args.budget)
     result["single"] |= singles(cells, trained, zc, acc, "20000ex")
+    for name in [f"init_{n}" for n in INIT]:
+        pairs = [
+            (init[h][name], acc[a])
+            for a in cells
+            if (h := NB201Spec.from_arch_string(a).spec_hash) in init and name in init[h]
+        ]
+        if len(pairs) >= 10:
+            x, y = np.array(pairs).T
+            result["single"][name] = estimates(x, y) | {"n": len(pairs)}
     for key, e in result["single"].items():
         if "spearman" in e:
             print(f"  {key} (n={e['n']}): {fmt(e['spearman'])}")
@@ -147,12 +175,15 @@ def main() -> None:
     # ---- combined, selection half -> report half
     hashes = {a: NB201Spec.from_arch_string(a).spec_hash for a in cells}
     usable = [a for a in cells if (hashes[a], args.budget) in trained and a in zc]
+    if init:
+        usable = [a for a in usable if hashes[a] in init]
     zc_names = sorted(set.intersection(*(set(zc[a]) for a in usable)))
     table_rows, specs, split, target = [], [], [], []
     for a in usable:
         v = {f"zc_{k}": nan_last(zc[a][k]) for k in zc_names}
         s = trained[(hashes[a], args.budget)]
         v |= {k: s[k] for k in TRAINED}
+        v |= init.get(hashes[a], {})
         table_rows.append(v)
         specs.append(NB201Spec.from_arch_string(a))
         split.append(half[a])
@@ -199,6 +230,17 @@ def main() -> None:
         "ensemble + TG": ensemble(f"{free}, {tg}"),
         "ensemble + P, SoTL (no TG)": ensemble(f"{free}, {train_only}"),
         "ensemble + P, SoTL, TG": ensemble(f"{free}, {train_only}, {tg}"),
+        **(
+            {
+                "ensemble + TG at init": ensemble(
+                    f"{free}, {', '.join(f'init_{n}' for n in INIT)}"
+                ),
+                "init_TG-cka": "init_TG-cka",
+                "init_TG-rel": "init_TG-rel",
+            }
+            if init
+            else {}
+        ),
         "P": "P",
         "TG": "TG",
         "P + TG": "P + TG",
@@ -217,6 +259,7 @@ def main() -> None:
         ("ensemble + TG", "ensemble, training-free"),
         ("ensemble + P, SoTL, TG", "ensemble, training-free"),
         ("ensemble + P, SoTL, TG", "ensemble + P, SoTL (no TG)"),
+        *([("ensemble + TG at init", "ensemble, training-free")] if init else []),
         ("ensemble, training-free", "label-free prior"),
         ("P + TG", "P"),
     ]
