@@ -54,6 +54,23 @@ INIT = ["TG", "TG-deep", "TG-cka", "TG-cka-deep", "TG-rel", "TG-rel-deep"]  # of
 TEACHER = "whitened32-10ep"  # the cascade study's teacher (test accuracy 0.84)
 
 
+def init_by_teacher(path: Path, cells: list[str], acc: dict[str, float]) -> dict[str, Any]:
+    """Untrained teacher guidance of the cells for every teacher in the records (descriptive):
+    ``{teacher: {score: estimates}}``, to set against the teachers' accuracies."""
+    from tgsage.experiments import read_pool_records
+
+    by_hash = {NB201Spec.from_arch_string(a).spec_hash: a for a in cells}
+    recs = [r for r in read_pool_records(path) if r.ok and r.spec_hash in by_hash]
+    out: dict[str, Any] = {}
+    for t in recs[0].teachers if recs else []:
+        for n in ("TG", "TG-cka", "TG-rel"):
+            x = np.array([r.scores_at("0ex", t).get(n, np.nan) for r in recs])
+            y = np.array([acc[by_hash[r.spec_hash]] for r in recs])
+            ok = np.isfinite(x)
+            out.setdefault(t, {})[n] = estimates(x[ok], y[ok]) | {"n": int(ok.sum())}
+    return out
+
+
 def init_scores(path: Path | None) -> dict[str, dict[str, float]]:
     """``{spec hash: {"init_<name>": value}}`` from ``trained_study.py --init-only --archs``
     records: teacher guidance of the untrained network (the same teacher as the cascade)."""
@@ -155,6 +172,11 @@ def main() -> None:
     # ---- single scores, every cell with them (20,000 examples: random-p's 5 per seed)
     result["single"] = singles(cells, trained, zc, acc, args.budget)
     result["single"] |= singles(cells, trained, zc, acc, "20000ex")
+    if args.init is not None:
+        result["init by teacher"] = init_by_teacher(args.init, cells, acc)
+        for t, scores in result["init by teacher"].items():
+            line = ", ".join(f"{n} {fmt(e['spearman'])}" for n, e in scores.items())
+            print(f"  untrained, teacher {t}: {line}")
     for name in [f"init_{n}" for n in INIT]:
         pairs = [
             (init[h][name], acc[a])
