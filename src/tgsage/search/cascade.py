@@ -163,11 +163,6 @@ class CascadeConfig(BaseModel):
             raise ValueError("prescreen_keep needs a prescreen (a training-free score)")
         return self
 
-    @property
-    def screens(self) -> int:
-        """How many untrained rungs lead each bracket (1, or 2 with a prescreen)."""
-        return 1 if self.prescreen is None else 2
-
 
 @dataclass(frozen=True)
 class Rung:
