@@ -101,40 +101,28 @@ def trained_scores(cache: Path) -> dict[tuple[str, str], dict[str, float]]:
     return out
 
 
-def singles(cells: list[str], trained: dict, zc: dict, acc: dict, budget: str) -> dict:
-    """Every score's predictivity over every cell with it (descriptive: nothing chosen)."""
-    out = {}
-    hashes = {a: NB201Spec.from_arch_string(a).spec_hash for a in cells}
-    for name in [*TRAINED, "P+TG"]:
-        xs, ys = [], []
-        for a in cells:
-            s = trained.get((hashes[a], budget))
-            if s is None:
-                continue
-            v = s["P"] + s["TG"] if name == "P+TG" else s.get(name, np.nan)
-            if np.isfinite(v):
-                xs.append(v)
-                ys.append(acc[a])
-        if len(xs) >= 10:
-            out[f"{name}@{budget}"] = estimates(np.array(xs), np.array(ys)) | {"n": len(xs)}
+def singles(cells: list[str], trained: dict, acc: dict, budget: str) -> dict:
+    """Every score's predictivity over every cell with it (descriptive: nothing chosen), and
+    the guidance scores paired against P on the same cells."""
+    out: dict[str, Any] = {}
+    recs = [
+        (s, acc[a])
+        for a in cells
+        if (s := trained.get((NB201Spec.from_arch_string(a).spec_hash, budget))) is not None
+    ]
+    if len(recs) < 10:
+        return out
+    y = np.array([t for _, t in recs])
+    col = {n: np.array([s.get(n, np.nan) for s, _ in recs]) for n in TRAINED}
+    col["P+TG"] = col["P"] + col["TG"]
+    for name, x in col.items():
+        ok = np.isfinite(x)
+        if ok.sum() >= 10:
+            out[f"{name}@{budget}"] = estimates(x[ok], y[ok]) | {"n": int(ok.sum())}
     # paired against P on the same cells: does guidance rank them better than accuracy does?
-    have = [a for a in cells if (hashes[a], budget) in trained]
-    if len(have) >= 10:
-        col = {
-            n: np.array(
-                [
-                    trained[(hashes[a], budget)]["P"] + trained[(hashes[a], budget)]["TG"]
-                    if n == "P+TG"
-                    else trained[(hashes[a], budget)][n]
-                    for a in have
-                ]
-            )
-            for n in [*TRAINED, "P+TG"]
-        }
-        y = np.array([acc[a] for a in have])
-        for n in ("TG", "TG-deep", "P+TG", "SoTL"):
-            d = paired_difference(col[n], col["P"], y, n_boot=N_BOOT, seed=1)
-            out[f"{n} - P @{budget}"] = d.as_dict() | {"n": len(have)}
+    for n in ("TG", "TG-deep", "P+TG", "SoTL"):
+        d = paired_difference(col[n], col["P"], y, n_boot=N_BOOT, seed=1)
+        out[f"{n} - P @{budget}"] = d.as_dict() | {"n": len(recs)}
     return out
 
 
@@ -170,8 +158,8 @@ def main() -> None:
     print(f"{len(cells)} random cells (seeds {args.seeds}, {args.per_seed} each)")
 
     # ---- single scores, every cell with them (20,000 examples: random-p's 5 per seed)
-    result["single"] = singles(cells, trained, zc, acc, args.budget)
-    result["single"] |= singles(cells, trained, zc, acc, "20000ex")
+    result["single"] = singles(cells, trained, acc, args.budget)
+    result["single"] |= singles(cells, trained, acc, "20000ex")
     if args.init is not None:
         result["init by teacher"] = init_by_teacher(args.init, cells, acc)
         for t, scores in result["init by teacher"].items():
