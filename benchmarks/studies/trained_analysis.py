@@ -14,8 +14,9 @@ within it.
 **A. Fitted combiners without training, at scale** (``--datasets cifar10,cifar100``):
 features (``--features``) = the 13 NAS-Bench-Suite-Zero proxies of the data folder's table
 (``sz_<name>``), or tgsage's own scores from the ``--zero-cost`` records (``zc_<name>``: every
-score all recorded cells have), or both; all computed on CIFAR-10 images and used for both
-targets; plus the spec encoding ``ops``. The label-free prior is the log-rank sum of
+score all recorded cells have), or both; computed on CIFAR-10 images (``--images cifar100``
+reads the records computed on CIFAR-100 images instead) and used for every target; plus the
+spec encoding ``ops``. The label-free prior is the log-rank sum of
 jacob_cov and params of the same source, or ``--prior`` (e.g. the label-free combination that
 ``zero_cost_analysis.py`` chose on the selection half). A fixed
 menu of combiners is scored by 5-fold cross-validation inside the selection half (every fold
@@ -91,14 +92,14 @@ def suite_zero(data_dir: Path) -> dict[str, dict[str, float]]:
 def features(args: argparse.Namespace) -> tuple[dict[str, dict[str, float]], list[str], str]:
     """``{arch: {feature: value}}`` of ``--features``, the feature names and the label-free
     prior: Suite-Zero's 13 proxies (``sz_<name>``), this study's own zero-cost records
-    (``zc_<name>``: the scores every recorded CIFAR-10 cell has), or both (cells with both)."""
+    (``zc_<name>``: the scores every cell recorded on ``--images`` has), or both (cells with both)."""
     tables: list[dict[str, dict[str, float]]] = []
     names: list[str] = []
     if args.features in ("suite-zero", "both"):
         tables.append(suite_zero(args.data_dir))
         names += [f"sz_{n}" for n in SZ]
     if args.features in ("zero-cost", "both"):
-        own = load_records(args.zero_cost, "cifar10", 0)
+        own = load_records(args.zero_cost, args.images, 0)
         common = sorted(set.intersection(*(set(v) for v in own.values()))) if own else []
         tables.append(  # undefined (NaN) ranks last, as in zero_cost_analysis
             {a: {f"zc_{k}": nan_last(v[k]) for k in common} for a, v in own.items()}
@@ -152,10 +153,8 @@ def part_a(args: argparse.Namespace, dataset: str, rows: list[dict[str, str]]) -
     archs = [r["ArchitectureString"] for r in rows if r["ArchitectureString"] in feats]
     sel = population([a for a in archs if half[a] == "selection"], feats, acc)
     rep = population([a for a in archs if half[a] == "report"], feats, acc)
-    print(
-        f"\n## A. {dataset}, features {args.features}: {sel.n} selection / {rep.n} report cells",
-        flush=True,
-    )
+    head = f"features {args.features} ({args.images} images)"
+    print(f"\n## A. {dataset}, {head}: {sel.n} selection / {rep.n} report cells", flush=True)
     exprs = menu(", ".join(names), prior)
     cv = cv_choice(exprs, sel, args.labels)
     best = max(cv, key=cv.get)  # type: ignore[arg-type]
@@ -167,6 +166,7 @@ def part_a(args: argparse.Namespace, dataset: str, rows: list[dict[str, str]]) -
     out = {
         "dataset": dataset,
         "features": args.features,
+        "images": args.images,
         "cells": {"selection": sel.n, "report": rep.n},
         "selection_cv": cv,
         "chosen": best,
@@ -324,6 +324,12 @@ def main() -> None:
     ap.add_argument("--labels", type=int, default=100)
     ap.add_argument("--label-seeds", type=int, default=5)
     ap.add_argument("--datasets", default="cifar10,cifar100")
+    ap.add_argument(
+        "--images",
+        choices=("cifar10", "cifar100"),
+        default="cifar10",
+        help="part A: read the --zero-cost records computed on these images",
+    )
     ap.add_argument(
         "--features",
         choices=("suite-zero", "zero-cost", "both"),

@@ -18,7 +18,7 @@ import optuna
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from tgsage.errors import SpecError
@@ -37,7 +37,8 @@ from tgsage.spaces import (
     list_spaces,
     spec_from_json,
 )
-from tgsage.spaces.nb201 import NB201Cell
+from tgsage.spaces.nb201 import NUM_ARCHS, NB201Cell
+from tgsage.spaces.pruning import skip_dead_work
 from tgsage.strategies import get_strategy, run_strategy
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -350,3 +351,65 @@ def test_has_path_agrees_with_the_network() -> None:
         not NB201Spec(tuple("none" if o == "none" else "skip_connect" for o in s.ops)).has_path
         for s in NB201Space.all_specs()
     )
+
+
+# ----- dead nodes: skipped in training steps, bit-identical -----
+
+
+def _reaches_output(ops: tuple[str, ...]) -> set[int]:
+    """Oracle: nodes joined to node 3 by a chain of non-``none`` edges, from the transitive
+    closure of the adjacency matrix (a different algorithm from the cell's backward sweep)."""
+    adj = np.zeros((4, 4), dtype=int)
+    for (to, i), op in zip(((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2)), ops, strict=True):
+        adj[i, to] = op != "none"
+    reach = np.eye(4, dtype=int)
+    for _ in range(4):
+        reach = np.minimum(reach + reach @ adj, 1)
+    return {j for j in range(4) if reach[j, 3]}
+
+
+def test_dead_nodes_are_the_nodes_without_a_path_to_the_output() -> None:
+    # liveness depends on none vs not-none only: the 64 patterns cover all 15,625 cells
+    seen = 0
+    for ops in itertools.product(("none", "skip_connect"), repeat=6):
+        expected = {1, 2} - _reaches_output(ops)
+        assert set(NB201Cell(NB201Spec(ops), 2).dead_nodes) == expected, ops
+        seen += bool(expected)
+    assert seen > 0
+    share = sum(bool(NB201Cell(s, 1).dead_nodes) for s in NB201Space.all_specs()) / NUM_ARCHS
+    # node 2 is dead when 3<-2 is none (1/5); else node 1 when 3<-1 and 2<-1 are: 4/5 * 1/25
+    assert share == pytest.approx(1 / 5 + 4 / 5 / 25)  # 23.2%
+
+
+@settings(max_examples=25, deadline=None)
+@given(ops=CELLS, seed=st.integers(0, 2**16))
+@example(
+    ops=("nor_conv_1x1", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3", "none", "none"), seed=0
+)
+def test_skipping_dead_work_is_bit_identical_and_skips_it(ops: tuple[str, ...], seed: int) -> None:
+    """Within ``skip_dead_work`` the logits, the loss and every parameter's gradient are
+    exactly those of the whole graph; dead nodes' modules do not run."""
+    spec = NB201Spec(ops)
+    torch.manual_seed(seed)
+    net = NB201Net(spec, num_classes=3, channels=4, num_cells=1).train()
+    twin = NB201Net(spec, num_classes=3, channels=4, num_cells=1).train()
+    twin.load_state_dict(net.state_dict())
+    x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 3, (4,))
+    ran: list[str] = []
+    cell = net.blocks[0]
+    dead_edges = {k for j in cell.dead_nodes for k, _ in cell.incoming[j - 1]}
+    for k in dead_edges:
+        cell.edges[k].register_forward_hook(lambda *_, k=k: ran.append(k))
+    with skip_dead_work():
+        loss = F.cross_entropy(net(x), y)
+    assert ran == []  # skipped ...
+    full = F.cross_entropy(twin(x), y)
+    assert torch.equal(loss, full)
+    loss.backward()
+    full.backward()
+    for (name, p), q in zip(net.named_parameters(), twin.parameters(), strict=True):
+        assert (p.grad is None) == (q.grad is None), name
+        if p.grad is not None:
+            assert torch.equal(p.grad, q.grad), name
+    net(x)
+    assert sorted(ran) == sorted(dead_edges)  # ... only within the block

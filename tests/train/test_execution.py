@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -136,3 +138,37 @@ def test_torch_compile_trains_like_eager():
     assert comp.ok, comp.message
     if comp.compile:  # False only where this machine cannot compile (fallback, tested above)
         assert comp.losses == pytest.approx(eager.losses, rel=1e-3)
+
+
+@pytest.mark.parametrize("amp", ["off", "bf16"])
+def test_training_steps_skip_dead_nodes_and_train_bit_identically(amp):
+    """A NAS-Bench-201 cell's dead nodes (here node 1 and 2: node 3 = pool(node 0)) do not run
+    in training steps, and the run ends with exactly the weights of the whole graph's run
+    (``dead_nodes`` emptied); only the dead batch norms' running statistics differ."""
+    from tgsage.spaces import NB201Net, NB201Spec
+
+    spec = NB201Spec.from_arch_string(
+        "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_3x3~1|+|avg_pool_3x3~0|none~1|none~2|"
+    )
+    torch.manual_seed(0)
+    lean = NB201Net(spec, num_classes=2, channels=4, num_cells=1)
+    full = NB201Net(spec, num_classes=2, channels=4, num_cells=1)
+    full.load_state_dict(lean.state_dict())
+    for block in full.blocks:
+        if hasattr(block, "dead_nodes"):
+            block.dead_nodes = frozenset()
+    ran = []
+    cell = lean.blocks[0]
+    assert cell.dead_nodes == {1, 2}
+    cell.edges[0].register_forward_hook(lambda *_: ran.append(1))
+    a = train_model(lean, _data(), "1ep", amp=amp, **CFG)
+    b = train_model(full, _data(), "1ep", amp=amp, **CFG)
+    assert a.ok and b.ok and ran == []
+    assert a.losses == b.losses
+    sa, sb = lean.state_dict(), full.state_dict()
+    dead = re.compile(r"blocks\.[024]\.edges\.[012]\.2\.(running_|num_batches)")  # dead BNs
+    assert sum(bool(dead.match(n)) for n in sa) == 3 * 3 * 3
+    for name in sa:
+        assert dead.match(name) or torch.equal(sa[name], sb[name]), name
+    name = "blocks.0.edges.0.2.running_mean"
+    assert not torch.equal(sa[name], sb[name])  # the full graph updated it

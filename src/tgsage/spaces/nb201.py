@@ -44,6 +44,7 @@ from tgsage.features import FeatureModule
 from tgsage.spaces.cell_ops import ReLUConvBN
 from tgsage.spaces.choices import ControllerStep, Head, SearchSpace, StepToken, Suggester
 from tgsage.spaces.pooling import AvgPool3x3
+from tgsage.spaces.pruning import dead_work_skipped
 from tgsage.spaces.specs import ArchSpec, check_choice, check_keys, check_list, register_spec
 
 NB201_OPS: tuple[str, ...] = (
@@ -239,7 +240,9 @@ class NB201Cell(nn.Module):
     """Node ``j`` = sum over earlier nodes ``i`` of ``op_{j<-i}(node i)``; returns node 3.
 
     ``none`` edges are left out of the sums (a node whose inputs are all ``none`` is zeros),
-    which gives the same values as adding zeros, without the extra work."""
+    which gives the same values as adding zeros, without the extra work. Nodes that reach the
+    output only through ``none`` edges are computed as in the benchmark, except within
+    :func:`~tgsage.spaces.pruning.skip_dead_work` (training steps), which skips them."""
 
     def __init__(self, spec: NB201Spec, c: int) -> None:
         super().__init__()
@@ -252,10 +255,15 @@ class NB201Cell(nn.Module):
             ]
             for j in range(1, NUM_NODES)
         ]
+        self.dead_nodes = _dead_nodes(self.incoming)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skip = self.dead_nodes if self.dead_nodes and dead_work_skipped() else ()
         nodes = [x]
-        for terms in self.incoming:
+        for j, terms in enumerate(self.incoming, start=1):
+            if j in skip:
+                nodes.append(x)  # a placeholder: no live node reads a dead one
+                continue
             if not terms:
                 nodes.append(x.mul(0.0))
                 continue
@@ -265,6 +273,15 @@ class NB201Cell(nn.Module):
                 total = total + self.edges[k](nodes[i])
             nodes.append(total)
         return nodes[-1]
+
+
+def _dead_nodes(incoming: list[list[tuple[int, int]]]) -> frozenset[int]:
+    """Nodes ``1 .. NUM_NODES - 2`` with no path of non-``none`` edges to the output node."""
+    live = {NUM_NODES - 1}
+    for j in range(NUM_NODES - 1, 0, -1):  # the sources of a live node are live
+        if j in live:
+            live.update(i for _, i in incoming[j - 1])
+    return frozenset(range(1, NUM_NODES - 1)) - live
 
 
 class ResNetReduction(nn.Module):

@@ -35,6 +35,7 @@ from torch import nn
 from tgsage.data.base import DataSplits, ImageSet
 from tgsage.data.pipeline import BatchIterator, resolve_device
 from tgsage.errors import ConfigError, InputError, TrainingError
+from tgsage.spaces.pruning import skip_dead_work
 from tgsage.train.budget import Budget, examples_for_steps, steps_per_epoch
 from tgsage.train.evaluation import evaluate_accuracy
 from tgsage.train.execution import AmpMode, Execution, resolve_amp
@@ -494,8 +495,9 @@ class Trainer:
 
     def _forward_loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """The training loss of one batch (:func:`training_loss`: mean over its examples), the
-        forward under the run's autocast, the loss itself in float32."""
-        with self.execution.autocast():
+        forward under the run's autocast, the loss itself in float32, skipping work that cannot
+        reach the loss (:func:`~tgsage.spaces.pruning.skip_dead_work`: same values)."""
+        with self.execution.autocast(), skip_dead_work():
             logits, aux = split_logits(self._forward(x))
             if self.steps == 0:
                 for out in (logits, *aux):
