@@ -23,6 +23,7 @@ counted as twice the forward) is reported as a fraction of the peak of its own p
     python benchmarks/bench_train.py                     # ~5-10 min, 2 threads
     python benchmarks/bench_train.py --quick             # about a minute
     python benchmarks/bench_train.py --compile --only nb201-C8-conv
+    python benchmarks/bench_train.py --threads 1 --nb201-random 12 --only none   # uniform cells
 """
 
 from __future__ import annotations
@@ -57,12 +58,16 @@ class Case:
     build: Callable[[], torch.nn.Module]
 
 
-def cases() -> list[Case]:
+def cases(nb201_random: int = 0) -> list[Case]:
     out = []
     for width, c in ((0.5, 8), (1.0, 16)):
         for kind, arch in NB201_CELLS.items():
             spec = NB201Spec.from_arch_string(arch)
             out.append(Case(f"nb201-C{c}-{kind}", f"NB201 C={c}", _builder(spec, width)))
+    nb201 = get_space("nb201")
+    for i in range(nb201_random):  # uniform cells: the studies' population, not hand-picked
+        spec = nb201.random_spec(i)
+        out.append(Case(f"nb201-C8-u{i}", "NB201 C=8 uniform", _builder(spec, 0.5)))
     layer = get_space("layer")
     for width in (0.25, 0.5):
         for seed in (0, 1):
@@ -163,13 +168,19 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--only", action="append", default=None, help="case name (repeatable)")
     ap.add_argument("--compile", action="store_true", help="also time compile=True")
+    ap.add_argument(
+        "--nb201-random",
+        type=int,
+        default=0,
+        help="also N uniform random NAS-Bench-201 cells at C = 8 (cases nb201-C8-u0 ..)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     steps = args.steps or (6 if args.quick else 12)
     repeats = args.repeats or (1 if args.quick else 3)
-    todo = cases()
+    todo = cases(args.nb201_random)
     if args.only:
-        todo = [c for c in todo if c.name in args.only]
+        todo = [c for c in todo if c.name in args.only or c.name.startswith("nb201-C8-u")]
     elif args.quick:
         todo = [c for c in todo if c.name in ("nb201-C8-mixed", "layer-w0.5-s0", "cell-w0.25-s0")]
     data = make_data()
@@ -222,7 +233,7 @@ def main() -> None:
             f"{case.name:18s} {macs / 1e6:8.1f} {rate['plain']:10.0f} {rate['tgsage fp32']:11.0f} "
             f"{r_fp32:5.2f} {rate['tgsage default']:8.0f} {r_dflt:5.2f} {r_cpu:11.2f}  "
             f"{100 * frac_plain:10.1f}% "
-            f"{100 * frac_dflt:9.1f}%  {ran}",
+            f"{100 * frac_dflt:9.1f}%  {ran}{_dead_note(case)}",
             flush=True,
         )
         if args.compile:
@@ -240,6 +251,12 @@ def main() -> None:
     for family, rs in ratios.items():
         gm = math.exp(sum(math.log(r) for r in rs) / len(rs))
         print(f"  {family:12s} {gm:.2f}x  (min {min(rs):.2f}, {len(rs)} cases)")
+
+
+def _dead_note(case: Case) -> str:
+    """ ", N dead nodes" for NAS-Bench-201 cells that training steps skip nodes of."""
+    dead = sum(len(getattr(m, "dead_nodes", ())) for m in case.build().modules())
+    return f"; {dead} dead nodes skipped" if dead else ""
 
 
 def _repaid(extra: float, eager_secs: float, compiled_secs: float, steps: int) -> float:
