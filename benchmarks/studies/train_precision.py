@@ -143,6 +143,44 @@ def report(args: argparse.Namespace) -> None:
         f"a cell (pooled over both paths) {sd_seed:.4f}"
     )
     print(f"training time fp32 / fast: median {np.median(time_ratio):.2f}x")
+    f, p_f = stats.f_oneway(*[d[np.array(cells) == a] for a in dict.fromkeys(cells)])
+    print(
+        f"does the shift depend on the cell? one-way ANOVA of fast - fp32 by cell: "
+        f"F = {f:.2f}, p = {p_f:.3f}"
+    )
+    ranking_agreement(by, archs)
+
+
+def ranking_agreement(by: dict, archs: list[str]) -> None:
+    """Does the fast path reorder cells more than a new seed does? Spearman over cells of P
+    between the paths at the same seed, against Spearman between two seeds on one path (the
+    noise floor of any ranking by P)."""
+    seeds = sorted({s for (_, s, _) in by})
+    full = [s for s in seeds if all((a, s, p) in by for a in archs for p in ("fp32", "fast"))]
+    if len(full) < 2 or len(archs) < 4:
+        print("ranking agreement: needs every cell on both paths for at least 2 seeds")
+        return
+
+    def column(seed: int, path: str) -> np.ndarray:
+        return np.array([by[(a, seed, path)]["p"] for a in archs])
+
+    def rho(x: np.ndarray, y: np.ndarray) -> float:
+        return float(stats.spearmanr(x, y).statistic)
+
+    across_paths = [rho(column(s, "fp32"), column(s, "fast")) for s in full]
+    across_seeds = {
+        path: [
+            rho(column(s, path), column(t, path)) for i, s in enumerate(full) for t in full[i + 1 :]
+        ]
+        for path in ("fp32", "fast")
+    }
+    means = {path: np.mean([column(s, path) for s in full], axis=0) for path in ("fp32", "fast")}
+    print(
+        f"ranking of {len(archs)} cells by P, seeds {full}: Spearman fp32 vs fast at the same "
+        f"seed mean {np.mean(across_paths):.3f} (min {min(across_paths):.3f}); two seeds on "
+        f"fp32 {np.mean(across_seeds['fp32']):.3f}, on fast {np.mean(across_seeds['fast']):.3f}; "
+        f"seed-mean P fp32 vs fast {rho(means['fp32'], means['fast']):.3f}"
+    )
 
 
 def by_any(recs: list[dict], arch: str) -> dict:
