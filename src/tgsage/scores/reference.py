@@ -43,22 +43,24 @@ def build_reference(
 ) -> Population:
     """Measure ``names`` on ``specs`` (``measure(i, spec) -> {name: value}``), reusing the cache.
 
-    Rows whose cached values lack one of ``names`` are measured again. A name undefined (NaN)
-    for every reference architecture is refused: nothing could be ranked against it.
+    Rows whose cached values lack one of ``names`` are measured again. A value that is None
+    (undefined, as JSON caches store NaN) counts as NaN: unmeasured, so that architecture is
+    left out of that name's ranks. A name undefined for every reference architecture is refused: nothing could be
+    ranked against it.
     """
     done: dict[str, dict[str, float]] = {}
     if cache is not None and cache.is_file():
         for line in cache.read_text().splitlines():
             try:
                 row = json.loads(line)
-                done[str(row["spec_hash"])] = {k: float(v) for k, v in row["values"].items()}
+                done[str(row["spec_hash"])] = {k: _number(v) for k, v in row["values"].items()}
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # a torn line: measured again
     rows = []
     for i, spec in enumerate(specs):
         have = done.get(spec.spec_hash)
         if have is None or any(n not in have for n in names):
-            have = {k: float(v) for k, v in measure(i, spec).items()}
+            have = {k: _number(v) for k, v in measure(i, spec).items()}
             if cache is not None:
                 from tgsage.jsonl import append_jsonl
 
@@ -73,6 +75,11 @@ def build_reference(
                 "architectures; choose another score"
             )
     return pop
+
+
+def _number(value: Any) -> float:
+    """A measured value as a float; None (undefined) is NaN."""
+    return math.nan if value is None else float(value)
 
 
 def reference_path(run_dir: Path, names: tuple[str, ...], n: int, seed: int) -> Path:
