@@ -438,11 +438,24 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------------------- report
 def _load_searches(path: Path) -> dict[str, list[dict[str, Any]]]:
+    """Results by method name, the latest per seed; a cascade with a prescreen is a variant
+    of its own (``cascade-ptg-2stage``), never mixed with the one-stage runs."""
     out: dict[str, dict[int, dict[str, Any]]] = {}
     for line in path.read_text().splitlines():
         r = json.loads(line)
-        out.setdefault(r["method"], {})[r["seed"]] = r  # the latest result per seed
+        out.setdefault(_label(r), {})[r["seed"]] = r
     return {m: [v[s] for s in sorted(v)] for m, v in out.items()}
+
+
+def _label(record: dict[str, Any]) -> str:
+    """The method, with ``-2stage`` for a cascade that ran a prescreen before its screen."""
+    two_stage = "prescreen" in json.loads(record["key"])
+    return record["method"] + ("-2stage" if two_stage else "")
+
+
+def _names(runs: dict[str, Any]) -> list[str]:
+    """Methods in the study's order, each followed by its variants."""
+    return [n for m in METHODS for n in (m, f"{m}-2stage") if n in runs]
 
 
 def curve(events: Sequence[Sequence[Any]], unit: int, grid: np.ndarray) -> np.ndarray:
@@ -625,9 +638,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         "| CPU seconds (mean) |"
     )
     print("|---|---|---|---|---|---|")
-    for m in METHODS:
-        if m not in runs:
-            continue
+    for m in _names(runs):
         a = final[m] * 100
         lo, hi = bootstrap_ci(a)
         print(
@@ -635,6 +646,7 @@ def cmd_report(args: argparse.Namespace) -> None:
             f"[{lo:.2f}, {hi:.2f}] | {np.mean(total[m]):,.0f} | {np.mean(cpu[m]):,.0f} |"
         )
     pairs = [(f"{k}-p", f"{k}-ptg") for k in ("cascade", "random", "re", "tpe")]
+    pairs += [(m, f"{m}-2stage") for m in ("cascade-p", "cascade-ptg")]  # the prescreen's gain
     pairs += [(m, "cascade-ptg") for m in METHODS if m not in ("cascade-p", "cascade-ptg")]
     for a_m, b_m in pairs:  # teacher guidance on/off, then the cascade against each method
         if a_m not in runs or b_m not in runs:
@@ -681,7 +693,7 @@ def plot(
     # one colour per search (screen, cascade, random, re, tpe); P + TG dashed beside its P twin
     families = list(dict.fromkeys(m.split("-")[0] for m in METHODS))
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colours = {m: palette[families.index(m.split("-")[0]) % len(palette)] for m in METHODS}
+    colours = {m: palette[families.index(m.split("-")[0]) % len(palette)] for m in _names(runs)}
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     for ax, unit, label in ((axes[0], 0, "examples"), (axes[1], 1, "CPU seconds")):
         ends = [np.sum([e[unit] for e in r["events"]]) for rs in runs.values() for r in rs]
@@ -689,8 +701,8 @@ def plot(
         if unit == 0 and bound is not None:
             hi = max(hi, bound[0] * bound[1].shape[1])
         grid = np.geomspace(max(hi * 1e-4, 1.0), hi, 400)
-        for m in METHODS:
-            if m not in runs or (unit == 0 and m == "screen"):  # the screen costs no examples
+        for m in _names(runs):
+            if unit == 0 and m == "screen":  # the screen costs no examples
                 continue
             ys = np.vstack([curve(r["events"], unit, grid) for r in runs[m]]) * 100
             n = np.isfinite(ys).sum(axis=0)
@@ -701,7 +713,7 @@ def plot(
             end = max(np.sum([e[unit] for e in r["events"]]) for r in runs[m])
             ok = (n >= max(2, 0.5 * len(runs[m]))) & (grid <= end)  # drawn up to its cost
             c = colours.get(m)
-            ls = "--" if m.endswith("-ptg") else "-"
+            ls = ":" if m.endswith("-2stage") else "--" if m.endswith("-ptg") else "-"
             ax.plot(grid[ok], mean[ok], color=c, ls=ls, label=f"{m} ({len(runs[m])} seeds)")
             lo, up = (mean - 1.96 * sem)[ok], (mean + 1.96 * sem)[ok]
             ax.fill_between(grid[ok], lo, up, color=c, alpha=0.2)
