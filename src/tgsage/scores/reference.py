@@ -45,8 +45,8 @@ def build_reference(
 
     Rows whose cached values lack one of ``names`` are measured again. A value that is None
     (undefined, as JSON caches store NaN) counts as NaN: unmeasured, so that architecture is
-    left out of that name's ranks. A name undefined for every reference architecture is refused: nothing could be
-    ranked against it.
+    left out of that name's ranks. A name undefined for every reference architecture is
+    refused: nothing could be ranked against it.
     """
     done: dict[str, dict[str, float]] = {}
     if cache is not None and cache.is_file():
